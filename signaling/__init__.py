@@ -1,0 +1,1 @@
+"""Signaling: the WebSocket hub, protocol v1 and its security. Never imports aiortc."""

@@ -1,0 +1,95 @@
+"""The seam between the hub and the media plane.
+
+The hub (signaling/) knows nothing of media: it calls a MediaBackend that the entry point hands it
+(sfu.backend.SfuBackend in production). Everything crossing this seam is plain data (SDP strings,
+candidate fields), so the hub never imports aiortc and the backend never sees a WebSocket or a
+protocol message.
+
+Concurrency: the hub calls one MediaPeer's coroutines one at a time, in the order the client's
+messages arrived. The backend calls PeerSignals from the event loop whenever it has something to
+say (a server offer after a room change, say); those methods must not block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class NegotiationError(Exception):
+    """A client's SDP or candidate could not be applied.
+
+    `code` is one of the stable error codes of docs/protocol.md (e.g. "bad_sdp", "no_offer_pending");
+    the hub sends it to the client as an `error` message and keeps the session.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class IceServer:
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateInit:
+    """An ICE candidate as browsers send it (RTCIceCandidateInit)."""
+
+    candidate: str
+    sdp_mid: str | None = None
+    sdp_mline_index: int | None = None
+
+
+class PeerSignals(Protocol):
+    """What the media plane tells one client; the hub turns each call into a protocol message."""
+
+    def send_offer(self, sdp: str) -> None: ...
+
+    def send_answer(self, sdp: str) -> None: ...
+
+    def send_candidate(self, candidate: CandidateInit | None) -> None:
+        """None is end-of-candidates."""
+        ...
+
+    def media_failed(self, reason: str) -> None:
+        """The peer connection failed or closed on its own; the hub ends the session."""
+        ...
+
+
+class MediaPeer(Protocol):
+    """One participant's media session: one RTCPeerConnection with the server."""
+
+    async def offer(self, sdp: str) -> None:
+        """Apply a client offer. The answer goes out through PeerSignals.send_answer.
+
+        A client offer that collides with the server's own pending offer is ignored (the server
+        is impolite): no answer and no error are sent. Raises NegotiationError on a bad SDP.
+        """
+        ...
+
+    async def answer(self, sdp: str) -> None:
+        """Apply the client's answer to the server's offer; NegotiationError("no_offer_pending")
+        when there is none, NegotiationError("bad_sdp") when it cannot be applied."""
+        ...
+
+    async def candidate(self, candidate: CandidateInit | None) -> None:
+        """Add a remote candidate; None is end-of-candidates. Raises NegotiationError."""
+        ...
+
+    async def close(self) -> None:
+        """Leave: end this peer's publications and subscriptions. Idempotent."""
+        ...
+
+
+class MediaBackend(Protocol):
+    async def join(self, room: str, peer_id: str, signals: PeerSignals) -> MediaPeer:
+        """Add a participant to a room's media; others start receiving its tracks once it
+        publishes, and it receives theirs (the backend offers as soon as there is something)."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,27 @@
+"""Helpers shared by the tests: poll a condition that explains itself instead of sleeping."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+
+async def eventually(check: Callable[[], str], timeout: float = 5.0, interval: float = 0.01) -> None:
+    """Poll check() until it returns ""; on timeout, fail with its last reason."""
+    deadline = time.monotonic() + timeout
+    while reason := check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached after {timeout}s: {reason}")
+        await asyncio.sleep(interval)
+
+
+async def eventually_async(
+    check: Callable[[], Awaitable[str]], timeout: float = 5.0, interval: float = 0.05
+) -> None:
+    """Like eventually(), for checks that must await (getStats and the like)."""
+    deadline = time.monotonic() + timeout
+    while reason := await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached after {timeout}s: {reason}")
+        await asyncio.sleep(interval)
