@@ -1,0 +1,1 @@
+"""aiosfu media plane: rooms, participants, publications and subscriptions over aiortc."""

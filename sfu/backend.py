@@ -1,0 +1,43 @@
+"""SfuBackend: the media plane behind the hub (implements signaling.backend.MediaBackend)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from signaling.backend import PeerSignals
+
+from .config import SfuConfig
+from .participant import Participant
+from .room import Room
+from .rtc.ice import set_ice_addresses
+
+logger = logging.getLogger(__name__)
+
+
+class SfuBackend:
+    def __init__(self, config: SfuConfig | None = None) -> None:
+        self.config = config or SfuConfig()
+        self.rooms: dict[str, Room] = {}
+        if self.config.ice_addresses is not None:
+            set_ice_addresses(self.config.ice_addresses)
+
+    async def join(self, room: str, peer_id: str, signals: PeerSignals) -> Participant:
+        r = self.rooms.get(room)
+        if r is None:
+            r = self.rooms[room] = Room(room, self._drop_room)
+            r.log.info("opened")
+        participant = Participant(r, peer_id, signals, self.config)
+        r.join(participant)
+        return participant
+
+    def _drop_room(self, room: Room) -> None:
+        if self.rooms.get(room.name) is room:
+            del self.rooms[room.name]
+            room.log.info("closed")
+
+    def participants(self) -> list[Participant]:
+        return [p for r in self.rooms.values() for p in r.participants.values()]
+
+    async def close(self) -> None:
+        await asyncio.gather(*(p.close() for p in self.participants()), return_exceptions=True)

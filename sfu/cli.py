@@ -1,0 +1,70 @@
+"""`aiosfu serve`: run the hub and the media plane in one process.
+
+Every flag has an environment variable of the same meaning (flags win): HOST, PORT,
+ICE_ADDRESSES (comma-separated), ICE_MODE, LOG_LEVEL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from signaling.protocol import ICE_MODES
+
+from .server import ServerConfig, serve_forever
+
+
+def _csv(value: str | None) -> list[str] | None:
+    if not value:
+        return None
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    env = os.environ
+    parser = argparse.ArgumentParser(prog="aiosfu", description="A WebRTC SFU in Python.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the signaling hub and the SFU")
+    serve.add_argument("--host", default=env.get("HOST", "127.0.0.1"), help="listen address")
+    serve.add_argument("--port", type=int, default=int(env.get("PORT", "8080")), help="HTTP port")
+    serve.add_argument(
+        "--ice-addresses",
+        default=env.get("ICE_ADDRESSES"),
+        help="comma-separated local IPs that ICE gathers host candidates on "
+        "(default: every interface but loopback, as aioice does)",
+    )
+    serve.add_argument("--ice-mode", default=env.get("ICE_MODE", "all"), choices=ICE_MODES)
+    serve.add_argument("--log-level", default=env.get("LOG_LEVEL", "INFO"))
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        ice_addresses=_csv(args.ice_addresses),
+        ice_mode=args.ice_mode,
+    )
+    try:
+        import uvloop
+    except ImportError:
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    with contextlib.suppress(KeyboardInterrupt):
+        runner(serve_forever(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,368 @@
+"""The Python client: one WebSocket to the hub and one RTCPeerConnection with the server.
+
+Tests, bots and the load tester use it:
+
+    async with Client("ws://127.0.0.1:8080/ws", "room1", name="bot") as client:
+        await client.publish(VideoStreamTrack())
+        async for remote in client.tracks():        # RemoteTrack(peer_id, kind, track)
+            frame = await remote.track.recv()
+
+Negotiation follows the rules of docs/protocol.md: the client offers when what it publishes
+changes, the server offers when what it receives changes, and the client is *polite*. aiortc has
+no rollback, so when the server's offer crosses ours (the server then ignores ours) the client
+imitates one (sfu.rtc.rollback): it drops the transceivers that offer added, answers the server,
+then offers the same tracks again on fresh transceivers.
+
+`decode=False` receives encoded frames (`av.Packet`) instead of decoded ones, as a forwarding
+bot or a load-test subscriber wants: no decoder is created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
+from aiortc import sdp as aiortc_sdp
+
+from signaling import protocol as proto
+from signaling.backend import IceServer
+from signaling.log import bind
+
+from .peerconfig import rtc_configuration
+from .rtc import receiver as rtc_receiver
+from .rtc.ice import set_ice_addresses
+from .rtc.rollback import ice_role_set, rollback_offer
+
+logger = logging.getLogger(__name__)
+
+
+class ClientError(Exception):
+    """The server refused something this client sent (an `error` message)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass(eq=False)
+class RemoteTrack:
+    """A track the server forwards to us, and whose it is."""
+
+    peer_id: str
+    kind: str
+    track: MediaStreamTrack
+    mid: str
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
+class _Offer:
+    transceivers: list[RTCRtpTransceiver]
+    tracks: list[MediaStreamTrack]
+    ice_role_was_set: bool
+
+
+class Client:
+    def __init__(
+        self,
+        url: str,
+        room: str,
+        *,
+        name: str | None = None,
+        token: str | None = None,
+        ice_servers: Sequence[IceServer] | None = None,
+        ice_addresses: Sequence[str] | None = None,
+        decode: bool = True,
+    ) -> None:
+        self.url = url
+        self.room = room
+        self.name = name
+        self.token = token
+        self.decode = decode
+        self.peer_id: str | None = None
+        self.welcome: proto.Welcome | None = None
+        self.participants: dict[str, str | None] = {}
+        self.remote_tracks: dict[str, RemoteTrack] = {}  # by mid
+        self.errors: list[ClientError] = []
+        self.pc: RTCPeerConnection | None = None
+        self.log = bind(logger, room=room, client=name or "-")
+        self._ice_servers = None if ice_servers is None else list(ice_servers)
+        if ice_addresses is not None:
+            set_ice_addresses(ice_addresses)
+        self._session: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self._offer: _Offer | None = None
+        self._to_publish: list[MediaStreamTrack] = []
+        self._published: set[MediaStreamTrack] = set()
+        self._publish_waiters: list[tuple[set[MediaStreamTrack], asyncio.Future[None]]] = []
+        self._welcome = asyncio.get_running_loop().create_future()
+        self._track_queue: asyncio.Queue[RemoteTrack] = asyncio.Queue()
+        self._track_callbacks: list[Callable[[RemoteTrack], None]] = []
+        self._pongs: dict[int, asyncio.Future[None]] = {}
+        self._ping_id = 0
+        self._closed = False
+        self.negotiations = 0
+        self.rollbacks = 0
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def connect(self, timeout: float = 10.0) -> proto.Welcome:
+        self._session = aiohttp.ClientSession()
+        self._ws = await self._session.ws_connect(self.url, heartbeat=20.0)
+        self._reader = asyncio.ensure_future(self._read())
+        await self._send(proto.Join(room=self.room, name=self.name, token=self.token))
+        welcome: proto.Welcome = await asyncio.wait_for(asyncio.shield(self._welcome), timeout)
+        return welcome
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._ws is not None and not self._ws.closed:
+            with contextlib.suppress(Exception):
+                await self._send(proto.Leave())
+            await self._ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        if self._session is not None:
+            await self._session.close()
+        if self.pc is not None:
+            await self.pc.close()
+        for remote in self.remote_tracks.values():
+            remote.ended.set()
+        for _, waiter in self._publish_waiters:
+            if not waiter.done():
+                waiter.set_exception(ConnectionError("client closed"))
+
+    async def __aenter__(self) -> Client:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- API --------------------------------------------------------------------------------
+
+    async def publish(self, *tracks: MediaStreamTrack, timeout: float = 10.0) -> None:
+        """Send these tracks to the room; returns once the server has accepted them."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._publish_waiters.append((set(tracks), waiter))
+        self._to_publish.extend(tracks)
+        await self._offer_publications()
+        await asyncio.wait_for(waiter, timeout)
+
+    def on_track(self, callback: Callable[[RemoteTrack], None]) -> None:
+        self._track_callbacks.append(callback)
+
+    async def tracks(self) -> AsyncIterator[RemoteTrack]:
+        """Remote tracks as they arrive (each one once), for as long as the client is open."""
+        while not self._closed:
+            yield await self._track_queue.get()
+
+    async def next_track(self, timeout: float = 10.0) -> RemoteTrack:
+        return await asyncio.wait_for(self._track_queue.get(), timeout)
+
+    async def ping(self, timeout: float = 5.0) -> float:
+        """Round trip over the signaling socket, in seconds."""
+        self._ping_id += 1
+        future = asyncio.get_running_loop().create_future()
+        self._pongs[self._ping_id] = future
+        start = asyncio.get_running_loop().time()
+        await self._send(proto.Ping(id=self._ping_id))
+        await asyncio.wait_for(future, timeout)
+        return asyncio.get_running_loop().time() - start
+
+    async def send_raw(self, text: str) -> None:
+        """Send a frame as it is (tests of the server's input validation use it)."""
+        assert self._ws is not None, "not connected"
+        await self._ws.send_str(text)
+
+    # --- signaling ---------------------------------------------------------------------------
+
+    async def _send(self, msg: proto.Msg) -> None:
+        assert self._ws is not None, "not connected"
+        await self._ws.send_str(proto.encode(msg).decode())
+
+    async def _read(self) -> None:
+        assert self._ws is not None
+        try:
+            async for frame in self._ws:
+                if frame.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                try:
+                    msg = proto.decode_server(frame.data)
+                except Exception as exc:
+                    self.log.warning("undecodable server message: %s", exc)
+                    continue
+                try:
+                    await self._handle(msg)
+                except Exception:
+                    self.log.exception("failed to handle %s", type(msg).__name__)
+        finally:
+            if not self._welcome.done():
+                self._welcome.set_exception(ConnectionError("signaling socket closed"))
+
+    async def _handle(self, msg: proto.ServerMessage) -> None:
+        if isinstance(msg, proto.Welcome):
+            self._on_welcome(msg)
+        elif isinstance(msg, proto.ServerOffer):
+            await self._on_server_offer(msg.sdp)
+        elif isinstance(msg, proto.ServerAnswer):
+            await self._on_server_answer(msg.sdp)
+        elif isinstance(msg, proto.Candidate):
+            await self._on_candidate(msg.candidate)
+        elif isinstance(msg, proto.ParticipantJoined):
+            self.participants[msg.peer_id] = msg.name
+        elif isinstance(msg, proto.ParticipantLeft):
+            self.participants.pop(msg.peer_id, None)
+        elif isinstance(msg, proto.Error):
+            self._on_error(ClientError(str(msg.code), msg.message))
+        elif (
+            isinstance(msg, proto.Pong)
+            and isinstance(msg.id, int)
+            and (future := self._pongs.pop(msg.id, None))
+        ):
+            future.set_result(None)
+
+    def _on_welcome(self, msg: proto.Welcome) -> None:
+        self.welcome = msg
+        self.peer_id = msg.peer_id
+        self.log = bind(logger, room=self.room, peer=msg.peer_id)
+        self.participants = {p.peer_id: p.name for p in msg.participants}
+        servers = self._ice_servers
+        if servers is None:
+            servers = [
+                IceServer(urls=list(s.urls), username=s.username, credential=s.credential)
+                for s in msg.ice_servers
+            ]
+        self.pc = RTCPeerConnection(rtc_configuration(servers, msg.ice_mode))
+        self.pc.on("track", self._on_pc_track)
+        if not self._welcome.done():
+            self._welcome.set_result(msg)
+
+    def _on_error(self, error: ClientError) -> None:
+        self.log.info("server error %s", error)
+        self.errors.append(error)
+        if error.code in ("bad_sdp", "media_failed"):
+            for _, waiter in self._publish_waiters:
+                if not waiter.done():
+                    waiter.set_exception(error)
+
+    # --- negotiation --------------------------------------------------------------------------
+
+    async def _offer_publications(self) -> None:
+        async with self._lock:
+            pc = self.pc
+            if pc is None or pc.signalingState != "stable" or not self._to_publish:
+                return  # the exchange in progress ends by calling us again
+            tracks, self._to_publish = self._to_publish, []
+            role_was_set = ice_role_set(pc)
+            added = [pc.addTransceiver(t, direction="sendonly") for t in tracks]
+            self._offer = _Offer(added, tracks, role_was_set)
+            await pc.setLocalDescription(await pc.createOffer())
+            await self._send(proto.Offer(sdp=pc.localDescription.sdp))
+            await self._send(proto.Candidate(candidate=None))
+
+    async def _on_server_offer(self, sdp: str) -> None:
+        async with self._lock:
+            pc = self.pc
+            assert pc is not None, "offer before welcome"
+            if pc.signalingState == "have-local-offer" and self._offer is not None:
+                # Glare: the server ignored our offer. Roll back, answer, offer again after.
+                offer, self._offer = self._offer, None
+                await rollback_offer(
+                    pc, offer.transceivers, ice_role_was_set=offer.ice_role_was_set
+                )
+                self._to_publish = offer.tracks + self._to_publish
+                self.rollbacks += 1
+                self.log.info("glare: rolled back our offer to answer the server's")
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+            await self._send(proto.Answer(sdp=pc.localDescription.sdp))
+            await self._send(proto.Candidate(candidate=None))
+            self.negotiations += 1
+            self._update_remote_tracks()
+        await self._offer_publications()
+
+    async def _on_server_answer(self, sdp: str) -> None:
+        async with self._lock:
+            pc = self.pc
+            if pc is None or pc.signalingState != "have-local-offer":
+                self.log.warning("answer without an offer of ours: ignored")
+                return
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+            self.negotiations += 1
+            if self._offer is not None:
+                self._published.update(self._offer.tracks)
+                self._offer = None
+            for tracks, waiter in self._publish_waiters:
+                if not waiter.done() and tracks <= self._published:
+                    waiter.set_result(None)
+            self._publish_waiters = [(t, w) for t, w in self._publish_waiters if not w.done()]
+        await self._offer_publications()
+
+    async def _on_candidate(self, candidate: proto.IceCandidate | None) -> None:
+        # The server (aiortc) puts all its candidates in its SDP; only end-of-candidates comes
+        # here, and it is what lets ICE fail rather than wait for ever.
+        if self.pc is None or self.pc.remoteDescription is None:
+            return
+        if candidate is None:
+            await self.pc.addIceCandidate(None)
+            return
+        text = candidate.candidate.removeprefix("candidate:")
+        if not text:
+            await self.pc.addIceCandidate(None)
+            return
+        parsed = aiortc_sdp.candidate_from_sdp(text)
+        parsed.sdpMid = None
+        parsed.sdpMLineIndex = 0
+        await self.pc.addIceCandidate(parsed)
+
+    # --- remote tracks ---------------------------------------------------------------------------
+
+    def _on_pc_track(self, track: MediaStreamTrack) -> None:
+        assert self.pc is not None
+        transceiver = next(t for t in self.pc.getTransceivers() if t.receiver.track is track)
+        if not self.decode:
+            rtc_receiver.capture_encoded_frames(transceiver.receiver)
+
+    def _update_remote_tracks(self) -> None:
+        """After applying a server offer: announce new forwarded tracks, end removed ones."""
+        assert self.pc is not None
+        description = aiortc_sdp.SessionDescription.parse(self.pc.remoteDescription.sdp)
+        by_mid: dict[str, Any] = {m.rtp.muxId: m for m in description.media}
+        for transceiver in self.pc.getTransceivers():
+            mid = transceiver.mid
+            if mid is None or (media := by_mid.get(mid)) is None:
+                continue
+            if transceiver.receiver.track is None:
+                continue
+            sending = media.direction in ("sendonly", "sendrecv")
+            known = self.remote_tracks.get(mid)
+            if sending and known is None:
+                stream_id = (media.msid or "").split(" ")[0]
+                remote = RemoteTrack(stream_id, media.kind, transceiver.receiver.track, mid)
+                self.remote_tracks[mid] = remote
+                self._track_queue.put_nowait(remote)
+                for callback in self._track_callbacks:
+                    callback(remote)
+            elif not sending and known is not None and not known.ended.is_set():
+                known.ended.set()
+                rtc_receiver.end_track(transceiver.receiver)

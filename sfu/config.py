@@ -1,0 +1,18 @@
+"""Media-plane settings, filled by the entry point from flags and environment variables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from signaling.backend import IceServer
+
+
+@dataclass(slots=True)
+class SfuConfig:
+    # Local addresses ICE gathers host candidates on (None: every interface but loopback).
+    ice_addresses: list[str] | None = None
+    # ICE servers the server's own peer connections use. Never defaulted to a public STUN server.
+    ice_servers: list[IceServer] = field(default_factory=list)
+    ice_mode: str = "all"
+    # At most one keyframe request per publication per this many seconds.
+    keyframe_interval: float = 0.5

@@ -1,0 +1,240 @@
+"""Participant: one client session's media, one RTCPeerConnection with the server.
+
+Implements signaling.backend.MediaPeer. Owns the negotiation with its client (the server is
+impolite: a client offer that crosses the server's pending offer is ignored), its Publications
+(what the client sends) and its Subscriptions (what the server forwards to it). Every negotiation
+step runs under one lock, and forwarding transceivers are added only when the connection is
+stable and then offered at once: aiortc binds an incoming m-line to any same-kind transceiver
+not yet negotiated. Closed by the hub (leave, socket gone) or when its connection fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from aiortc import (
+    MediaStreamTrack,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.sdp import candidate_from_sdp
+
+from signaling.backend import CandidateInit, NegotiationError, PeerSignals
+from signaling.log import bind
+
+from .config import SfuConfig
+from .peerconfig import rtc_configuration
+from .publication import Publication
+from .rtc import receiver as rtc_receiver
+from .subscription import Subscription
+
+if TYPE_CHECKING:
+    from aiortc import RTCIceCandidate
+
+    from .room import Room
+
+logger = logging.getLogger(__name__)
+
+
+def parse_candidate(init: CandidateInit) -> RTCIceCandidate:
+    """Browsers prefix the candidate string with "candidate:", aiortc does not: take both."""
+    text = init.candidate.strip()
+    if text.startswith("candidate:"):
+        text = text[len("candidate:") :]
+    try:
+        candidate = candidate_from_sdp(text)
+    except (ValueError, IndexError) as exc:
+        raise NegotiationError("bad_candidate", f"cannot parse candidate {text!r}: {exc}") from None
+    # Max-bundle: every m-line shares the first one's transport, the only one aiortc feeds.
+    candidate.sdpMid = None
+    candidate.sdpMLineIndex = 0
+    return candidate
+
+
+class Participant:
+    def __init__(self, room: Room, peer_id: str, signals: PeerSignals, config: SfuConfig) -> None:
+        self.room = room
+        self.id = peer_id
+        self.signals = signals
+        self.config = config
+        self.log = bind(room.log, peer=peer_id)
+        self.pc = RTCPeerConnection(rtc_configuration(config.ice_servers, config.ice_mode))
+        self.publications: dict[str, Publication] = {}
+        self.subscriptions: dict[str, Subscription] = {}  # by publication id
+        self.closed = False
+        self._publication_transceivers: dict[str, RTCRtpTransceiver] = {}
+        self._to_add: list[Subscription] = []
+        self._to_remove: list[Subscription] = []
+        self._new_tracks: list[
+            tuple[MediaStreamTrack, RTCRtpReceiver, rtc_receiver.EncodedFrameSink]
+        ] = []
+        self._early_candidates: list[RTCIceCandidate | None] = []
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.pc.on("track", self._on_track)
+        self.pc.on("connectionstatechange", self._on_connection_state)
+
+    # --- MediaPeer -------------------------------------------------------------------------
+
+    async def offer(self, sdp: str) -> None:
+        async with self._lock:
+            if self.closed:
+                return
+            if self.pc.signalingState == "have-local-offer":
+                # Impolite side of perfect negotiation: the client rolls back and answers ours.
+                self.log.info("glare: ignoring the client's offer, the server's is pending")
+                return
+            await self._set_remote(sdp, "offer")
+            answer = await self.pc.createAnswer()
+            await self.pc.setLocalDescription(answer)
+            self.signals.send_answer(self.pc.localDescription.sdp)
+            self.signals.send_candidate(None)
+            self._publish_new_tracks()
+            self._unpublish_stopped_tracks()
+        self._schedule_renegotiation()
+
+    async def answer(self, sdp: str) -> None:
+        async with self._lock:
+            if self.closed:
+                return
+            if self.pc.signalingState != "have-local-offer":
+                raise NegotiationError("no_offer_pending", "there is no server offer to answer")
+            await self._set_remote(sdp, "answer")
+        self._schedule_renegotiation()
+
+    async def candidate(self, candidate: CandidateInit | None) -> None:
+        parsed = None if candidate is None else parse_candidate(candidate)
+        if self.closed:
+            return
+        if self.pc.remoteDescription is None:
+            # Candidates may overtake the offer; aiortc would drop them.
+            self._early_candidates.append(parsed)
+            return
+        await self.pc.addIceCandidate(parsed)
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.room.leave(self)
+        for task in list(self._tasks):
+            task.cancel()
+        for sub in self.subscriptions.values():
+            sub.close()
+        self.subscriptions.clear()
+        for pub in self.publications.values():
+            pub.close()
+        self.publications.clear()
+        self._to_add.clear()
+        self._to_remove.clear()
+        await self.pc.close()
+        self.log.info("left")
+
+    # --- room side -------------------------------------------------------------------------
+
+    def subscribe(self, publication: Publication) -> None:
+        if self.closed or publication.id in self.subscriptions:
+            return
+        sub = Subscription(publication, self.id)
+        self.subscriptions[publication.id] = sub
+        self._to_add.append(sub)
+        self._schedule_renegotiation()
+
+    def unsubscribe(self, publication: Publication) -> None:
+        sub = self.subscriptions.pop(publication.id, None)
+        if sub is None:
+            return
+        if sub in self._to_add:  # never offered: nothing to renegotiate
+            self._to_add.remove(sub)
+            sub.close()
+            return
+        self._to_remove.append(sub)
+        self._schedule_renegotiation()
+
+    # --- internals -------------------------------------------------------------------------
+
+    async def _set_remote(self, sdp: str, kind: str) -> None:
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
+        except Exception as exc:  # aiortc raises ValueError, InvalidStateError, OperationError...
+            self.log.info("rejected %s: %s", kind, exc)
+            raise NegotiationError("bad_sdp", f"cannot apply the {kind}: {exc}") from None
+        early, self._early_candidates = self._early_candidates, []
+        for candidate in early:
+            await self.pc.addIceCandidate(candidate)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        # Emitted inside setRemoteDescription, before the receiver can start a decoder.
+        receiver = next(t.receiver for t in self.pc.getTransceivers() if t.receiver.track is track)
+        sink = rtc_receiver.capture_encoded_frames(receiver)
+        self._new_tracks.append((track, receiver, sink))
+
+    def _publish_new_tracks(self) -> None:
+        new, self._new_tracks = self._new_tracks, []
+        for track, receiver, sink in new:
+            pub = Publication(
+                publisher_id=self.id,
+                track=track,
+                receiver=receiver,
+                sink=sink,
+                keyframe_interval=self.config.keyframe_interval,
+                log=self.log,
+            )
+            self.publications[pub.id] = pub
+            self._publication_transceivers[pub.id] = next(
+                t for t in self.pc.getTransceivers() if t.receiver is receiver
+            )
+            pub.log.info("published")
+            self.room.publish(pub)
+
+    def _unpublish_stopped_tracks(self) -> None:
+        for pub_id, transceiver in list(self._publication_transceivers.items()):
+            if transceiver.currentDirection in ("recvonly", "sendrecv"):
+                continue
+            del self._publication_transceivers[pub_id]
+            pub = self.publications.pop(pub_id)
+            self.room.unpublish(pub)
+            pub.close()
+
+    def _schedule_renegotiation(self) -> None:
+        if self.closed or not (self._to_add or self._to_remove):
+            return
+        task = asyncio.ensure_future(self._renegotiate())
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self.log.error("renegotiation failed", exc_info=exc)
+
+    async def _renegotiate(self) -> None:
+        async with self._lock:
+            if self.closed or self.pc.signalingState != "stable":
+                return  # the answer to the pending offer schedules us again
+            if not (self._to_add or self._to_remove):
+                return
+            removed, self._to_remove = self._to_remove, []
+            added, self._to_add = self._to_add, []
+            for sub in removed:
+                sub.close()
+                if sub.transceiver is not None:
+                    sub.transceiver.direction = "inactive"
+                    await sub.transceiver.stop()
+            for sub in added:
+                sub.attach(self.pc.addTransceiver(sub.track, direction="sendonly"))
+            offer = await self.pc.createOffer()
+            await self.pc.setLocalDescription(offer)
+            self.log.debug("offering +%d -%d forwarded tracks", len(added), len(removed))
+            self.signals.send_offer(self.pc.localDescription.sdp)
+            self.signals.send_candidate(None)
+
+    def _on_connection_state(self) -> None:
+        state = self.pc.connectionState
+        self.log.info("connection %s", state)
+        if state == "failed" and not self.closed:
+            self.signals.media_failed("the media connection failed (ICE or DTLS)")

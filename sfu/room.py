@@ -1,0 +1,54 @@
+"""Room: a named group of participants; all forwarding happens inside one room.
+
+The room only wires publications to subscribers: when a participant publishes, every other
+participant subscribes; when it leaves or unpublishes, they unsubscribe.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from signaling.log import bind
+
+if TYPE_CHECKING:
+    from .participant import Participant
+    from .publication import Publication
+
+logger = logging.getLogger(__name__)
+
+
+class Room:
+    def __init__(self, name: str, on_empty: Callable[[Room], None]) -> None:
+        self.name = name
+        self.participants: dict[str, Participant] = {}
+        self.log = bind(logger, room=name)
+        self._on_empty = on_empty
+
+    def join(self, participant: Participant) -> None:
+        for other in self.participants.values():
+            for pub in other.publications.values():
+                participant.subscribe(pub)
+        self.participants[participant.id] = participant
+        participant.log.info("joined")
+
+    def publish(self, publication: Publication) -> None:
+        for participant in self.participants.values():
+            if participant.id != publication.publisher_id:
+                participant.subscribe(publication)
+
+    def unpublish(self, publication: Publication) -> None:
+        for participant in self.participants.values():
+            participant.unsubscribe(publication)
+
+    def leave(self, participant: Participant) -> None:
+        if self.participants.pop(participant.id, None) is None:
+            return
+        for pub in participant.publications.values():
+            self.unpublish(pub)
+        if not self.participants:
+            self._on_empty(self)
+
+    def publications(self) -> list[Publication]:
+        return [pub for p in self.participants.values() for pub in p.publications.values()]

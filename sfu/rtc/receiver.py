@@ -1,0 +1,133 @@
+"""Take encoded frames from an RTCRtpReceiver before any decoder.
+
+aiortc's receiver depayloads RTP, reassembles frames in its jitter buffer, then puts
+`(codec, JitterFrame)` on a private queue that a decoder thread consumes. We replace that queue
+with a sink that wraps each frame as an `av.Packet` (pts = RTP timestamp from the first frame,
+time_base = 1/clock rate, keyframe flag from the payload) and hands it straight to the receiver's
+track, on the event loop. No decoder is ever created.
+
+aiortc still starts its decoder thread in `receive()`; the sink's `get()` parks that thread until
+the receiver stops, then lets it exit the way it always does (ending the track).
+"""
+
+from __future__ import annotations
+
+import fractions
+import threading
+from typing import Any
+
+import av
+from aiortc.codecs import is_rtx
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
+
+_TIME_BASES: dict[int, fractions.Fraction] = {}
+
+
+def is_keyframe(mime_type: str, data: bytes) -> bool:
+    """True when a decoder can start at this encoded frame."""
+    kind, _, name = mime_type.lower().partition("/")
+    if kind == "audio":
+        return True
+    if name == "vp8":
+        # VP8 frame tag (RFC 6386 9.1): bit 0 of the first byte is 0 for a key frame.
+        return bool(data) and not data[0] & 0x01
+    if name == "h264":
+        return _h264_has_idr(data)
+    return False
+
+
+def _h264_has_idr(data: bytes) -> bool:
+    # aiortc's H.264 depayloader emits Annex B: NAL units after 00 00 01 start codes.
+    pos = data.find(b"\x00\x00\x01")
+    while pos != -1 and pos + 3 < len(data):
+        nal_type = data[pos + 3] & 0x1F
+        if nal_type in (5, 7):  # IDR slice, SPS
+            return True
+        pos = data.find(b"\x00\x00\x01", pos + 3)
+    return False
+
+
+def _time_base(clock_rate: int) -> fractions.Fraction:
+    # One shared Fraction per clock rate: aiortc's convert_timebase short-circuits on equality.
+    tb = _TIME_BASES.get(clock_rate)
+    if tb is None:
+        tb = _TIME_BASES[clock_rate] = fractions.Fraction(1, clock_rate)
+    return tb
+
+
+class EncodedFrameSink:
+    """Stands in for the receiver's decoder queue (a `queue.Queue`)."""
+
+    def __init__(self, receiver: RTCRtpReceiver) -> None:
+        self._receiver = receiver
+        self._stopped = threading.Event()
+        self.frames = 0
+        self.keyframes = 0
+
+    # Called by RTCRtpReceiver._handle_rtp_packet on the event loop.
+    def put(self, item: Any) -> None:
+        if item is None:  # the receiver is stopping its decoder thread
+            self._stopped.set()
+            return
+        codec, frame = item
+        track: Any = self._receiver.track
+        if track is None:
+            return
+        packet = av.Packet(frame.data)
+        packet.pts = frame.timestamp
+        packet.time_base = _time_base(codec.clockRate)
+        keyframe = is_keyframe(codec.mimeType, frame.data)
+        packet.is_keyframe = keyframe
+        self.frames += 1
+        self.keyframes += keyframe
+        track._queue.put_nowait(packet)
+
+    # Called by aiortc's decoder thread: park it until the receiver stops.
+    def get(self) -> None:
+        self._stopped.wait()
+        return None
+
+
+def capture_encoded_frames(receiver: RTCRtpReceiver) -> EncodedFrameSink:
+    """Make `receiver.track.recv()` return encoded `av.Packet`s; call before RTP flows.
+
+    Must run before `receiver.receive()` (i.e. from the peer connection's `track` event).
+    """
+    if getattr(receiver, "_RTCRtpReceiver__decoder_thread", None) is not None:
+        raise RuntimeError("the receiver has already started its decoder")
+    sink = EncodedFrameSink(receiver)
+    receiver._RTCRtpReceiver__decoder_queue = sink  # type: ignore[attr-defined]
+    return sink
+
+
+def media_ssrcs(receiver: RTCRtpReceiver) -> list[int]:
+    """SSRCs the receiver has seen media on (RTX SSRCs excluded), first seen first."""
+    remote: dict[int, Any] = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
+    rtx: dict[int, int] = receiver._RTCRtpReceiver__rtx_ssrc  # type: ignore[attr-defined]
+    return [ssrc for ssrc in remote if ssrc not in rtx]
+
+
+async def send_pli(receiver: RTCRtpReceiver) -> bool:
+    """Ask the remote sender for a keyframe (RTCP PLI on its media SSRC).
+
+    Returns False when no media has arrived yet, so there is no SSRC to name.
+    """
+    ssrcs = media_ssrcs(receiver)
+    if not ssrcs:
+        return False
+    for ssrc in ssrcs:
+        await receiver._send_rtcp_pli(ssrc)
+    return True
+
+
+def codec_of(receiver: RTCRtpReceiver) -> RTCRtpCodecParameters | None:
+    codecs: dict[int, RTCRtpCodecParameters] = receiver._RTCRtpReceiver__codecs  # type: ignore[attr-defined]
+    return next((c for c in codecs.values() if not is_rtx(c)), None)
+
+
+def end_track(receiver: RTCRtpReceiver) -> None:
+    """End the receiver's track now: its consumers (the relay) see the end of stream."""
+    track: Any = receiver.track
+    if track is not None and track.readyState == "live":
+        track._queue.put_nowait(None)

@@ -1,0 +1,90 @@
+"""The entry point's wiring: the hub (signaling/) in front of the media plane (sfu/)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from signaling.backend import IceServer
+from signaling.config import HubConfig
+from signaling.hub import Hub
+
+from .backend import SfuBackend
+from .config import SfuConfig
+
+logger = logging.getLogger(__name__)
+
+BACKEND = web.AppKey("backend", SfuBackend)
+
+
+@dataclass(slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    ice_addresses: list[str] | None = None
+    ice_servers: list[IceServer] = field(default_factory=list)
+    ice_mode: str = "all"
+
+
+def build_app(config: ServerConfig) -> web.Application:
+    backend = SfuBackend(
+        SfuConfig(
+            ice_addresses=config.ice_addresses,
+            ice_servers=config.ice_servers,
+            ice_mode=config.ice_mode,
+        )
+    )
+    hub = Hub(backend, HubConfig(ice_servers=config.ice_servers, ice_mode=config.ice_mode))
+    app = web.Application()
+    hub.add_routes(app)
+    app[BACKEND] = backend
+
+    async def close_media(_: web.Application) -> None:
+        await backend.close()
+
+    app.on_shutdown.append(close_media)
+    return app
+
+
+class RunningServer:
+    """A server on an event loop that is already running (tests, benchmarks, embedding)."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.app = build_app(config)
+        self._runner = web.AppRunner(self.app, handle_signals=False)
+        self.port = config.port
+
+    @property
+    def backend(self) -> SfuBackend:
+        return self.app[BACKEND]
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.config.host}:{self.port}/ws"
+
+    async def start(self) -> RunningServer:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        await site.start()
+        server = site._server
+        assert server is not None
+        sockets = getattr(server, "sockets", None) or []
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+        logger.info("serving on http://%s:%d (WebSocket %s)", self.config.host, self.port, self.url)
+        return self
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+
+
+async def serve_forever(config: ServerConfig) -> None:
+    server = await RunningServer(config).start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await server.stop()

@@ -1,0 +1,46 @@
+"""Fixtures: an in-process aiosfu server on 127.0.0.1 and real aiortc clients.
+
+ICE gathers on 127.0.0.1 only (tests may run in a network namespace with nothing but loopback,
+and must never send anywhere else).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from sfu.client import Client
+from sfu.server import RunningServer, ServerConfig
+
+LOOPBACK = ["127.0.0.1"]
+
+MakeClient = Callable[..., Awaitable[Client]]
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[RunningServer]:
+    running = await RunningServer(ServerConfig(port=0, ice_addresses=LOOPBACK)).start()
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+@pytest.fixture
+async def make_client(server: RunningServer) -> AsyncIterator[MakeClient]:
+    clients: list[Client] = []
+
+    async def make(room: str = "room", *, connect: bool = True, **kwargs: object) -> Client:
+        kwargs.setdefault("ice_addresses", LOOPBACK)
+        client = Client(server.url, room, **kwargs)  # type: ignore[arg-type]
+        clients.append(client)
+        if connect:
+            await client.connect()
+        return client
+
+    yield make
+    for client in clients:
+        with contextlib.suppress(Exception):
+            await client.close()
