@@ -19,8 +19,8 @@ from typing import Protocol
 class NegotiationError(Exception):
     """A client's SDP or candidate could not be applied.
 
-    `code` is one of the stable error codes of docs/protocol.md (e.g. "bad_sdp", "no_offer_pending");
-    the hub sends it to the client as an `error` message and keeps the session.
+    `code` is one of the stable error codes of docs/protocol.md (e.g. "bad_sdp",
+    "no_offer_pending"); the hub sends it to the client as an `error` message and keeps the session.
     """
 
     def __init__(self, code: str, message: str) -> None:

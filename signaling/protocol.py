@@ -1,0 +1,267 @@
+"""Protocol v1: every message on /ws as a msgspec Struct, the single source of truth.
+
+docs/protocol.md explains these messages and docs/protocol.schema.json is generated from them
+(`python -m signaling.schema`); tests/signaling/test_docs.py fails when either drifts from here.
+
+Every message is a JSON object in a WebSocket text frame, tagged by its `type`. Unknown fields are
+ignored so that newer clients keep working; everything else that does not fit is a ProtocolError
+carrying a stable ErrorCode.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Final, Literal, get_args
+
+import msgspec
+
+MAX_SDP_CHARS: Final = 64 * 1024
+MAX_CANDIDATE_CHARS: Final = 1024
+MAX_NAME_CHARS: Final = 64
+MAX_TOKEN_CHARS: Final = 4096
+ROOM_PATTERN: Final = "^[A-Za-z0-9_.-]+$"
+
+RoomName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=ROOM_PATTERN)]
+DisplayName = Annotated[str, msgspec.Meta(max_length=MAX_NAME_CHARS)]
+Token = Annotated[str, msgspec.Meta(max_length=MAX_TOKEN_CHARS)]
+ClientSdp = Annotated[str, msgspec.Meta(max_length=MAX_SDP_CHARS)]
+CandidateLine = Annotated[str, msgspec.Meta(max_length=MAX_CANDIDATE_CHARS)]
+
+IceMode = Literal["all", "stun-only", "turn-only"]
+ICE_MODES: Final[tuple[str, ...]] = get_args(IceMode)
+LeaveReason = Literal["left", "disconnected", "failed"]
+
+
+class ErrorCode(StrEnum):
+    """Stable error codes; docs/protocol.md says when each is sent."""
+
+    BAD_JSON = "bad_json"
+    BAD_MESSAGE = "bad_message"
+    UNKNOWN_TYPE = "unknown_type"
+    TOO_LARGE = "too_large"
+    NOT_JOINED = "not_joined"
+    ALREADY_JOINED = "already_joined"
+    NO_OFFER_PENDING = "no_offer_pending"
+    BAD_SDP = "bad_sdp"
+    BAD_CANDIDATE = "bad_candidate"
+    MEDIA_FAILED = "media_failed"
+    INTERNAL_ERROR = "internal_error"
+
+
+class ProtocolError(Exception):
+    """A frame that is not a valid client message; the hub answers with `error` and carries on."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class Msg(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=True):
+    """Base of every message: a JSON object tagged by `type`; unknown fields are ignored."""
+
+
+class IceCandidate(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An ICE candidate, spelled as browsers spell RTCIceCandidateInit."""
+
+    candidate: CandidateLine
+    sdpMid: str | None = None
+    sdpMLineIndex: int | None = None
+    usernameFragment: str | None = None
+
+
+# Both directions
+
+
+class Candidate(Msg, tag="candidate"):
+    """A trickled ICE candidate; null is end-of-candidates, sent after every offer and answer."""
+
+    candidate: IceCandidate | None
+
+
+# Client -> server
+
+
+class Join(Msg, tag="join"):
+    """Enter a room. `resume` is accepted but not implemented yet: every join is a fresh one."""
+
+    room: RoomName
+    name: DisplayName | None = None
+    token: Token | None = None
+    resume: Token | None = None
+
+
+class Offer(Msg, tag="offer"):
+    """A client offer, sent when what the client publishes changes."""
+
+    sdp: ClientSdp
+
+
+class Answer(Msg, tag="answer"):
+    """The client's answer to the server's pending offer."""
+
+    sdp: ClientSdp
+
+
+class Leave(Msg, tag="leave"):
+    """Leave the room; the socket stays open and may join again."""
+
+
+class Ping(Msg, tag="ping"):
+    """Ask for a `pong` carrying the same id."""
+
+    id: int | str | None = None
+
+
+# Server -> client
+
+
+class IceServerInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One entry of RTCConfiguration.iceServers."""
+
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+class ParticipantInfo(msgspec.Struct, kw_only=True):
+    """Another participant of the room."""
+
+    peer_id: str
+    name: str | None
+
+
+class Welcome(Msg, tag="welcome"):
+    """The answer to `join`: who you are, how to configure ICE, who is already there."""
+
+    peer_id: str
+    room: str
+    ice_servers: list[IceServerInfo]
+    ice_mode: IceMode
+    participants: list[ParticipantInfo]
+    resume_token: str | None
+
+
+class ParticipantJoined(Msg, tag="participant_joined"):
+    """Someone else entered the room."""
+
+    peer_id: str
+    name: str | None
+
+
+class ParticipantLeft(Msg, tag="participant_left"):
+    """Someone else left the room: on purpose, by losing its socket, or by a media failure."""
+
+    peer_id: str
+    name: str | None
+    reason: LeaveReason
+
+
+# The server's SDP is not bounded like the client's: its offer grows with every forwarded track,
+# and a large room must not make it undecodable for the Python client.
+class ServerOffer(Msg, tag="offer"):
+    """A server offer, sent when what the client receives changes."""
+
+    sdp: str
+
+
+class ServerAnswer(Msg, tag="answer"):
+    """The server's answer to a client offer."""
+
+    sdp: str
+
+
+class Error(Msg, tag="error"):
+    """Something the client sent could not be handled; the session stays usable."""
+
+    code: ErrorCode
+    message: str
+
+
+class Pong(Msg, tag="pong"):
+    """The answer to `ping`, with the same id."""
+
+    id: int | str | None = None
+
+
+ClientMessage = Join | Offer | Answer | Candidate | Leave | Ping
+ServerMessage = (
+    Welcome
+    | ParticipantJoined
+    | ParticipantLeft
+    | ServerOffer
+    | ServerAnswer
+    | Candidate
+    | Error
+    | Pong
+)
+
+CLIENT_TYPES: Final[tuple[str, ...]] = ("join", "offer", "answer", "candidate", "leave", "ping")
+
+_client_decoder: msgspec.json.Decoder[ClientMessage] = msgspec.json.Decoder(ClientMessage)
+_server_decoder: msgspec.json.Decoder[ServerMessage] = msgspec.json.Decoder(ServerMessage)
+_encoder = msgspec.json.Encoder()
+
+
+class _TypeOnly(msgspec.Struct):
+    type: object = None
+
+
+def encode(msg: Msg) -> bytes:
+    return _encoder.encode(msg)
+
+
+def decode_client(frame: str | bytes, *, max_bytes: int | None = None) -> ClientMessage:
+    """Decode one WebSocket frame from a client.
+
+    `frame` is what the socket delivered: str for a text frame, bytes for a binary frame (which
+    protocol v1 refuses). Raises ProtocolError with the code to send back.
+    """
+    if not isinstance(frame, str):
+        raise ProtocolError(
+            ErrorCode.BAD_MESSAGE,
+            "binary frames are not accepted: send each message as JSON in a text frame",
+        )
+    if max_bytes is not None:
+        _check_size(frame, max_bytes)
+    try:
+        return _client_decoder.decode(frame)
+    except msgspec.ValidationError as exc:
+        raise _validation_error(frame, str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(ErrorCode.BAD_JSON, f"frame is not valid JSON: {exc}") from None
+
+
+def decode_server(frame: str | bytes) -> ServerMessage:
+    """Decode one server message (for Python clients and tests); raises msgspec errors as-is."""
+    return _server_decoder.decode(frame)
+
+
+def _check_size(frame: str, max_bytes: int) -> None:
+    # A str of n characters is n to 4n bytes of UTF-8: only encode when the answer is not obvious.
+    size = len(frame)
+    if size * 4 > max_bytes:
+        size = len(frame.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        raise ProtocolError(
+            ErrorCode.TOO_LARGE, f"frame is {size} bytes, over the limit of {max_bytes} bytes"
+        )
+
+
+def _validation_error(frame: str, detail: str) -> ProtocolError:
+    # msgspec reports where it failed as a trailing " - at `$.path`"; a bad tag fails at `$.type`.
+    try:
+        tag = msgspec.json.decode(frame, type=_TypeOnly).type
+    except msgspec.DecodeError:
+        tag = None  # not an object: the detail already says so
+    if detail.endswith("- at `$.type`"):
+        if isinstance(tag, str):
+            known = ", ".join(CLIENT_TYPES)
+            return ProtocolError(
+                ErrorCode.UNKNOWN_TYPE,
+                f"unknown message type {tag!r}; client messages are: {known}",
+            )
+        return ProtocolError(ErrorCode.BAD_MESSAGE, f"`type` must be a string: {detail}")
+    if isinstance(tag, str):
+        return ProtocolError(ErrorCode.BAD_MESSAGE, f"invalid `{tag}` message: {detail}")
+    return ProtocolError(ErrorCode.BAD_MESSAGE, f"invalid message: {detail}")

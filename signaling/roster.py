@@ -1,0 +1,83 @@
+"""Who is in which room, under which name: the hub's view of rooms, independent of media.
+
+Everything here is synchronous, so a join or leave and the broadcast announcing it happen with no
+await in between: every participant either is in a newcomer's `welcome` or gets a
+`participant_joined` for it, never both, never neither. Empty rooms are dropped.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Protocol
+
+from signaling.protocol import (
+    LeaveReason,
+    Msg,
+    ParticipantInfo,
+    ParticipantJoined,
+    ParticipantLeft,
+)
+
+
+class Member(Protocol):
+    @property
+    def room(self) -> str: ...
+
+    @property
+    def peer_id(self) -> str: ...
+
+    @property
+    def name(self) -> str | None: ...
+
+    def send(self, msg: Msg) -> None:
+        """Queue a message for this member's client; never raises, never blocks."""
+        ...
+
+
+class Roster:
+    def __init__(self) -> None:
+        self._rooms: dict[str, dict[str, Member]] = {}
+        self._peer_ids: set[str] = set()
+
+    def new_peer_id(self) -> str:
+        """A peer id unused in the whole hub, reserved until release() or remove()."""
+        while (peer_id := secrets.token_urlsafe(6)) in self._peer_ids:
+            pass
+        self._peer_ids.add(peer_id)
+        return peer_id
+
+    def release(self, peer_id: str) -> None:
+        """Give back an id whose join failed before add()."""
+        self._peer_ids.discard(peer_id)
+
+    def add(self, member: Member) -> list[ParticipantInfo]:
+        """Put a member in its room, tell the others; returns who was already there."""
+        room = self._rooms.setdefault(member.room, {})
+        assert member.peer_id not in room, "a peer id joins a room once"
+        others = list(room.values())
+        room[member.peer_id] = member
+        joined = ParticipantJoined(peer_id=member.peer_id, name=member.name)
+        for other in others:
+            other.send(joined)
+        return [ParticipantInfo(peer_id=o.peer_id, name=o.name) for o in others]
+
+    def remove(self, member: Member, reason: LeaveReason) -> None:
+        """Take a member out of its room and tell the others. Idempotent."""
+        self._peer_ids.discard(member.peer_id)
+        room = self._rooms.get(member.room)
+        if room is None or room.get(member.peer_id) is not member:
+            return
+        del room[member.peer_id]
+        if not room:
+            del self._rooms[member.room]
+            return
+        left = ParticipantLeft(peer_id=member.peer_id, name=member.name, reason=reason)
+        for other in room.values():
+            other.send(left)
+
+    def rooms(self) -> dict[str, list[ParticipantInfo]]:
+        """A snapshot: room name -> participants, in joining order."""
+        return {
+            name: [ParticipantInfo(peer_id=m.peer_id, name=m.name) for m in room.values()]
+            for name, room in self._rooms.items()
+        }

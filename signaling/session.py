@@ -1,0 +1,329 @@
+"""Session: one client WebSocket; Participant: one stay of that session in a room.
+
+A Session reads frames in order and handles each to completion before reading the next, so one
+client's backend calls never overlap (what signaling.backend promises the media plane) and a client
+that floods us is slowed by TCP instead of by our memory. A media failure reported by the backend
+takes the same lock, so it cannot interleave with a frame either.
+
+Everything the server sends goes through one queue per session, drained by one writer task: sends
+keep their order, never block the caller and never raise into it, which is what lets the roster
+broadcast and the backend signal (PeerSignals methods are synchronous) from anywhere.
+
+A Participant is the PeerSignals handed to MediaBackend.join. It exists per join, not per socket,
+so a MediaPeer that keeps talking after its participant left cannot reach the client's next stay.
+Until the `welcome` is queued it holds what the backend signals, since the backend may offer
+during join and a client must see `welcome` first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Coroutine
+from typing import Any, Final, assert_never, cast
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from signaling.backend import CandidateInit, MediaBackend, MediaPeer, NegotiationError
+from signaling.config import HubConfig
+from signaling.log import ContextLogger, bind
+from signaling.protocol import (
+    Answer,
+    Candidate,
+    ClientMessage,
+    ErrorCode,
+    IceCandidate,
+    Join,
+    LeaveReason,
+    Msg,
+    Offer,
+    Ping,
+    Pong,
+    ProtocolError,
+    ServerAnswer,
+    ServerOffer,
+    Welcome,
+    decode_client,
+    encode,
+)
+from signaling.protocol import Error as ErrorMsg
+from signaling.protocol import Leave as LeaveMsg
+from signaling.roster import Roster
+
+# A client whose socket has this many messages waiting is not reading; the heartbeat would catch
+# it too, but only after its queue grew for up to 1.5 heartbeats.
+MAX_OUTBOX: Final = 1024
+
+
+class Participant:
+    def __init__(
+        self, session: Session, room: str, peer_id: str, name: str | None, log: ContextLogger
+    ) -> None:
+        self.session = session
+        self.room = room
+        self.peer_id = peer_id
+        self.name = name
+        self.log = log
+        self.media: MediaPeer | None = None
+        self._held: list[Msg] | None = []
+        self._attached = True
+
+    def send(self, msg: Msg) -> None:
+        self.session.send(msg)
+
+    def release(self) -> None:
+        """The welcome is queued: let held and future signals through."""
+        held, self._held = self._held or [], None
+        for msg in held:
+            self.session.send(msg)
+
+    def detach(self) -> None:
+        """This stay is over: whatever the backend signals from now on is dropped."""
+        self._attached = False
+        self._held = None
+
+    # PeerSignals
+
+    def send_offer(self, sdp: str) -> None:
+        self._signal(ServerOffer(sdp=sdp))
+
+    def send_answer(self, sdp: str) -> None:
+        self._signal(ServerAnswer(sdp=sdp))
+
+    def send_candidate(self, candidate: CandidateInit | None) -> None:
+        if candidate is None:
+            self._signal(Candidate(candidate=None))
+            return
+        ice = IceCandidate(
+            candidate=candidate.candidate,
+            sdpMid=candidate.sdp_mid,
+            sdpMLineIndex=candidate.sdp_mline_index,
+        )
+        self._signal(Candidate(candidate=ice))
+
+    def media_failed(self, reason: str) -> None:
+        if not self._attached:
+            self.log.debug("media failure after leaving ignored: %s", reason)
+            return
+        self.session.media_failed(self, reason)
+
+    def _signal(self, msg: Msg) -> None:
+        if not self._attached:
+            self.log.debug("%s from the backend after leaving dropped", type(msg).__name__)
+        elif self._held is not None:
+            self._held.append(msg)
+        else:
+            self.session.send(msg)
+
+
+class Session:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        *,
+        backend: MediaBackend,
+        config: HubConfig,
+        roster: Roster,
+        log: ContextLogger,
+    ) -> None:
+        self._ws = ws
+        self._backend = backend
+        self._config = config
+        self._roster = roster
+        self.log = log
+        self.participant: Participant | None = None
+        self._lock = asyncio.Lock()
+        self._outbox: asyncio.Queue[Msg] = asyncio.Queue()
+        self._closed = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._finished = asyncio.Event()
+
+    async def run(self) -> None:
+        """Serve the socket until it closes, then leave the room as "disconnected"."""
+        writer = asyncio.create_task(self._write_loop())
+        try:
+            await self._read_loop()
+        finally:
+            self._closed = True
+            async with self._lock:
+                await self._leave("disconnected")
+            writer.cancel()
+            # Pending media-failure tasks find the participant gone and return at once.
+            await asyncio.gather(writer, *self._tasks, return_exceptions=True)
+            self._finished.set()
+
+    async def wait_finished(self) -> None:
+        """Until run() has left the room and closed the media peer."""
+        await self._finished.wait()
+
+    async def close(self, code: int = WSCloseCode.GOING_AWAY, message: bytes = b"") -> None:
+        await self._ws.close(code=code, message=message)
+
+    def send(self, msg: Msg) -> None:
+        if self._closed:
+            self.log.debug("%s not sent: socket closed", type(msg).__name__)
+            return
+        if self._outbox.qsize() >= MAX_OUTBOX:
+            self.log.warning("client reads nothing: %d messages waiting; closing", MAX_OUTBOX)
+            self._closed = True
+            self._spawn(self.close(WSCloseCode.POLICY_VIOLATION, b"client is not reading"))
+            return
+        self._outbox.put_nowait(msg)
+
+    def media_failed(self, participant: Participant, reason: str) -> None:
+        self._spawn(self._media_failed(participant, reason))
+
+    async def _read_loop(self) -> None:
+        while True:
+            frame = await self._ws.receive()
+            if frame.type is WSMsgType.TEXT or frame.type is WSMsgType.BINARY:
+                await self._handle(cast(str | bytes, frame.data))
+            elif frame.type is WSMsgType.ERROR:
+                # aiohttp closes with 1009 by itself on a frame over 4x max_message_bytes.
+                self.log.info("socket error: %s", self._ws.exception())
+                return
+            else:  # CLOSE, CLOSING, CLOSED
+                return
+
+    async def _write_loop(self) -> None:
+        while True:
+            msg = await self._outbox.get()
+            try:
+                await self._ws.send_str(encode(msg).decode())
+            except (ConnectionError, RuntimeError) as exc:
+                # The reader sees the close too and ends the session; nothing to tell anyone.
+                self.log.debug("%s not sent: %s", type(msg).__name__, exc)
+                self._closed = True
+                return
+
+    async def _handle(self, frame: str | bytes) -> None:
+        try:
+            msg = decode_client(frame, max_bytes=self._config.max_message_bytes)
+        except ProtocolError as exc:
+            self.log.debug("rejected a frame: %s", exc)
+            self._send_error(exc.code, exc.message)
+            return
+        async with self._lock:
+            try:
+                await self._dispatch(msg)
+            except ProtocolError as exc:
+                self._send_error(exc.code, exc.message)
+            except NegotiationError as exc:
+                self.log.info("%s refused by the media plane: %s", _tag(msg), exc.message)
+                self._send_error(self._known_code(exc.code), exc.message)
+            except Exception:
+                self.log.exception("internal error while handling %s", _tag(msg))
+                self._send_error(
+                    ErrorCode.INTERNAL_ERROR, f"internal server error while handling `{_tag(msg)}`"
+                )
+
+    async def _dispatch(self, msg: ClientMessage) -> None:
+        match msg:
+            case Ping(id=ping_id):
+                self.send(Pong(id=ping_id))
+            case Join():
+                await self._join(msg)
+            case LeaveMsg():
+                self._joined("leave")
+                await self._leave("left")
+            case Offer(sdp=sdp):
+                await self._joined("offer").offer(sdp)
+            case Answer(sdp=sdp):
+                await self._joined("answer").answer(sdp)
+            case Candidate(candidate=candidate):
+                await self._joined("candidate").candidate(_candidate_init(candidate))
+            case _:
+                assert_never(msg)
+
+    def _joined(self, tag: str) -> MediaPeer:
+        if self.participant is None or self.participant.media is None:
+            raise ProtocolError(ErrorCode.NOT_JOINED, f"`{tag}` before `join`: join a room first")
+        return self.participant.media
+
+    async def _join(self, msg: Join) -> None:
+        if (current := self.participant) is not None:
+            raise ProtocolError(
+                ErrorCode.ALREADY_JOINED,
+                f"already in room {current.room!r} as {current.peer_id}; send `leave` first",
+            )
+        peer_id = self._roster.new_peer_id()
+        log = bind(self.log, room=msg.room, peer=peer_id)
+        participant = Participant(self, msg.room, peer_id, msg.name, log)
+        try:
+            participant.media = await self._backend.join(msg.room, peer_id, participant)
+        except BaseException:
+            participant.detach()
+            self._roster.release(peer_id)
+            raise
+        self.participant = participant
+        others = self._roster.add(participant)
+        self.send(
+            Welcome(
+                peer_id=peer_id,
+                room=msg.room,
+                ice_servers=self._config.welcome_ice_servers(),
+                ice_mode=self._config.welcome_ice_mode(),
+                participants=others,
+                # Resume is not implemented: the token is not stored, a `resume` is ignored.
+                resume_token=secrets.token_urlsafe(16),
+            )
+        )
+        participant.release()
+        log.info("joined as %r; %d others in the room", msg.name, len(others))
+
+    async def _leave(self, reason: LeaveReason) -> None:
+        """Take the current participant out of its room and close its media. Call under _lock."""
+        participant, self.participant = self.participant, None
+        if participant is None:
+            return
+        participant.detach()
+        self._roster.remove(participant, reason)
+        try:
+            if participant.media is not None:
+                await participant.media.close()
+        except Exception:
+            participant.log.exception("closing the media peer failed")
+        participant.log.info("left: %s", reason)
+
+    async def _media_failed(self, participant: Participant, reason: str) -> None:
+        async with self._lock:
+            if self.participant is not participant:
+                return  # left or disconnected meanwhile
+            participant.log.warning("media failed: %s", reason)
+            self._send_error(
+                ErrorCode.MEDIA_FAILED,
+                f"the media connection failed ({reason}); you left the room, join again to retry",
+            )
+            await self._leave("failed")
+
+    def _send_error(self, code: ErrorCode, message: str) -> None:
+        self.send(ErrorMsg(code=code, message=message))
+
+    def _known_code(self, code: str) -> ErrorCode:
+        try:
+            return ErrorCode(code)
+        except ValueError:
+            self.log.warning("backend raised an undocumented error code %r", code)
+            return ErrorCode.INTERNAL_ERROR
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _tag(msg: Msg) -> str:
+    tag = msg.__struct_config__.tag
+    return tag if isinstance(tag, str) else type(msg).__name__
+
+
+def _candidate_init(candidate: IceCandidate | None) -> CandidateInit | None:
+    if candidate is None or candidate.candidate == "":
+        return None  # browsers signal end-of-candidates with an empty candidate string
+    line = candidate.candidate
+    # CandidateInit is the browser form; aiortc clients send the line without its prefix.
+    if not line.startswith("candidate:"):
+        line = "candidate:" + line
+    return CandidateInit(
+        candidate=line, sdp_mid=candidate.sdpMid, sdp_mline_index=candidate.sdpMLineIndex
+    )
