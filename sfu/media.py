@@ -36,6 +36,9 @@ class TestPatternTrack(MediaStreamTrack):
             due = self._start + self._count / self.fps
             await asyncio.sleep(max(0.0, due - time.monotonic()))
         frame: av.VideoFrame = next(self._frames)
+        # lavfi marks every frame as an I picture, and encoders obey: that would make every frame
+        # a keyframe (and hide a broken keyframe-request path). Let the encoder decide.
+        frame.pict_type = av.video.frame.PictureType.NONE
         frame.pts = self._count * VIDEO_CLOCK_RATE // self.fps
         frame.time_base = VIDEO_TIME_BASE
         self._count += 1

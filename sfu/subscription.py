@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from aiortc import MediaStreamTrack, RTCRtpTransceiver
 
 from .rtc import sender as rtc_sender
+from .rtc.packetizer import use_packetizer
 
 if TYPE_CHECKING:
     from .publication import Publication
@@ -65,6 +66,7 @@ class Subscription:
     def attach(self, transceiver: RTCRtpTransceiver) -> None:
         """Bind to the sender that carries this subscription to the subscriber."""
         self.transceiver = transceiver
+        use_packetizer(transceiver)
         rtc_sender.set_stream_id(transceiver.sender, self.publication.publisher_id)
         rtc_sender.on_keyframe_request(transceiver.sender, self.on_picture_loss)
 

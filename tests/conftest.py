@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+from aiortc.codecs import vpx
 
 from sfu.client import Client
 from sfu.server import RunningServer, ServerConfig
@@ -17,6 +18,17 @@ from sfu.server import RunningServer, ServerConfig
 LOOPBACK = ["127.0.0.1"]
 
 MakeClient = Callable[..., Awaitable[Client]]
+
+
+@pytest.fixture(autouse=True)
+def pinned_vp8_bitrate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pin aiortc's VP8 encoder (used by test publishers) to a fixed bitrate.
+
+    It restarts, and so emits a keyframe, whenever REMB moves its target by more than 10 %: that
+    would hide a broken keyframe-request path and waste CPU. Keyframes then come only on request.
+    """
+    fixed = property(lambda self: 800_000, lambda self, value: None)
+    monkeypatch.setattr(vpx.Vp8Encoder, "target_bitrate", fixed)
 
 
 @pytest.fixture

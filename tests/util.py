@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 
-async def eventually(check: Callable[[], str], timeout: float = 5.0, interval: float = 0.01) -> None:
+async def eventually(
+    check: Callable[[], str], timeout: float = 5.0, interval: float = 0.01
+) -> None:
     """Poll check() until it returns ""; on timeout, fail with its last reason."""
     deadline = time.monotonic() + timeout
     while reason := check():
@@ -25,3 +28,8 @@ async def eventually_async(
         if time.monotonic() > deadline:
             raise AssertionError(f"not reached after {timeout}s: {reason}")
         await asyncio.sleep(interval)
+
+
+async def recv(track: Any, timeout: float = 10.0) -> Any:
+    """The next frame (or encoded packet) of a track, typed loosely for assertions."""
+    return await asyncio.wait_for(track.recv(), timeout)

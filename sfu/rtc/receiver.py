@@ -94,7 +94,7 @@ def capture_encoded_frames(receiver: RTCRtpReceiver) -> EncodedFrameSink:
 
     Must run before `receiver.receive()` (i.e. from the peer connection's `track` event).
     """
-    if getattr(receiver, "_RTCRtpReceiver__decoder_thread", None) is not None:
+    if decoding_started(receiver):
         raise RuntimeError("the receiver has already started its decoder")
     sink = EncodedFrameSink(receiver)
     receiver._RTCRtpReceiver__decoder_queue = sink  # type: ignore[attr-defined]
@@ -131,3 +131,8 @@ def end_track(receiver: RTCRtpReceiver) -> None:
     track: Any = receiver.track
     if track is not None and track.readyState == "live":
         track._queue.put_nowait(None)
+
+
+def decoding_started(receiver: RTCRtpReceiver) -> bool:
+    """Whether `receive()` has run (and started aiortc's decoder thread)."""
+    return getattr(receiver, "_RTCRtpReceiver__decoder_thread", None) is not None

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from aiortc.mediastreams import AudioStreamTrack
 
 from sfu.client import Client, RemoteTrack
 from sfu.media import TestPatternTrack
 from tests.conftest import MakeClient
-from tests.util import eventually
+from tests.util import eventually, recv
 
 
 def tracks_from(client: Client, kind: str) -> dict[str, RemoteTrack]:
@@ -36,12 +34,12 @@ async def test_three_participants_receive_each_others_video_and_audio(
         for peer_id, remote in tracks_from(client, "video").items():
             stamps = []
             for _ in range(3):
-                frame = await asyncio.wait_for(remote.track.recv(), 10)
+                frame = await recv(remote.track, 10)
                 assert (frame.width, frame.height) == (640, 480), (client.name, peer_id)
                 stamps.append(frame.pts)
             assert stamps == sorted(stamps) and len(set(stamps)) == 3, stamps
         for remote in tracks_from(client, "audio").values():
-            frame = await asyncio.wait_for(remote.track.recv(), 10)
+            frame = await recv(remote.track, 10)
             assert frame.sample_rate == 48000
 
 
@@ -51,7 +49,7 @@ async def test_leaving_ends_tracks_and_announces_it(make_client: MakeClient) -> 
     await alice.publish(TestPatternTrack(320, 240, fps=15))
     remote = await bob.next_track()
     assert remote.peer_id == alice.peer_id and remote.kind == "video"
-    await asyncio.wait_for(remote.track.recv(), 10)
+    await recv(remote.track, 10)
 
     await alice.close()
     await eventually(lambda: "" if alice.peer_id not in bob.participants else "still listed")
