@@ -101,7 +101,7 @@ async def test_capture_after_start_is_refused() -> None:
     try:
         await negotiate(sender_pc, receiver_pc)
         receiver = receiver_pc.getTransceivers()[0].receiver
-        await eventually(lambda: "" if receiver._RTCRtpReceiver__decoder_thread else "not started")
+        await eventually(lambda: "" if rtc_receiver.decoding_started(receiver) else "not started")
         with pytest.raises(RuntimeError, match="already started"):
             rtc_receiver.capture_encoded_frames(receiver)
     finally:
