@@ -113,6 +113,9 @@ class Client:
         self._closed = False
         self.negotiations = 0
         self.rollbacks = 0
+        # When the media connection first came up (loop time), for join-time measurements.
+        self.connected_at: float | None = None
+        self.connected = asyncio.Event()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -254,8 +257,17 @@ class Client:
             ]
         self.pc = RTCPeerConnection(rtc_configuration(servers, msg.ice_mode))
         self.pc.on("track", self._on_pc_track)
+        self.pc.on("connectionstatechange", self._on_connection_state)
         if not self._welcome.done():
             self._welcome.set_result(msg)
+
+    def _on_connection_state(self) -> None:
+        assert self.pc is not None
+        state = self.pc.connectionState
+        self.log.debug("connection %s", state)
+        if state == "connected" and self.connected_at is None:
+            self.connected_at = asyncio.get_running_loop().time()
+            self.connected.set()
 
     def _on_error(self, error: ClientError) -> None:
         self.log.info("server error %s", error)

@@ -9,10 +9,12 @@ throttled here, per publication. Closed by its Participant; close() is idempoten
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from aiortc import MediaStreamTrack, RTCRtpReceiver
 from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamError
 
 from signaling.log import ContextLogger, bind
 
@@ -46,6 +48,16 @@ class Publication:
         self._loop = asyncio.get_running_loop()
         self._deferred: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._drain = asyncio.ensure_future(self._read_always())
+
+    async def _read_always(self) -> None:
+        # MediaRelay reads its source only once a consumer has pulled a frame; until then the
+        # receiver's frames would pile up (unbounded) and the first subscriber would get them
+        # all in a burst, seconds late. A consumer of our own keeps the relay reading live.
+        proxy = self.relay.subscribe(self.track, buffered=False)
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                await proxy.recv()
 
     def subscribe(self) -> MediaStreamTrack:
         """A new consumer of this publication's encoded frames (`av.Packet`s)."""

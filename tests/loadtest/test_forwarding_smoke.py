@@ -1,0 +1,23 @@
+"""The forwarding benchmark's main routine, small: 1 publisher, 2 subscribers, 2 s measured."""
+
+from __future__ import annotations
+
+import math
+
+from loadtest.forwarding import BenchConfig, check, format_table, run_benchmark
+
+
+async def test_forwarding_benchmark_produces_sane_figures() -> None:
+    config = BenchConfig(subscribers=[2], duration=2.0, warmup=1.0, verbose=False)
+    [result] = await run_benchmark(config)
+    print(format_table([result]))
+
+    check([result])  # the benchmark's own correctness check
+    assert result.subscribers == 2 and result.subscribers_with_frames == 2
+    assert result.forwarded_packets > 0 and result.forwarded_pps > 0
+    assert result.server_cpu_s > 0 and result.us_per_packet > 0
+    assert math.isfinite(result.us_per_packet) and math.isfinite(result.loss_pct)
+    assert 0 <= result.loss_pct <= 100
+    assert result.fps_per_subscriber > 0 and result.publisher_pps > 0
+    assert result.started_on_keyframe == 2, "the server forwards from a keyframe on"
+    assert result.server_rss_mb > 0
