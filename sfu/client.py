@@ -28,7 +28,13 @@ from types import TracebackType
 from typing import Any
 
 import aiohttp
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
+from aiortc import (
+    MediaStreamTrack,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
 from aiortc import sdp as aiortc_sdp
 
 from signaling import protocol as proto
@@ -310,7 +316,9 @@ class Client:
             await self._send(proto.Answer(sdp=pc.localDescription.sdp))
             await self._send(proto.Candidate(candidate=None))
             self.negotiations += 1
-            self._update_remote_tracks()
+            for receiver in self._update_remote_tracks():
+                # Its RTCP task would otherwise run until the connection closes.
+                await receiver.stop()
         await self._offer_publications()
 
     async def _on_server_answer(self, sdp: str) -> None:
@@ -355,9 +363,13 @@ class Client:
         if not self.decode:
             rtc_receiver.capture_encoded_frames(transceiver.receiver)
 
-    def _update_remote_tracks(self) -> None:
-        """After applying a server offer: announce new forwarded tracks, end removed ones."""
+    def _update_remote_tracks(self) -> list[RTCRtpReceiver]:
+        """After applying a server offer: announce new forwarded tracks, end removed ones.
+
+        Returns the receivers of the removed tracks, to be stopped.
+        """
         assert self.pc is not None
+        ended: list[RTCRtpReceiver] = []
         description = aiortc_sdp.SessionDescription.parse(self.pc.remoteDescription.sdp)
         by_mid: dict[str, Any] = {m.rtp.muxId: m for m in description.media}
         for transceiver in self.pc.getTransceivers():
@@ -378,3 +390,5 @@ class Client:
             elif not sending and known is not None and not known.ended.is_set():
                 known.ended.set()
                 rtc_receiver.end_track(transceiver.receiver)
+                ended.append(transceiver.receiver)
+        return ended

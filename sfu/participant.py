@@ -66,6 +66,7 @@ class Participant:
         self.publications: dict[str, Publication] = {}
         self.subscriptions: dict[str, Subscription] = {}  # by publication id
         self.closed = False
+        self.glare_ignored = 0  # client offers ignored because ours was pending
         self._publication_transceivers: dict[str, RTCRtpTransceiver] = {}
         self._to_add: list[Subscription] = []
         self._to_remove: list[Subscription] = []
@@ -87,6 +88,7 @@ class Participant:
             if self.pc.signalingState == "have-local-offer":
                 # Impolite side of perfect negotiation: the client rolls back and answers ours.
                 self.log.info("glare: ignoring the client's offer, the server's is pending")
+                self.glare_ignored += 1
                 return
             await self._set_remote(sdp, "offer")
             answer = await self.pc.createAnswer()

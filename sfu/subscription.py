@@ -75,7 +75,17 @@ class Subscription:
         self.publication.request_keyframe()
 
     def close(self) -> None:
+        """Stop forwarding. The transceiver stays in the subscriber's connection (aiortc cannot
+        remove an m-line), so it must not keep this subscription, and through it the
+        publisher's receiver and connection, alive."""
         if self.closed:
             return
         self.closed = True
         self.track.stop()
+        if self.transceiver is not None:
+            rtc_sender.on_keyframe_request(self.transceiver.sender, _ignore)
+            self.transceiver.sender.replaceTrack(None)
+
+
+def _ignore() -> None:
+    pass
