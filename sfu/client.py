@@ -198,10 +198,13 @@ class Client:
         await asyncio.wait_for(future, timeout)
         return asyncio.get_running_loop().time() - start
 
-    async def send_raw(self, text: str) -> None:
-        """Send a frame as it is (tests of the server's input validation use it)."""
+    async def send_raw(self, data: str | bytes) -> None:
+        """Send a frame as it is, text or binary (tests of the server's validation use it)."""
         assert self._ws is not None, "not connected"
-        await self._ws.send_str(text)
+        if isinstance(data, bytes):
+            await self._ws.send_bytes(data)
+        else:
+            await self._ws.send_str(data)
 
     # --- signaling ---------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from .config import SfuConfig
 from .peerconfig import rtc_configuration
 from .publication import Publication
 from .rtc import receiver as rtc_receiver
+from .sdpcheck import check_description
 from .subscription import Subscription
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def parse_candidate(init: CandidateInit) -> RTCIceCandidate:
         text = text[len("candidate:") :]
     try:
         candidate = candidate_from_sdp(text)
-    except (ValueError, IndexError) as exc:
+    except Exception as exc:  # aiortc's parser raises whatever the bad field makes it raise
         raise NegotiationError("bad_candidate", f"cannot parse candidate {text!r}: {exc}") from None
     # Max-bundle: every m-line shares the first one's transport, the only one aiortc feeds.
     candidate.sdpMid = None
@@ -160,6 +161,8 @@ class Participant:
     # --- internals -------------------------------------------------------------------------
 
     async def _set_remote(self, sdp: str, kind: str) -> None:
+        negotiated = [(t.mid, t.kind) for t in self.pc.getTransceivers() if t.mid is not None]
+        check_description(sdp, kind, negotiated)
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
         except Exception as exc:  # aiortc raises ValueError, InvalidStateError, OperationError...
