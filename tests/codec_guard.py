@@ -52,7 +52,7 @@ def install() -> Restore:
                 and "__init__" in vars(obj)
             ):
                 wrapped.append((obj, "__init__", vars(obj)["__init__"]))
-                obj.__init__ = _guard_call(obj.__init__, name)  # type: ignore[misc]
+                obj.__init__ = _guard_call(vars(obj)["__init__"], name)  # type: ignore[method-assign]
     for module, name in (
         (aiortc.codecs, "get_encoder"),
         (aiortc.codecs, "get_decoder"),
