@@ -1,0 +1,394 @@
+"""Forwarding benchmark: server CPU per forwarded RTP packet, 1 publisher to N subscribers.
+
+    python -m loadtest.forwarding --subscribers 10 --subscribers 25 [--duration 20] [--warmup 5]
+        [--bitrate 1000000] [--fps 30] [--width 640 --height 480] [--json PATH]
+
+For each N: a fresh server process (loadtest.serverproc, 127.0.0.1 only), then in *this*
+process one publisher sending pre-encoded VP8 at a fixed bitrate (loadtest.clip) and N
+subscribers with `decode=False` (they receive encoded frames; nothing is decoded), all in one
+room. Once every subscriber has frames, wait `--warmup` seconds, then measure over
+`--duration` seconds:
+
+- server CPU: utime+stime of the server process (/proc/<pid>/stat), as in the Janus figures
+  of docs (testing.md), divided by the RTP packets all subscribers received: **µs per
+  forwarded packet** (the server also receives the publisher's packets and does RTCP: that is
+  part of the cost of forwarding);
+- forwarded packets/s, loss (packets the subscribers' sequence numbers say they missed), frames/s
+  per subscriber, server RSS, publisher packets/s and payload bitrate, and this process's own
+  CPU (when it nears 100 % of a core the clients, not the server, are the bottleneck).
+
+Subscriber counts come from each receiver's per-SSRC RTP statistics (the numbers behind
+`getStats()`'s inbound-rtp): aiortc names every inbound-rtp entry of a receiver
+"inbound-rtp_<id(receiver)>", so once retransmissions (RTX, a second SSRC) arrive, getStats()
+reports only one of the two streams. We read the media SSRC's counters and count RTX apart.
+
+It prints figures and asserts only correctness (every subscriber received frames), never a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import aiortc
+from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc.mediastreams import MediaStreamError
+
+from sfu.client import Client, RemoteTrack
+
+from .clip import ClipTrack, EncodedClip, encode_clip, hook_keyframe_requests
+from .serverproc import HOST, ServerProcess
+
+ROOM = "bench"
+CONNECT_CONCURRENCY = 5  # clients joining at once (each one does ICE and a DTLS handshake)
+
+
+@dataclass
+class BenchConfig:
+    subscribers: list[int] = field(default_factory=lambda: [10, 25])
+    duration: float = 20.0
+    warmup: float = 5.0
+    bitrate: int = 1_000_000
+    fps: int = 30
+    width: int = 640
+    height: int = 480
+    clip_frames: int = 90
+    first_frame_timeout: float = 30.0
+    verbose: bool = True  # print progress lines
+
+
+@dataclass
+class Result:
+    subscribers: int
+    duration_s: float
+    forwarded_packets: int
+    forwarded_pps: float
+    server_cpu_s: float
+    server_cpu_pct: float
+    us_per_packet: float
+    lost_packets: int
+    loss_pct: float
+    rtx_packets: int
+    fps_per_subscriber: float  # mean over subscribers
+    fps_min: float  # the slowest subscriber
+    subscribers_with_frames: int  # in the measured window
+    keyframes_received: int  # by all subscribers, in the window
+    server_rss_mb: float
+    publisher_pps: float
+    publisher_kbps: float  # RTP payload (VP8 payload descriptor included), not headers
+    publisher_keyframe_requests: int  # PLIs/FIRs that reached the publisher, whole run
+    publisher_late_resets: int  # times the publisher's pacing fell 0.5 s behind, whole run
+    started_on_keyframe: int  # subscribers whose first frame was a keyframe
+    bench_cpu_pct: float  # this process (publisher + subscribers)
+
+
+@dataclass
+class RtpCounts:
+    received: int = 0  # media packets (media SSRC)
+    expected: int = 0  # from the media SSRC's sequence numbers
+    rtx: int = 0  # retransmissions received on the RTX SSRC
+
+    def __sub__(self, other: RtpCounts) -> RtpCounts:
+        return RtpCounts(
+            self.received - other.received, self.expected - other.expected, self.rtx - other.rtx
+        )
+
+
+def inbound_counts(receiver: RTCRtpReceiver) -> RtpCounts:
+    """Per-SSRC RTP counters of a receiver (what getStats() reads), media and RTX apart."""
+    streams: dict[int, Any] = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
+    rtx_ssrcs: dict[int, int] = receiver._RTCRtpReceiver__rtx_ssrc  # type: ignore[attr-defined]
+    counts = RtpCounts()
+    for ssrc, stream in list(streams.items()):
+        if ssrc in rtx_ssrcs:
+            counts.rtx += stream.packets_received
+        elif stream.max_seq is not None:
+            counts.received += stream.packets_received
+            counts.expected += stream.packets_expected
+    return counts
+
+
+async def outbound_counts(sender: RTCRtpSender) -> tuple[int, int]:
+    """(packetsSent, bytesSent) from the sender's outbound-rtp stats."""
+    report = await sender.getStats()
+    for stats in report.values():
+        if stats.type == "outbound-rtp":
+            return int(stats.packetsSent), int(stats.bytesSent)
+    return 0, 0
+
+
+class Subscriber:
+    """A decoder-less client that drains its forwarded track, counting frames and keyframes."""
+
+    def __init__(self, client: Client, remote: RemoteTrack) -> None:
+        self.client = client
+        self.remote = remote
+        assert client.pc is not None
+        self.receiver: RTCRtpReceiver = next(
+            t.receiver for t in client.pc.getTransceivers() if t.mid == remote.mid
+        )
+        self.frames = 0
+        self.keyframes = 0
+        self.first_frame_at: float | None = None
+        self.started_on_keyframe = False
+        self.task = asyncio.ensure_future(self._consume())
+
+    async def _consume(self) -> None:
+        recv = self.remote.track.recv
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                packet: Any = await recv()  # an av.Packet: encoded, never decoded
+                if self.first_frame_at is None:
+                    self.first_frame_at = time.monotonic()
+                    self.started_on_keyframe = bool(packet.is_keyframe)
+                self.frames += 1
+                self.keyframes += packet.is_keyframe
+
+    async def close(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        await self.client.close()
+
+
+async def _join_subscriber(url: str, index: int, gate: asyncio.Semaphore) -> Subscriber:
+    async with gate:
+        client = Client(url, ROOM, name=f"sub{index}", ice_addresses=[HOST], decode=False)
+        try:
+            await client.connect()
+            while True:
+                remote = await client.next_track(timeout=20.0)
+                if remote.kind == "video":
+                    return Subscriber(client, remote)
+        except BaseException:
+            await client.close()
+            raise
+
+
+def _log(config: BenchConfig, text: str) -> None:
+    if config.verbose:
+        print(text, flush=True)
+
+
+async def _wait_first_frames(subscribers: list[Subscriber], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while missing := [s.client.name for s in subscribers if s.frames == 0]:
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"{len(missing)} of {len(subscribers)} subscribers got no frame within "
+                f"{timeout}s: {missing}"
+            )
+        await asyncio.sleep(0.05)
+
+
+async def measure(n: int, clip: EncodedClip, config: BenchConfig) -> Result:
+    """One fresh server, 1 publisher, n subscribers: the figures over config.duration."""
+    async with ServerProcess() as server:
+        publisher = Client(server.url, ROOM, name="publisher", ice_addresses=[HOST], decode=False)
+        subscribers: list[Subscriber] = []
+        track = ClipTrack(clip)
+        try:
+            await publisher.connect()
+            await publisher.publish(track)
+            assert publisher.pc is not None
+            sender = next(s for s in publisher.pc.getSenders() if s.track is track)
+            hook_keyframe_requests(sender, track)
+
+            started = time.monotonic()
+            gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+            subscribers = list(
+                await asyncio.gather(*(_join_subscriber(server.url, i, gate) for i in range(n)))
+            )
+            await _wait_first_frames(subscribers, config.first_frame_timeout)
+            _log(
+                config,
+                f"  N={n} (server pid {server.pid}): {n} subscribers receiving "
+                f"{time.monotonic() - started:.1f}s after "
+                f"the first joined; warming up {config.warmup:g}s",
+            )
+            await asyncio.sleep(config.warmup)
+
+            cpu0, bench0, t0 = server.cpu_seconds(), time.process_time(), time.monotonic()
+            rtp0 = [inbound_counts(s.receiver) for s in subscribers]
+            frames0 = [(s.frames, s.keyframes) for s in subscribers]
+            sent0 = await outbound_counts(sender)
+            await asyncio.sleep(config.duration)
+            cpu1, bench1, t1 = server.cpu_seconds(), time.process_time(), time.monotonic()
+            rtp1 = [inbound_counts(s.receiver) for s in subscribers]
+            frames1 = [(s.frames, s.keyframes) for s in subscribers]
+            sent1 = await outbound_counts(sender)
+            rss = server.rss_bytes()
+        finally:
+            await asyncio.gather(
+                *(s.close() for s in subscribers), publisher.close(), return_exceptions=True
+            )
+            track.stop()
+
+    elapsed = t1 - t0
+    deltas = [b - a for a, b in zip(rtp0, rtp1, strict=True)]
+    received = sum(d.received + d.rtx for d in deltas)
+    expected = sum(d.expected for d in deltas)
+    lost = max(0, expected - sum(d.received for d in deltas))
+    frames = [(f1 - f0, k1 - k0) for (f0, k0), (f1, k1) in zip(frames0, frames1, strict=True)]
+    fps = [f / elapsed for f, _ in frames] or [math.nan]  # N=0: the publisher alone
+    cpu = cpu1 - cpu0
+    return Result(
+        subscribers=n,
+        duration_s=elapsed,
+        forwarded_packets=received,
+        forwarded_pps=received / elapsed,
+        server_cpu_s=cpu,
+        server_cpu_pct=100 * cpu / elapsed,
+        us_per_packet=cpu / received * 1e6 if received else math.nan,
+        lost_packets=lost,
+        loss_pct=100 * lost / expected if expected else math.nan,
+        rtx_packets=sum(d.rtx for d in deltas),
+        fps_per_subscriber=sum(fps) / len(fps),
+        fps_min=min(fps),
+        subscribers_with_frames=sum(
+            f1 > f0 for (f0, _), (f1, _) in zip(frames0, frames1, strict=True)
+        ),
+        keyframes_received=sum(k for _, k in frames),
+        server_rss_mb=rss / 2**20,
+        publisher_pps=(sent1[0] - sent0[0]) / elapsed,
+        publisher_kbps=(sent1[1] - sent0[1]) * 8 / elapsed / 1000,
+        publisher_keyframe_requests=track.keyframe_requests,
+        publisher_late_resets=track.late_resets,
+        started_on_keyframe=sum(s.started_on_keyframe for s in subscribers),
+        bench_cpu_pct=100 * (bench1 - bench0) / elapsed,
+    )
+
+
+def environment() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "aiortc": aiortc.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def format_line(r: Result) -> str:
+    return (
+        f"N={r.subscribers}: {r.forwarded_pps:.0f} forwarded pkt/s, server CPU "
+        f"{r.server_cpu_pct:.1f}% of a core = {r.us_per_packet:.1f} µs/packet, loss "
+        f"{r.loss_pct:.2f}% ({r.lost_packets} pkts, {r.rtx_packets} rtx), "
+        f"{r.fps_per_subscriber:.1f} fps/subscriber (min {r.fps_min:.1f}), "
+        f"{r.keyframes_received} keyframes, RSS {r.server_rss_mb:.0f} MB; publisher "
+        f"{r.publisher_pps:.0f} pkt/s {r.publisher_kbps:.0f} kbps; bench process CPU "
+        f"{r.bench_cpu_pct:.0f}%"
+    )
+
+
+def format_table(results: Sequence[Result]) -> str:
+    header = (
+        f"{'N':>4} {'fwd pkt/s':>10} {'CPU %':>7} {'µs/pkt':>7} {'loss %':>7} "
+        f"{'fps/sub':>8} {'RSS MB':>7} {'pub kbps':>9} {'bench CPU %':>12}"
+    )
+    rows = [
+        f"{r.subscribers:>4} {r.forwarded_pps:>10.0f} {r.server_cpu_pct:>7.1f} "
+        f"{r.us_per_packet:>7.1f} {r.loss_pct:>7.2f} {r.fps_per_subscriber:>8.1f} "
+        f"{r.server_rss_mb:>7.0f} {r.publisher_kbps:>9.0f} {r.bench_cpu_pct:>12.0f}"
+        for r in results
+    ]
+    env = environment()
+    footer = f"python {env['python']}, {env['cpus']} cpus, aiortc {env['aiortc']}"
+    return "\n".join([header, *rows, footer])
+
+
+def check(results: Sequence[Result]) -> None:
+    """Correctness only: every subscriber received frames while we measured."""
+    for r in results:
+        assert r.subscribers_with_frames == r.subscribers, (
+            f"N={r.subscribers}: only {r.subscribers_with_frames} subscribers received frames"
+        )
+        assert r.forwarded_packets > 0 or r.subscribers == 0, f"N={r.subscribers}: no packet"
+
+
+async def run_benchmark(config: BenchConfig) -> list[Result]:
+    clip = encode_clip(
+        width=config.width,
+        height=config.height,
+        fps=config.fps,
+        bit_rate=config.bitrate,
+        frames=config.clip_frames,
+    )
+    _log(
+        config,
+        f"clip: {len(clip.frames)} VP8 frames {clip.width}x{clip.height} @ {clip.fps} fps, "
+        f"keyframe {len(clip.frames[0])} B, looped part {clip.loop_bitrate / 1000:.0f} kbps "
+        f"(target {config.bitrate / 1000:.0f})",
+    )
+    results = []
+    for n in config.subscribers:
+        result = await measure(n, clip, config)
+        _log(config, format_line(result))
+        results.append(result)
+    return results
+
+
+def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig, str | None]:
+    parser = argparse.ArgumentParser(prog="python -m loadtest.forwarding", description=__doc__)
+    parser.add_argument(
+        "--subscribers",
+        type=int,
+        action="append",
+        help="N (repeat for several runs; 0 measures the publisher alone)",
+    )
+    parser.add_argument("--duration", type=float, default=20.0, help="measured seconds")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring")
+    parser.add_argument("--bitrate", type=int, default=1_000_000, help="publisher bits/s")
+    parser.add_argument("--fps", type=int, default=30)
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--json", metavar="PATH", help="write the results there")
+    args = parser.parse_args(argv)
+    config = BenchConfig(
+        subscribers=args.subscribers or [10, 25],
+        duration=args.duration,
+        warmup=args.warmup,
+        bitrate=args.bitrate,
+        fps=args.fps,
+        width=args.width,
+        height=args.height,
+    )
+    return config, args.json
+
+
+def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
+    """NaN (N=0 has no per-packet figure) is not JSON: write null."""
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config, json_path = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    results = asyncio.run(run_benchmark(config))
+    print()
+    print(format_table(results))
+    if json_path:
+        with open(json_path, "w") as f:
+            payload = {
+                "environment": environment(),
+                "config": asdict(config),
+                "results": [_json_safe(asdict(r)) for r in results],
+            }
+            json.dump(payload, f, indent=2)
+            f.write("\n")
+    check(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
