@@ -15,7 +15,8 @@ from typing import Annotated, Final, Literal, get_args
 
 import msgspec
 
-MAX_SDP_CHARS: Final = 64 * 1024
+# A client answer carries one m-line per forwarded track (~1-2 KB each): a big room needs room.
+MAX_SDP_CHARS: Final = 200 * 1024
 MAX_CANDIDATE_CHARS: Final = 1024
 MAX_NAME_CHARS: Final = 64
 MAX_TOKEN_CHARS: Final = 4096

@@ -127,9 +127,9 @@ BAD_FRAMES: list[tuple[str, str | bytes, ErrorCode, list[str]]] = [
     ),
     (
         "oversize sdp",
-        '{"type": "offer", "sdp": "' + "x" * (64 * 1024 + 1) + '"}',
+        '{"type": "offer", "sdp": "' + "x" * (p.MAX_SDP_CHARS + 1) + '"}',
         ErrorCode.BAD_MESSAGE,
-        ["`$.sdp`", "length <= 65536"],
+        ["`$.sdp`", f"length <= {p.MAX_SDP_CHARS}"],
     ),
     (
         "oversize candidate",
