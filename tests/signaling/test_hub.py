@@ -248,7 +248,11 @@ MALFORMED: list[tuple[str, str | bytes, ErrorCode]] = [
     ("unknown type", '{"type": "kick", "peer_id": "x"}', ErrorCode.UNKNOWN_TYPE),
     ("wrong field type", '{"type": "offer", "sdp": 42}', ErrorCode.BAD_MESSAGE),
     ("missing field", '{"type": "answer"}', ErrorCode.BAD_MESSAGE),
-    ("oversize sdp", json.dumps({"type": "offer", "sdp": "x" * (p.MAX_SDP_CHARS + 1)}), ErrorCode.BAD_MESSAGE),
+    (
+        "oversize sdp",
+        json.dumps({"type": "offer", "sdp": "x" * (p.MAX_SDP_CHARS + 1)}),
+        ErrorCode.BAD_MESSAGE,
+    ),
     ("binary frame", b'{"type": "ping", "id": 1}', ErrorCode.BAD_MESSAGE),
     ("too large", json.dumps({"type": "ping", "id": "x" * BIG}), ErrorCode.TOO_LARGE),
     ("join again", '{"type": "join", "room": "room2"}', ErrorCode.ALREADY_JOINED),
