@@ -46,6 +46,7 @@ from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.mediastreams import MediaStreamError
 
 from sfu.client import Client, RemoteTrack
+from sfu.rtc import receiver as rtc_receiver
 
 from .clip import ClipTrack, EncodedClip, encode_clip, hook_keyframe_requests
 from .serverproc import HOST, ServerProcess
@@ -107,16 +108,7 @@ class RtpCounts:
 
 def inbound_counts(receiver: RTCRtpReceiver) -> RtpCounts:
     """Per-SSRC RTP counters of a receiver (what getStats() reads), media and RTX apart."""
-    streams: dict[int, Any] = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
-    rtx_ssrcs: dict[int, int] = receiver._RTCRtpReceiver__rtx_ssrc  # type: ignore[attr-defined]
-    counts = RtpCounts()
-    for ssrc, stream in list(streams.items()):
-        if ssrc in rtx_ssrcs:
-            counts.rtx += stream.packets_received
-        elif stream.max_seq is not None:
-            counts.received += stream.packets_received
-            counts.expected += stream.packets_expected
-    return counts
+    return RtpCounts(*rtc_receiver.rtp_counts(receiver))
 
 
 async def outbound_counts(sender: RTCRtpSender) -> tuple[int, int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -83,8 +84,14 @@ class RunningServer:
 
 
 async def serve_forever(config: ServerConfig) -> None:
+    """Serve until SIGINT or SIGTERM, then close every session and peer connection."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     server = await RunningServer(config).start()
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
+        logger.info("shutting down")
     finally:
         await server.stop()

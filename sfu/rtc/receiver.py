@@ -136,3 +136,21 @@ def end_track(receiver: RTCRtpReceiver) -> None:
 def decoding_started(receiver: RTCRtpReceiver) -> bool:
     """Whether `receive()` has run (and started aiortc's decoder thread)."""
     return getattr(receiver, "_RTCRtpReceiver__decoder_thread", None) is not None
+
+
+def rtp_counts(receiver: RTCRtpReceiver) -> tuple[int, int, int]:
+    """(media packets received, media packets expected, RTX packets received), all SSRCs.
+
+    getStats() cannot give these: aiortc reports every inbound SSRC of a receiver under one id,
+    so a retransmission stream hides the media stream's counters.
+    """
+    streams: dict[int, Any] = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
+    rtx_ssrcs: dict[int, int] = receiver._RTCRtpReceiver__rtx_ssrc  # type: ignore[attr-defined]
+    received = expected = rtx = 0
+    for ssrc, stream in list(streams.items()):
+        if ssrc in rtx_ssrcs:
+            rtx += stream.packets_received
+        elif stream.max_seq is not None:
+            received += stream.packets_received
+            expected += stream.packets_expected
+    return received, expected, rtx

@@ -88,6 +88,8 @@ async def test_pli_reaches_the_senders_keyframe_hook() -> None:
         assert await rtc_receiver.send_pli(receiver) is False  # no media yet: no SSRC to name
         await recv(receiver.track, 10)
         assert rtc_receiver.media_ssrcs(receiver) == [transceiver.sender._ssrc]
+        received, expected, rtx = rtc_receiver.rtp_counts(receiver)
+        assert 0 < received <= expected and rtx == 0
         assert await rtc_receiver.send_pli(receiver) is True
         await eventually(lambda: "" if requests else "no keyframe request reached the sender")
     finally:
