@@ -44,6 +44,8 @@ class Publication:
         self.relay = MediaRelay()
         self.keyframes = KeyframeThrottle(keyframe_interval)
         self.closed = False
+        self.packets = 0  # RTP packets received from the publisher (read by metrics)
+        self.bytes = 0
         self.log = bind(log, track=self.id[:8], kind=self.kind)
         self._loop = asyncio.get_running_loop()
         self._deferred: asyncio.TimerHandle | None = None

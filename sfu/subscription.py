@@ -59,8 +59,13 @@ class Subscription:
         self.transceiver: RTCRtpTransceiver | None = None
         self.started = False
         self.waiting_for_keyframe = True
-        self.forwarded = 0
-        self.dropped = 0
+        self.forwarded = 0  # encoded frames
+        self.dropped = 0  # frames dropped while waiting for a keyframe
+        # Read by the metrics collector at scrape time (never a per-packet metrics call).
+        self.packets = 0  # RTP packets forwarded
+        self.bytes = 0  # RTP payload bytes forwarded
+        self.nacks = 0  # NACK packets from the subscriber
+        self.plis = 0  # PLI/FIR from the subscriber
         self.closed = False
 
     def attach(self, transceiver: RTCRtpTransceiver) -> None:
@@ -72,6 +77,7 @@ class Subscription:
 
     def on_picture_loss(self) -> None:
         """The subscriber sent a PLI or FIR: its decoder needs a keyframe."""
+        self.plis += 1
         self.publication.request_keyframe()
 
     def close(self) -> None:
