@@ -15,7 +15,14 @@ room. Once every subscriber has frames, wait `--warmup` seconds, then measure ov
   part of the cost of forwarding);
 - forwarded packets/s, loss (packets the subscribers' sequence numbers say they missed), frames/s
   per subscriber, server RSS, publisher packets/s and payload bitrate, and this process's own
-  CPU (when it nears 100 % of a core the clients, not the server, are the bottleneck).
+  CPU (when it nears 100 % of a core the clients, not the server, are the bottleneck);
+- join time: from a subscriber opening its WebSocket to its first keyframe (the first frame a
+  decoder could show), p50/p95/max over the subscribers;
+- memory per subscriber: server RSS at the end of the window minus RSS before the first
+  subscriber joined (publisher already connected), divided by N.
+
+The measuring half (`FrameCounter`, `join_subscribers`, `measure_window`) knows nothing of
+aiosfu: loadtest.sidebyside measures Janus with it too.
 
 Subscriber counts come from each receiver's per-SSRC RTP statistics (the numbers behind
 `getStats()`'s inbound-rtp): aiortc names every inbound-rtp entry of a receiver
@@ -37,17 +44,18 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import aiortc
-from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpSender
 from aiortc.mediastreams import MediaStreamError
 
 from sfu.client import Client, RemoteTrack
 from sfu.rtc import receiver as rtc_receiver
 
+from . import procstat
 from .clip import ClipTrack, EncodedClip, encode_clip, hook_keyframe_requests
 from .serverproc import HOST, ServerProcess
 
@@ -92,6 +100,13 @@ class Result:
     publisher_late_resets: int  # times the publisher's pacing fell 0.5 s behind, whole run
     started_on_keyframe: int  # subscribers whose first frame was a keyframe
     bench_cpu_pct: float  # this process (publisher + subscribers)
+    join_p50_s: float  # WebSocket opened -> first keyframe, over the subscribers
+    join_p95_s: float
+    join_max_s: float
+    server_rss_base_mb: float  # publisher connected, no subscriber yet
+    rss_per_subscriber_kb: float  # (RSS at the end - base) / N
+    machine_busy_pct: float  # every process on every core, in % of one core: noise shows here
+    machine_steal_pct: float  # CPU the hypervisor gave to other guests, in % of one core
 
 
 @dataclass
@@ -120,52 +135,115 @@ async def outbound_counts(sender: RTCRtpSender) -> tuple[int, int]:
     return 0, 0
 
 
-class Subscriber:
-    """A decoder-less client that drains its forwarded track, counting frames and keyframes."""
+class FrameCounter:
+    """Drains one decoder-less remote track, counting frames and keyframes as they arrive.
 
-    def __init__(self, client: Client, remote: RemoteTrack) -> None:
-        self.client = client
-        self.remote = remote
-        assert client.pc is not None
-        self.receiver: RTCRtpReceiver = next(
-            t.receiver for t in client.pc.getTransceivers() if t.mid == remote.mid
-        )
+    `join_started_at` is when this subscriber began to join (monotonic clock), for join times.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        receiver: RTCRtpReceiver,
+        track: MediaStreamTrack,
+        join_started_at: float,
+    ) -> None:
+        self.name = name
+        self.receiver = receiver
+        self.track = track
+        self.join_started_at = join_started_at
         self.frames = 0
         self.keyframes = 0
         self.first_frame_at: float | None = None
+        self.first_keyframe_at: float | None = None
         self.started_on_keyframe = False
         self.task = asyncio.ensure_future(self._consume())
 
+    @property
+    def join_time(self) -> float | None:
+        """Seconds from the start of the join to the first keyframe."""
+        if self.first_keyframe_at is None:
+            return None
+        return self.first_keyframe_at - self.join_started_at
+
     async def _consume(self) -> None:
-        recv = self.remote.track.recv
+        recv = self.track.recv
         with contextlib.suppress(MediaStreamError):
             while True:
                 packet: Any = await recv()  # an av.Packet: encoded, never decoded
+                now = time.monotonic()
                 if self.first_frame_at is None:
-                    self.first_frame_at = time.monotonic()
+                    self.first_frame_at = now
                     self.started_on_keyframe = bool(packet.is_keyframe)
+                if packet.is_keyframe and self.first_keyframe_at is None:
+                    self.first_keyframe_at = now
                 self.frames += 1
                 self.keyframes += packet.is_keyframe
 
-    async def close(self) -> None:
+    async def stop(self) -> None:
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
+
+    async def close(self) -> None:
+        await self.stop()
+
+
+class Subscriber(FrameCounter):
+    """An aiosfu client that receives the forwarded track without decoding it."""
+
+    def __init__(
+        self, client: Client, remote: RemoteTrack, join_started_at: float | None = None
+    ) -> None:
+        self.client = client
+        self.remote = remote
+        assert client.pc is not None
+        receiver = next(t.receiver for t in client.pc.getTransceivers() if t.mid == remote.mid)
+        super().__init__(
+            client.name or "subscriber",
+            receiver,
+            remote.track,
+            time.monotonic() if join_started_at is None else join_started_at,
+        )
+
+    async def close(self) -> None:
+        await self.stop()
         await self.client.close()
 
 
-async def _join_subscriber(url: str, index: int, gate: asyncio.Semaphore) -> Subscriber:
-    async with gate:
-        client = Client(url, ROOM, name=f"sub{index}", ice_addresses=[HOST], decode=False)
-        try:
-            await client.connect()
-            while True:
-                remote = await client.next_track(timeout=20.0)
-                if remote.kind == "video":
-                    return Subscriber(client, remote)
-        except BaseException:
-            await client.close()
-            raise
+async def _join_subscriber(url: str, index: int) -> Subscriber:
+    started = time.monotonic()
+    client = Client(url, ROOM, name=f"sub{index}", ice_addresses=[HOST], decode=False)
+    try:
+        await client.connect()
+        while True:
+            remote = await client.next_track(timeout=20.0)
+            if remote.kind == "video":
+                return Subscriber(client, remote, started)
+    except BaseException:
+        await client.close()
+        raise
+
+
+S = TypeVar("S", bound=FrameCounter)
+
+
+async def join_subscribers(
+    n: int, join_one: Callable[[int], Awaitable[S]], concurrency: int = CONNECT_CONCURRENCY
+) -> list[S]:
+    """Join n subscribers, `concurrency` at a time; on any failure close those that joined."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def gated(index: int) -> S:
+        async with gate:
+            return await join_one(index)
+
+    joined = await asyncio.gather(*(gated(i) for i in range(n)), return_exceptions=True)
+    subscribers = [s for s in joined if not isinstance(s, BaseException)]
+    if errors := [e for e in joined if isinstance(e, BaseException)]:
+        await asyncio.gather(*(s.close() for s in subscribers), return_exceptions=True)
+        raise errors[0]
+    return subscribers
 
 
 def _log(config: BenchConfig, text: str) -> None:
@@ -173,15 +251,30 @@ def _log(config: BenchConfig, text: str) -> None:
         print(text, flush=True)
 
 
-async def _wait_first_frames(subscribers: list[Subscriber], timeout: float) -> None:
+async def wait_first_keyframes(subscribers: Sequence[FrameCounter], timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while missing := [s.client.name for s in subscribers if s.frames == 0]:
+    while missing := [s.name for s in subscribers if s.first_keyframe_at is None]:
         if time.monotonic() > deadline:
             raise AssertionError(
-                f"{len(missing)} of {len(subscribers)} subscribers got no frame within "
+                f"{len(missing)} of {len(subscribers)} subscribers got no keyframe within "
                 f"{timeout}s: {missing}"
             )
         await asyncio.sleep(0.05)
+
+
+class MeasuredServer(Protocol):
+    def cpu_seconds(self) -> float: ...
+
+    def rss_bytes(self) -> int: ...
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100); NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
 
 
 async def measure(n: int, clip: EncodedClip, config: BenchConfig) -> Result:
@@ -196,37 +289,50 @@ async def measure(n: int, clip: EncodedClip, config: BenchConfig) -> Result:
             assert publisher.pc is not None
             sender = next(s for s in publisher.pc.getSenders() if s.track is track)
             hook_keyframe_requests(sender, track)
+            rss_base = server.rss_bytes()
 
             started = time.monotonic()
-            gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
-            subscribers = list(
-                await asyncio.gather(*(_join_subscriber(server.url, i, gate) for i in range(n)))
-            )
-            await _wait_first_frames(subscribers, config.first_frame_timeout)
+            subscribers = await join_subscribers(n, lambda i: _join_subscriber(server.url, i))
+            await wait_first_keyframes(subscribers, config.first_frame_timeout)
             _log(
                 config,
                 f"  N={n} (server pid {server.pid}): {n} subscribers receiving "
                 f"{time.monotonic() - started:.1f}s after "
                 f"the first joined; warming up {config.warmup:g}s",
             )
-            await asyncio.sleep(config.warmup)
-
-            cpu0, bench0, t0 = server.cpu_seconds(), time.process_time(), time.monotonic()
-            rtp0 = [inbound_counts(s.receiver) for s in subscribers]
-            frames0 = [(s.frames, s.keyframes) for s in subscribers]
-            sent0 = await outbound_counts(sender)
-            await asyncio.sleep(config.duration)
-            cpu1, bench1, t1 = server.cpu_seconds(), time.process_time(), time.monotonic()
-            rtp1 = [inbound_counts(s.receiver) for s in subscribers]
-            frames1 = [(s.frames, s.keyframes) for s in subscribers]
-            sent1 = await outbound_counts(sender)
-            rss = server.rss_bytes()
+            return await measure_window(server, sender, track, subscribers, config, rss_base)
         finally:
             await asyncio.gather(
                 *(s.close() for s in subscribers), publisher.close(), return_exceptions=True
             )
             track.stop()
 
+
+async def measure_window(
+    server: MeasuredServer,
+    sender: RTCRtpSender,
+    track: ClipTrack,
+    subscribers: Sequence[FrameCounter],
+    config: BenchConfig,
+    rss_base: int,
+) -> Result:
+    """Warm up, then measure over config.duration: any server, any kind of subscriber."""
+    await asyncio.sleep(config.warmup)
+
+    cpu0, bench0, t0 = server.cpu_seconds(), time.process_time(), time.monotonic()
+    machine0 = procstat.machine_cpu_seconds()
+    rtp0 = [inbound_counts(s.receiver) for s in subscribers]
+    frames0 = [(s.frames, s.keyframes) for s in subscribers]
+    sent0 = await outbound_counts(sender)
+    await asyncio.sleep(config.duration)
+    cpu1, bench1, t1 = server.cpu_seconds(), time.process_time(), time.monotonic()
+    machine1 = procstat.machine_cpu_seconds()
+    rtp1 = [inbound_counts(s.receiver) for s in subscribers]
+    frames1 = [(s.frames, s.keyframes) for s in subscribers]
+    sent1 = await outbound_counts(sender)
+    rss = server.rss_bytes()
+
+    n = len(subscribers)
     elapsed = t1 - t0
     deltas = [b - a for a, b in zip(rtp0, rtp1, strict=True)]
     received = sum(d.received + d.rtx for d in deltas)
@@ -234,6 +340,7 @@ async def measure(n: int, clip: EncodedClip, config: BenchConfig) -> Result:
     lost = max(0, expected - sum(d.received for d in deltas))
     frames = [(f1 - f0, k1 - k0) for (f0, k0), (f1, k1) in zip(frames0, frames1, strict=True)]
     fps = [f / elapsed for f, _ in frames] or [math.nan]  # N=0: the publisher alone
+    joins = [t for s in subscribers if (t := s.join_time) is not None]
     cpu = cpu1 - cpu0
     return Result(
         subscribers=n,
@@ -259,6 +366,13 @@ async def measure(n: int, clip: EncodedClip, config: BenchConfig) -> Result:
         publisher_late_resets=track.late_resets,
         started_on_keyframe=sum(s.started_on_keyframe for s in subscribers),
         bench_cpu_pct=100 * (bench1 - bench0) / elapsed,
+        join_p50_s=percentile(joins, 50),
+        join_p95_s=percentile(joins, 95),
+        join_max_s=max(joins, default=math.nan),
+        server_rss_base_mb=rss_base / 2**20,
+        rss_per_subscriber_kb=(rss - rss_base) / n / 1024 if n else math.nan,
+        machine_busy_pct=100 * (machine1[0] - machine0[0]) / elapsed,
+        machine_steal_pct=100 * (machine1[1] - machine0[1]) / elapsed,
     )
 
 
@@ -277,7 +391,9 @@ def format_line(r: Result) -> str:
         f"{r.server_cpu_pct:.1f}% of a core = {r.us_per_packet:.1f} µs/packet, loss "
         f"{r.loss_pct:.2f}% ({r.lost_packets} pkts, {r.rtx_packets} rtx), "
         f"{r.fps_per_subscriber:.1f} fps/subscriber (min {r.fps_min:.1f}), "
-        f"{r.keyframes_received} keyframes, RSS {r.server_rss_mb:.0f} MB; publisher "
+        f"{r.keyframes_received} keyframes, RSS {r.server_rss_mb:.0f} MB "
+        f"({r.rss_per_subscriber_kb:.0f} KB/subscriber), join p95 {r.join_p95_s * 1000:.0f} ms; "
+        f"publisher "
         f"{r.publisher_pps:.0f} pkt/s {r.publisher_kbps:.0f} kbps; bench process CPU "
         f"{r.bench_cpu_pct:.0f}%"
     )
@@ -308,7 +424,7 @@ def check(results: Sequence[Result]) -> None:
         assert r.forwarded_packets > 0 or r.subscribers == 0, f"N={r.subscribers}: no packet"
 
 
-async def run_benchmark(config: BenchConfig) -> list[Result]:
+def make_clip(config: BenchConfig) -> EncodedClip:
     clip = encode_clip(
         width=config.width,
         height=config.height,
@@ -322,6 +438,11 @@ async def run_benchmark(config: BenchConfig) -> list[Result]:
         f"keyframe {len(clip.frames[0])} B, looped part {clip.loop_bitrate / 1000:.0f} kbps "
         f"(target {config.bitrate / 1000:.0f})",
     )
+    return clip
+
+
+async def run_benchmark(config: BenchConfig) -> list[Result]:
+    clip = make_clip(config)
     results = []
     for n in config.subscribers:
         result = await measure(n, clip, config)
@@ -358,7 +479,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig, str | No
     return config, args.json
 
 
-def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
+def json_safe(row: dict[str, Any]) -> dict[str, Any]:
     """NaN (N=0 has no per-packet figure) is not JSON: write null."""
     return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
 
@@ -374,7 +495,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             payload = {
                 "environment": environment(),
                 "config": asdict(config),
-                "results": [_json_safe(asdict(r)) for r in results],
+                "results": [json_safe(asdict(r)) for r in results],
             }
             json.dump(payload, f, indent=2)
             f.write("\n")
