@@ -40,8 +40,15 @@ test: lint typecheck pytest
 schema: $(STAMP)
 	$(BIN)/python -m signaling.schema > docs/protocol.schema.json
 
+# Side by side with Janus VideoRoom (Debian's package, installed here when missing and root; on a
+# host running systemd the package also enables its own system service, which the benchmark
+# never uses). Needs root: it runs in a network namespace of its own. BENCH_ARGS: see --help.
 bench: $(STAMP)
-	$(BIN)/python -m loadtest.forwarding --subscribers 10 --subscribers 25
+	@if ! command -v janus >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-cache show janus >/dev/null 2>&1 || apt-get update; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y janus; \
+	fi
+	$(BIN)/python -m loadtest.sidebyside $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,358 @@
+"""Side-by-side benchmark: aiosfu and Janus VideoRoom, one scenario, one run, one machine.
+
+    python -m loadtest.sidebyside [--subscribers 10 --subscribers 25 --subscribers 50]
+        [--duration 20] [--warmup 5] [--servers aiosfu,janus] [--event-loops 2] [--json PATH]
+
+Needs root: it re-executes itself inside a network namespace of its own (loadtest.netns: lo,
+a veth pair with both ends inside and 127.0.0.1/32 on one of them, IPv6 off, no route out,
+checked before anything starts). Both servers run in that namespace, one at a time.
+
+The scenario, for each N and each server, a fresh server process every time:
+1 publisher sending a pre-encoded VP8 clip (~1 Mbps, 640x480, 30 fps; loadtest.clip) and N
+aiortc subscribers that never decode, all in this process, joining 5 at a time; once every
+subscriber has a keyframe, `--warmup` seconds, then `--duration` seconds measured. The servers
+alternate (aiosfu then Janus at one N, Janus then aiosfu at the next) so that slow drifts of the
+shared machine do not favour one of them. Per run it reports (see loadtest.forwarding):
+
+- server CPU µs per forwarded packet: utime+stime of the server process (all its threads) over
+  the window, divided by the RTP packets (media + RTX) all subscribers received;
+- forwarded packets/s, loss (from the subscribers' sequence numbers), join time p95 (WebSocket
+  opened -> first keyframe), server RSS growth per subscriber (RSS at the end minus RSS with
+  the publisher alone, / N), this process's CPU and the whole machine's (noise from others).
+
+"Most subscribers one core holds at < 1 % loss" is not measured directly: the subscribers are
+Python too and share the machine's 2 cores with the server. Two figures are given instead,
+labelled as what they are: the largest N this run drove with < 1 % loss (a lower bound, limited
+by the clients), and the extrapolation 1e6 / (µs per packet x packets/s per subscriber) at the
+largest N: one core's worth of server CPU spent at that per-packet cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import json
+import logging
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import aiortc
+
+from . import netns
+from .clip import ClipTrack, EncodedClip, hook_keyframe_requests
+from .forwarding import (
+    BenchConfig,
+    FrameCounter,
+    Result,
+    format_line,
+    join_subscribers,
+    json_safe,
+    make_clip,
+    measure,
+    measure_window,
+    wait_first_keyframes,
+)
+from .janus import (
+    JanusProcess,
+    JanusPublisher,
+    JanusSettings,
+    JanusSubscription,
+    describe_config,
+    janus_binary,
+    janus_version,
+    subscribe,
+)
+from .serverproc import REPO_ROOT
+
+SERVERS = ("aiosfu", "janus")
+LOSS_LIMIT_PCT = 1.0
+PAUSE_BETWEEN_RUNS = 2.0  # let the last run's sockets and processes go before the next
+
+
+@dataclass
+class SideBySideConfig:
+    bench: BenchConfig = field(default_factory=lambda: BenchConfig(subscribers=[10, 25, 50]))
+    servers: list[str] = field(default_factory=lambda: list(SERVERS))
+    janus: JanusSettings = field(default_factory=JanusSettings)
+
+
+class JanusSubscriber(FrameCounter):
+    def __init__(self, name: str, subscription: JanusSubscription, join_started_at: float):
+        self.subscription = subscription
+        super().__init__(name, subscription.receiver, subscription.track, join_started_at)
+
+    async def close(self) -> None:
+        await self.stop()
+        await self.subscription.close()
+
+
+async def _join_janus(url: str, feed: int, index: int, room: int) -> JanusSubscriber:
+    started = time.monotonic()
+    subscription = await subscribe(url, feed, room=room)
+    return JanusSubscriber(f"sub{index}", subscription, started)
+
+
+async def measure_janus(
+    n: int, clip: EncodedClip, config: BenchConfig, settings: JanusSettings
+) -> Result:
+    """measure() of loadtest.forwarding, against Janus: same publisher, subscribers, window."""
+    async with JanusProcess(settings) as janus:
+        track = ClipTrack(clip)
+        publisher: JanusPublisher | None = None
+        subscribers: list[JanusSubscriber] = []
+        try:
+            publisher = await JanusPublisher.start(janus.url, track, room=settings.room)
+            assert publisher.sender is not None
+            hook_keyframe_requests(publisher.sender, track)
+            rss_base = janus.rss_bytes()
+            feed = publisher.feed
+
+            started = time.monotonic()
+            subscribers = await join_subscribers(
+                n, lambda i: _join_janus(janus.url, feed, i, settings.room)
+            )
+            await wait_first_keyframes(subscribers, config.first_frame_timeout)
+            if config.verbose:
+                print(
+                    f"  N={n} (janus pid {janus.pid}): {n} subscribers receiving "
+                    f"{time.monotonic() - started:.1f}s after the first joined; warming up "
+                    f"{config.warmup:g}s",
+                    flush=True,
+                )
+            return await measure_window(
+                janus, publisher.sender, track, subscribers, config, rss_base
+            )
+        finally:
+            closing = [s.close() for s in subscribers]
+            if publisher is not None:
+                closing.append(publisher.close())
+            await asyncio.gather(*closing, return_exceptions=True)
+            track.stop()
+
+
+async def run(config: SideBySideConfig) -> dict[str, list[Result]]:
+    clip = make_clip(config.bench)
+    results: dict[str, list[Result]] = {server: [] for server in config.servers}
+    for step, n in enumerate(config.bench.subscribers):
+        order = config.servers if step % 2 == 0 else list(reversed(config.servers))
+        for server in order:
+            print(f"{server}, N={n}:", flush=True)
+            if server == "aiosfu":
+                result = await measure(n, clip, config.bench)
+            else:
+                result = await measure_janus(n, clip, config.bench, config.janus)
+            print(f"  {format_line(result)}", flush=True)
+            results[server].append(result)
+            await asyncio.sleep(PAUSE_BETWEEN_RUNS)
+    return results
+
+
+# --- reporting ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Capacity:
+    """How many subscribers one core could hold: one lower bound, one extrapolation."""
+
+    measured_n: int | None  # largest N run here with loss < 1 % (None: none was)
+    measured_loss_pct: float
+    extrapolated_n: float  # 1e6 / (µs per packet x packets/s per subscriber), at largest N
+    from_n: int
+    us_per_packet: float
+    pps_per_subscriber: float
+
+
+def capacity(results: Sequence[Result]) -> Capacity:
+    good = [r for r in results if r.subscribers and r.loss_pct < LOSS_LIMIT_PCT]
+    best = max(good, key=lambda r: r.subscribers, default=None)
+    largest = max(results, key=lambda r: r.subscribers)
+    pps = largest.forwarded_pps / largest.subscribers if largest.subscribers else math.nan
+    return Capacity(
+        measured_n=None if best is None else best.subscribers,
+        measured_loss_pct=math.nan if best is None else best.loss_pct,
+        extrapolated_n=1e6 / (largest.us_per_packet * pps),
+        from_n=largest.subscribers,
+        us_per_packet=largest.us_per_packet,
+        pps_per_subscriber=pps,
+    )
+
+
+def cpu_model() -> str:
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def aiosfu_revision() -> str:
+    """The commit measured, and whether the server's code differed from it."""
+
+    def git(*args: str) -> str:
+        result = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, check=False
+        )
+        return result.stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--", "sfu", "signaling")
+    return f"{commit} + uncommitted changes in sfu/ or signaling/" if dirty else commit
+
+
+def environment(config: SideBySideConfig) -> dict[str, Any]:
+    nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=False).stdout
+    return {
+        "aiosfu": aiosfu_revision(),
+        "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": int(nproc.strip() or 0),
+        "cpu_model": cpu_model(),
+        "python": platform.python_version(),
+        "aiortc": aiortc.__version__,
+        "janus": janus_version() if "janus" in config.servers else None,
+        "kernel": platform.release(),
+        "loadavg_at_start": os.getloadavg(),
+    }
+
+
+@functools.cache
+def _janus_version() -> str:
+    return janus_version()
+
+
+def _label(server: str, config: SideBySideConfig) -> str:
+    if server == "janus":
+        return f"Janus {_janus_version()} (event_loops = {config.janus.event_loops})"
+    return "aiosfu"
+
+
+def format_report(
+    results: dict[str, list[Result]], config: SideBySideConfig, env: dict[str, Any]
+) -> str:
+    """A Markdown table (it reads as plain text too) and the capacity lines."""
+    lines = [
+        f"{env['date_utc']}, aiosfu {env['aiosfu']}; {env['nproc']} cores ({env['cpu_model']}), "
+        f"Python {env['python']}, aiortc {env['aiortc']}; 1 publisher VP8 "
+        f"{config.bench.width}x{config.bench.height} {config.bench.fps} fps "
+        f"~{config.bench.bitrate // 1000} kbps, N non-decoding aiortc subscribers, "
+        f"{config.bench.duration:g} s measured after {config.bench.warmup:g} s warm-up",
+        "",
+        "| server | N | server CPU µs/forwarded pkt | forwarded pkt/s | server CPU % of a core "
+        "| loss % | join p95 ms | RSS growth KB/subscriber | client CPU % | machine busy % |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for n in config.bench.subscribers:
+        for server in config.servers:
+            for r in (r for r in results[server] if r.subscribers == n):
+                lines.append(
+                    f"| {_label(server, config)} | {r.subscribers} | {r.us_per_packet:.1f} "
+                    f"| {r.forwarded_pps:.0f} | {r.server_cpu_pct:.1f} | {r.loss_pct:.2f} "
+                    f"| {r.join_p95_s * 1000:.0f} | {r.rss_per_subscriber_kb:.0f} "
+                    f"| {r.bench_cpu_pct:.0f} | {r.machine_busy_pct:.0f} |"
+                )
+    lines += [
+        "",
+        f"Most subscribers one core holds at < {LOSS_LIMIT_PCT:g} % loss:",
+    ]
+    for server in config.servers:
+        if not results[server]:
+            continue
+        c = capacity(results[server])
+        measured = (
+            f"none of the N run here had < {LOSS_LIMIT_PCT:g} % loss"
+            if c.measured_n is None
+            else f"at least {c.measured_n} (measured: {c.measured_loss_pct:.2f} % loss, the "
+            f"largest N this run drove)"
+        )
+        lines.append(
+            f"- {_label(server, config)}: {measured}; extrapolated ≈ {c.extrapolated_n:.0f} "
+            f"(1e6 / ({c.us_per_packet:.1f} µs/pkt x {c.pps_per_subscriber:.0f} pkt/s per "
+            f"subscriber), from N={c.from_n}; not measured)"
+        )
+    return "\n".join(lines)
+
+
+def check(results: dict[str, list[Result]]) -> None:
+    """Correctness only: every subscriber of every run received frames while measured."""
+    for server, rows in results.items():
+        for r in rows:
+            assert r.subscribers_with_frames == r.subscribers, (
+                f"{server} N={r.subscribers}: only {r.subscribers_with_frames} subscribers "
+                f"received frames"
+            )
+            assert r.forwarded_packets > 0, f"{server} N={r.subscribers}: no packet"
+
+
+def parse_args(argv: Sequence[str]) -> tuple[SideBySideConfig, str | None]:
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtest.sidebyside",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--subscribers", type=int, action="append", help="N (repeat)")
+    parser.add_argument("--duration", type=float, default=20.0, help="measured seconds")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring")
+    parser.add_argument(
+        "--servers", default=",".join(SERVERS), help="comma-separated: aiosfu, janus"
+    )
+    parser.add_argument("--event-loops", type=int, default=2, help="Janus's event_loops")
+    parser.add_argument("--json", metavar="PATH", help="write the results there")
+    args = parser.parse_args(argv)
+    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    if unknown := set(servers) - set(SERVERS):
+        parser.error(f"unknown server(s): {', '.join(sorted(unknown))}")
+    if any(n < 1 for n in args.subscribers or []):
+        parser.error("N must be at least 1")
+    bench = BenchConfig(
+        subscribers=args.subscribers or [10, 25, 50],
+        duration=args.duration,
+        warmup=args.warmup,
+    )
+    return SideBySideConfig(bench, servers, JanusSettings(event_loops=args.event_loops)), args.json
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    config, json_path = parse_args(argv)  # before re-executing: --help and errors need no root
+    if not netns.inside_own_namespace():
+        netns.reexec_in_new_namespace("loadtest.sidebyside", argv)
+    netns.prepare()
+    print(netns.describe(), "(no route out: checked)", flush=True)
+    if "janus" in config.servers:
+        if janus_binary() is None:
+            raise SystemExit("janus is not installed: apt-get install -y janus (make bench does)")
+        print(describe_config(config.janus), flush=True)
+    logging.basicConfig(level=logging.WARNING)
+    env = environment(config)
+    results = asyncio.run(run(config))
+    report = format_report(results, config, env)
+    print()
+    print(report)
+    if json_path:
+        with open(json_path, "w") as f:
+            payload = {
+                "environment": env,
+                "config": asdict(config),
+                "janus_config": describe_config(config.janus)
+                if "janus" in config.servers
+                else None,
+                "results": {
+                    server: [json_safe(asdict(r)) for r in rows] for server, rows in results.items()
+                },
+            }
+            json.dump(payload, f, indent=2)
+            f.write("\n")
+    check(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
