@@ -268,6 +268,26 @@ class MeasuredServer(Protocol):
     def rss_bytes(self) -> int: ...
 
 
+class ObservedProcess(Protocol):
+    @property
+    def returncode(self) -> int | None: ...
+
+    def output(self) -> str: ...
+
+
+async def post_mortem(process: ObservedProcess, chars: int = 3000) -> str:
+    """How the server ended (if it did) and the end of its output, for a failed run."""
+    for _ in range(10):  # the exit status shows once asyncio has reaped the child
+        if process.returncode is not None:
+            break
+        await asyncio.sleep(0.1)
+    rc = process.returncode
+    status = "still running" if rc is None else f"exited with status {rc}"
+    if rc is not None and rc < 0:
+        status += f" (killed by signal {-rc})"
+    return f"--- the server {status}; its output ends with ---\n{process.output()[-chars:]}"
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100); NaN for no values."""
     if not values:
@@ -301,6 +321,9 @@ async def measure(n: int, clip: EncodedClip, config: BenchConfig) -> Result:
                 f"the first joined; warming up {config.warmup:g}s",
             )
             return await measure_window(server, sender, track, subscribers, config, rss_base)
+        except Exception as exc:
+            exc.add_note(await post_mortem(server))
+            raise
         finally:
             await asyncio.gather(
                 *(s.close() for s in subscribers), publisher.close(), return_exceptions=True

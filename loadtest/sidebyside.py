@@ -40,6 +40,7 @@ import platform
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -59,6 +60,7 @@ from .forwarding import (
     make_clip,
     measure,
     measure_window,
+    post_mortem,
     wait_first_keyframes,
 )
 from .janus import (
@@ -131,6 +133,9 @@ async def measure_janus(
             return await measure_window(
                 janus, publisher.sender, track, subscribers, config, rss_base
             )
+        except Exception as exc:
+            exc.add_note(await post_mortem(janus))
+            raise
         finally:
             closing = [s.close() for s in subscribers]
             if publisher is not None:
@@ -139,21 +144,33 @@ async def measure_janus(
             track.stop()
 
 
-async def run(config: SideBySideConfig) -> dict[str, list[Result]]:
+@dataclass
+class Outcome:
+    results: dict[str, list[Result]]
+    failures: dict[str, dict[int, str]]  # server -> N -> what went wrong
+
+
+async def run(config: SideBySideConfig) -> Outcome:
     clip = make_clip(config.bench)
-    results: dict[str, list[Result]] = {server: [] for server in config.servers}
+    outcome = Outcome({s: [] for s in config.servers}, {s: {} for s in config.servers})
     for step, n in enumerate(config.bench.subscribers):
         order = config.servers if step % 2 == 0 else list(reversed(config.servers))
         for server in order:
             print(f"{server}, N={n}:", flush=True)
-            if server == "aiosfu":
-                result = await measure(n, clip, config.bench)
+            try:
+                if server == "aiosfu":
+                    result = await measure(n, clip, config.bench)
+                else:
+                    result = await measure_janus(n, clip, config.bench, config.janus)
+            except Exception as exc:
+                # One failed run must not cost the others: report it and go on.
+                traceback.print_exc()
+                outcome.failures[server][n] = f"{type(exc).__name__}: {exc}".splitlines()[0]
             else:
-                result = await measure_janus(n, clip, config.bench, config.janus)
-            print(f"  {format_line(result)}", flush=True)
-            results[server].append(result)
+                print(f"  {format_line(result)}", flush=True)
+                outcome.results[server].append(result)
             await asyncio.sleep(PAUSE_BETWEEN_RUNS)
-    return results
+    return outcome
 
 
 # --- reporting ---------------------------------------------------------------------------------
@@ -234,10 +251,9 @@ def _label(server: str, config: SideBySideConfig) -> str:
     return "aiosfu"
 
 
-def format_report(
-    results: dict[str, list[Result]], config: SideBySideConfig, env: dict[str, Any]
-) -> str:
+def format_report(outcome: Outcome, config: SideBySideConfig, env: dict[str, Any]) -> str:
     """A Markdown table (it reads as plain text too) and the capacity lines."""
+    results = outcome.results
     lines = [
         f"{env['date_utc']}, aiosfu {env['aiosfu']}; {env['nproc']} cores ({env['cpu_model']}), "
         f"Python {env['python']}, aiortc {env['aiortc']}; 1 publisher VP8 "
@@ -258,6 +274,8 @@ def format_report(
                     f"| {r.join_p95_s * 1000:.0f} | {r.rss_per_subscriber_kb:.0f} "
                     f"| {r.bench_cpu_pct:.0f} | {r.machine_busy_pct:.0f} |"
                 )
+            if (failure := outcome.failures[server].get(n)) is not None:
+                lines.append(f"| {_label(server, config)} | {n} | run failed: {failure} |")
     lines += [
         "",
         f"Most subscribers one core holds at < {LOSS_LIMIT_PCT:g} % loss:",
@@ -280,9 +298,11 @@ def format_report(
     return "\n".join(lines)
 
 
-def check(results: dict[str, list[Result]]) -> None:
-    """Correctness only: every subscriber of every run received frames while measured."""
-    for server, rows in results.items():
+def check(outcome: Outcome) -> None:
+    """Correctness only: every run completed, every subscriber received frames while measured."""
+    failed = [f"{s} N={n}" for s, runs in outcome.failures.items() for n in runs]
+    assert not failed, f"failed runs: {', '.join(failed)} (see above)"
+    for server, rows in outcome.results.items():
         for r in rows:
             assert r.subscribers_with_frames == r.subscribers, (
                 f"{server} N={r.subscribers}: only {r.subscribers_with_frames} subscribers "
@@ -332,8 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(describe_config(config.janus), flush=True)
     logging.basicConfig(level=logging.WARNING)
     env = environment(config)
-    results = asyncio.run(run(config))
-    report = format_report(results, config, env)
+    outcome = asyncio.run(run(config))
+    report = format_report(outcome, config, env)
     print()
     print(report)
     if json_path:
@@ -345,12 +365,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if "janus" in config.servers
                 else None,
                 "results": {
-                    server: [json_safe(asdict(r)) for r in rows] for server, rows in results.items()
+                    server: [json_safe(asdict(r)) for r in rows]
+                    for server, rows in outcome.results.items()
                 },
+                "failures": outcome.failures,
             }
             json.dump(payload, f, indent=2)
             f.write("\n")
-    check(results)
+    check(outcome)
     return 0
 
 
