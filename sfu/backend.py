@@ -8,6 +8,7 @@ import logging
 from signaling.backend import PeerSignals
 
 from .config import SfuConfig
+from .metrics import MediaTotals
 from .participant import Participant
 from .room import Room
 from .rtc.ice import set_ice_addresses
@@ -19,15 +20,17 @@ class SfuBackend:
     def __init__(self, config: SfuConfig | None = None) -> None:
         self.config = config or SfuConfig()
         self.rooms: dict[str, Room] = {}
+        self.totals = MediaTotals()  # what /metrics reads beyond the live rooms (sfu.metrics)
         if self.config.ice_addresses is not None:
             set_ice_addresses(self.config.ice_addresses)
 
     async def join(self, room: str, peer_id: str, signals: PeerSignals) -> Participant:
         r = self.rooms.get(room)
         if r is None:
-            r = self.rooms[room] = Room(room, self._drop_room)
+            r = self.rooms[room] = Room(room, self._drop_room, self.totals.retire)
             r.log.info("opened")
         participant = Participant(r, peer_id, signals, self.config)
+        self.totals.watch(participant)
         r.join(participant)
         return participant
 

@@ -7,7 +7,7 @@ participant subscribes; when it leaves or unpublishes, they unsubscribe.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from signaling.log import bind
@@ -15,16 +15,24 @@ from signaling.log import bind
 if TYPE_CHECKING:
     from .participant import Participant
     from .publication import Publication
+    from .subscription import Subscription
 
 logger = logging.getLogger(__name__)
 
 
 class Room:
-    def __init__(self, name: str, on_empty: Callable[[Room], None]) -> None:
+    def __init__(
+        self,
+        name: str,
+        on_empty: Callable[[Room], None],
+        on_retire: Callable[[Iterable[Publication | Subscription]], None] = lambda _: None,
+    ) -> None:
         self.name = name
         self.participants: dict[str, Participant] = {}
         self.log = bind(logger, room=name)
         self._on_empty = on_empty
+        # Told of each publication and subscription as it leaves the room (for metrics totals).
+        self._on_retire = on_retire
 
     def join(self, participant: Participant) -> None:
         for other in self.participants.values():
@@ -39,12 +47,14 @@ class Room:
                 participant.subscribe(publication)
 
     def unpublish(self, publication: Publication) -> None:
+        self._on_retire([publication, *self._subscriptions_to(publication)])
         for participant in self.participants.values():
             participant.unsubscribe(publication)
 
     def leave(self, participant: Participant) -> None:
         if self.participants.pop(participant.id, None) is None:
             return
+        self._on_retire(participant.subscriptions.values())
         for pub in participant.publications.values():
             self.unpublish(pub)
         if not self.participants:
@@ -52,3 +62,7 @@ class Room:
 
     def publications(self) -> list[Publication]:
         return [pub for p in self.participants.values() for pub in p.publications.values()]
+
+    def _subscriptions_to(self, publication: Publication) -> list[Subscription]:
+        subs = (p.subscriptions.get(publication.id) for p in self.participants.values())
+        return [sub for sub in subs if sub is not None]

@@ -15,6 +15,7 @@ from signaling.hub import Hub
 
 from .backend import SfuBackend
 from .config import SfuConfig
+from .metrics import add_routes as add_metrics_routes
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ def build_app(config: ServerConfig) -> web.Application:
     hub = Hub(backend, HubConfig(ice_servers=config.ice_servers, ice_mode=config.ice_mode))
     app = web.Application()
     hub.add_routes(app)
+    add_metrics_routes(app, backend, hub)
     app[BACKEND] = backend
 
     async def close_media(_: web.Application) -> None:

@@ -16,6 +16,7 @@ from aiohttp import WSCloseCode, web
 from signaling.backend import MediaBackend
 from signaling.config import HubConfig
 from signaling.log import bind
+from signaling.metrics import HubStats
 from signaling.roster import Roster
 from signaling.session import Session
 
@@ -27,6 +28,7 @@ class Hub:
         self.backend = backend
         self.config = config
         self.roster = Roster()
+        self.stats = HubStats()  # read by /metrics (signaling.metrics)
         self._sessions: set[Session] = set()
         self._connections = itertools.count(1)  # tells apart sockets from one address in logs
 
@@ -62,6 +64,9 @@ class Hub:
 
     async def handle_healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
+
+    def session_count(self) -> int:
+        return len(self._sessions)
 
     async def close(self, grace: float = 5.0) -> None:
         """Close every socket (1001 going away) and wait for the sessions to leave their rooms,

@@ -1,0 +1,48 @@
+"""Hub metrics for GET /metrics: plain counters that hub features increment, read at scrape time.
+
+Reconnects, resumes and rate limits do not exist yet; their counters are exposed at 0 all the
+same, so that dashboards and alerts written now keep working when the features arrive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+
+@dataclass(slots=True)
+class HubStats:
+    # A client that lost its socket and joined again with its `resume` token.
+    reconnects: int = 0
+    # Reconnects that got their participant back (same peer id, media kept) instead of a new one.
+    resumes: int = 0
+    # Messages or connections refused by a rate limit.
+    rate_limited: int = 0
+
+
+class HubCollector(Collector):
+    def __init__(self, stats: HubStats, sessions: Callable[[], int]) -> None:
+        self._stats = stats
+        self._sessions = sessions
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._stats
+        yield GaugeMetricFamily(
+            "aiosfu_signaling_sessions", "Open WebSocket sessions", value=self._sessions()
+        )
+        yield CounterMetricFamily(
+            "aiosfu_reconnects",
+            "Joins with a resume token (a client back after losing its socket)",
+            value=stats.reconnects,
+        )
+        yield CounterMetricFamily(
+            "aiosfu_resumes", "Reconnects that got their participant back", value=stats.resumes
+        )
+        yield CounterMetricFamily(
+            "aiosfu_rate_limit_rejections",
+            "Requests refused by a rate limit",
+            value=stats.rate_limited,
+        )
