@@ -1,4 +1,5 @@
-"""`aiosfu serve`: run the hub and the media plane in one process.
+"""`aiosfu serve`: run the hub and the media plane in one process; `aiosfu loadtest`: see
+loadtest.run.
 
 Every flag has an environment variable of the same meaning (flags win): HOST, PORT,
 ICE_ADDRESSES (comma-separated), ICE_MODE, LOG_LEVEL.
@@ -40,10 +41,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     serve.add_argument("--ice-mode", default=env.get("ICE_MODE", "all"), choices=ICE_MODES)
     serve.add_argument("--log-level", default=env.get("LOG_LEVEL", "INFO"))
+    # Listed for --help only: main() hands `loadtest ...` to loadtest.run before parsing.
+    commands.add_parser("loadtest", help="synthetic peers against a server (--help for more)")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["loadtest"]:
+        from loadtest.run import main as loadtest_main  # `serve` needs none of it
+
+        return loadtest_main(argv[1:])
     args = parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(),

@@ -1,0 +1,435 @@
+"""Synthetic load peers, and the worker that runs a share of them in one process.
+
+A peer is one `sfu.client.Client(decode=False)`: a publisher sends the pre-encoded clips of
+loadtest.clip / loadtest.audioclip (nothing is encoded while it runs), and every peer receives
+what the room forwards without decoding it, counting frames, bytes, keyframes, timestamp gaps,
+the longest wait between two frames (a freeze) and, from the receiver's RTP counters, lost
+packets. Peers gather ICE on `ice_addresses` only and are given no ICE server at all.
+
+A worker gets its peers with join times on a shared timeline: `time.monotonic()` is one
+system-wide clock on Linux, so the parent and every worker process agree on `start_at`. It
+reports a Progress every second and, after the measured window, one PeerResult per peer. The
+same code runs in the parent's process when there is one worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing.connection
+import signal
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import RTCRtpReceiver
+from aiortc.mediastreams import MediaStreamError
+
+from sfu.client import Client, RemoteTrack
+from sfu.rtc import receiver as rtc_receiver
+from sfu.rtc.ice import set_ice_addresses
+
+from .audioclip import AudioClipTrack, EncodedAudioClip, encode_opus_clip
+from .clip import ClipTrack, EncodedClip, encode_clip, hook_keyframe_requests
+
+CLOSE_TIMEOUT = 10.0
+RTP_TS_MODULO = 1 << 32
+
+
+@dataclass(frozen=True)
+class VideoSpec:
+    width: int = 640
+    height: int = 360
+    fps: int = 30
+    kbps: int = 500
+
+    def __str__(self) -> str:
+        return f"{self.width}x{self.height}@{self.fps}:{self.kbps}"
+
+
+@dataclass(frozen=True)
+class PeerSpec:
+    index: int
+    room: str
+    role: str  # "publisher" or "subscriber"
+    name: str
+    join_offset: float  # seconds after start_at
+    # Someone in its room publishes before it joins, so "connect -> first remote frame" is a
+    # join time (the room's first publisher would only measure when the second one came).
+    expects_media: bool
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    url: str
+    video: VideoSpec
+    audio: bool
+    ice_addresses: tuple[str, ...]
+    join_timeout: float
+    window_start: float  # seconds after start_at
+    window_end: float
+
+
+@dataclass
+class Progress:
+    """One worker's running totals (the parent turns them into rates)."""
+
+    worker: int
+    at: float = 0.0  # time.monotonic() of the snapshot
+    peers: int = 0
+    up: int = 0  # connected, published, and receiving if it expects media
+    failed: int = 0
+    bytes_in: int = 0  # encoded media payload received by its peers
+    bytes_out: int = 0  # encoded media payload its publishers sent
+    rtp_received: int = 0
+    rtp_expected: int = 0
+
+
+@dataclass
+class StreamResult:
+    kind: str
+    from_peer: str
+    frames: int  # in the measured window
+    bytes: int  # in the measured window
+    fps: float  # in the measured window
+    keyframes: int  # whole run
+    frame_gaps: int  # video timestamp jumps of more than 1.5 frame durations, whole run
+    longest_freeze: float  # seconds between two frames (or the last one and the end)
+    rtp_received: int  # in the measured window
+    rtp_expected: int
+    first_frame_at: float | None  # seconds after the peer started to connect
+
+
+@dataclass
+class PeerResult:
+    index: int
+    room: str
+    role: str
+    name: str
+    expects_media: bool
+    peer_id: str | None = None
+    error: str | None = None
+    connect_time: float | None = None  # WebSocket connect -> welcome
+    join_time: float | None = None  # WebSocket connect -> first remote frame
+    bytes_sent: int = 0  # whole run
+    frames_sent: int = 0
+    window_bytes_sent: int = 0
+    keyframe_requests: int = 0
+    streams: list[StreamResult] = field(default_factory=list)
+
+
+class StreamStats:
+    """Counts one forwarded track as it arrives; one method call per frame, nothing decoded."""
+
+    def __init__(self, remote: RemoteTrack, receiver: RTCRtpReceiver, fps: int) -> None:
+        self.remote = remote
+        self.receiver = receiver
+        self.kind = remote.kind
+        self.frames = self.bytes = self.keyframes = self.frame_gaps = 0
+        self.first_at: float | None = None
+        self.last_at: float | None = None
+        self.longest_gap = 0.0
+        self._last_pts: int | None = None
+        self._max_step = int(1.5 * 90_000 / fps)  # RTP video clock: 90 kHz
+        self.window0: tuple[int, int, int, int] | None = None
+        self.window1: tuple[int, int, int, int] | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def on_frame(self, packet: Any, now: float) -> None:
+        self.frames += 1
+        self.bytes += packet.size
+        if self.last_at is None:
+            self.first_at = now
+        elif now - self.last_at > self.longest_gap:
+            self.longest_gap = now - self.last_at
+        self.last_at = now
+        if self.kind == "video":
+            self.keyframes += packet.is_keyframe
+            pts = packet.pts
+            if self._last_pts is not None and (pts - self._last_pts) % RTP_TS_MODULO > (
+                self._max_step
+            ):
+                self.frame_gaps += 1
+            self._last_pts = pts
+
+    def counters(self) -> tuple[int, int, int, int]:
+        received, expected, _ = rtc_receiver.rtp_counts(self.receiver)
+        return self.frames, self.bytes, received, expected
+
+    def longest_freeze(self, end: float) -> float:
+        if self.last_at is None:
+            return 0.0
+        return max(self.longest_gap, end - self.last_at)
+
+    async def consume(self) -> None:
+        recv = self.remote.track.recv
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                packet = await recv()  # an av.Packet: encoded, never decoded
+                self.on_frame(packet, time.monotonic())
+
+
+class Peer:
+    def __init__(
+        self,
+        spec: PeerSpec,
+        config: WorkerConfig,
+        video: EncodedClip | None,
+        audio: EncodedAudioClip | None,
+    ) -> None:
+        self.spec = spec
+        self.config = config
+        self.result = PeerResult(spec.index, spec.room, spec.role, spec.name, spec.expects_media)
+        self.client: Client | None = None
+        self.streams: list[StreamStats] = []
+        self.video = ClipTrack(video) if video is not None else None
+        self.audio = AudioClipTrack(audio) if audio is not None else None
+        self.started_at: float | None = None
+        self.sent_window: list[int] = []  # bytes sent at the window's start, then end
+        self.ready = False  # connected (and published)
+        self.first_frame = asyncio.Event()
+
+    @property
+    def up(self) -> bool:
+        return self.ready and (self.first_frame.is_set() or not self.spec.expects_media)
+
+    @property
+    def failed(self) -> bool:
+        return self.result.error is not None
+
+    async def run(self, start_at: float) -> None:
+        await asyncio.sleep(max(0.0, start_at + self.spec.join_offset - time.monotonic()))
+        try:
+            await asyncio.wait_for(self._join(), self.config.join_timeout)
+        except Exception as exc:
+            self.result.error = _describe(exc, self.config.join_timeout)
+
+    async def _join(self) -> None:
+        config = self.config
+        self.started_at = time.monotonic()
+        client = self.client = Client(
+            config.url,
+            self.spec.room,
+            name=self.spec.name,
+            ice_servers=[],  # never a STUN server, whatever the server's welcome says
+            ice_addresses=list(config.ice_addresses),
+            decode=False,
+        )
+        client.on_track(self._on_track)  # before connect: the first offer may follow welcome
+        welcome = await client.connect(timeout=config.join_timeout)
+        self.result.peer_id = welcome.peer_id
+        self.result.connect_time = time.monotonic() - self.started_at
+        tracks = [t for t in (self.video, self.audio) if t is not None]
+        if tracks:
+            await client.publish(*tracks, timeout=config.join_timeout)
+            if self.video is not None:
+                assert client.pc is not None
+                sender = next(s for s in client.pc.getSenders() if s.track is self.video)
+                hook_keyframe_requests(sender, self.video)
+        self.ready = True
+        if self.spec.expects_media:
+            await self.first_frame.wait()
+
+    def _on_track(self, remote: RemoteTrack) -> None:
+        assert self.client is not None and self.client.pc is not None
+        receiver = next(t.receiver for t in self.client.pc.getTransceivers() if t.mid == remote.mid)
+        stats = StreamStats(remote, receiver, self.config.video.fps)
+        self.streams.append(stats)
+        stats.task = asyncio.ensure_future(self._consume(stats))
+
+    async def _consume(self, stats: StreamStats) -> None:
+        recv = stats.remote.track.recv
+        with contextlib.suppress(MediaStreamError):
+            packet = await recv()
+            now = time.monotonic()
+            stats.on_frame(packet, now)
+            if not self.first_frame.is_set():
+                assert self.started_at is not None
+                self.result.join_time = now - self.started_at
+                self.first_frame.set()
+            await stats.consume()
+
+    def bytes_sent(self) -> int:
+        return sum(t.bytes_sent for t in (self.video, self.audio) if t is not None)
+
+    def mark_window(self, start: bool) -> None:
+        self.sent_window.append(self.bytes_sent())
+        for stats in self.streams:
+            if start:
+                stats.window0 = stats.counters()
+            else:
+                stats.window1 = stats.counters()
+
+    def progress_into(self, progress: Progress) -> None:
+        progress.peers += 1
+        progress.up += self.up and not self.failed
+        progress.failed += self.failed
+        for stats in self.streams:
+            progress.bytes_in += stats.bytes
+            received, expected, _ = rtc_receiver.rtp_counts(stats.receiver)
+            progress.rtp_received += received
+            progress.rtp_expected += expected
+        progress.bytes_out += self.bytes_sent()
+
+    def finish(self, window: float, end: float) -> PeerResult:
+        result = self.result
+        if self.spec.expects_media and result.join_time is None and result.error is None:
+            result.error = "no remote frame by the end of the run"
+        for track in (self.video, self.audio):
+            if track is not None:
+                result.bytes_sent += track.bytes_sent
+                result.frames_sent += track.frames_sent
+        if len(self.sent_window) == 2:
+            result.window_bytes_sent = self.sent_window[1] - self.sent_window[0]
+        if self.video is not None:
+            result.keyframe_requests = self.video.keyframe_requests
+        for stats in self.streams:
+            zero = (0, 0, 0, 0)
+            f0, b0, r0, e0 = stats.window0 or zero
+            f1, b1, r1, e1 = stats.window1 or stats.counters()
+            result.streams.append(
+                StreamResult(
+                    kind=stats.kind,
+                    from_peer=stats.remote.peer_id,
+                    frames=f1 - f0,
+                    bytes=b1 - b0,
+                    fps=(f1 - f0) / window if window > 0 else 0.0,
+                    keyframes=stats.keyframes,
+                    frame_gaps=stats.frame_gaps,
+                    longest_freeze=stats.longest_freeze(end),
+                    rtp_received=r1 - r0,
+                    rtp_expected=e1 - e0,
+                    first_frame_at=(
+                        None
+                        if stats.first_at is None or self.started_at is None
+                        else stats.first_at - self.started_at
+                    ),
+                )
+            )
+        return result
+
+    async def close(self) -> None:
+        for stats in self.streams:
+            if stats.task is not None:
+                stats.task.cancel()
+        for track in (self.video, self.audio):
+            if track is not None:
+                track.stop()
+        if self.client is not None:
+            await self.client.close()
+
+
+def _describe(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"not up within {timeout:g}s (connect, publish and first remote frame)"
+    return f"{type(exc).__name__}: {exc}"
+
+
+Report = Callable[[object], None]
+
+
+async def run_peers(
+    worker: int,
+    specs: list[PeerSpec],
+    config: WorkerConfig,
+    start_at: float,
+    report: Report,
+    clips: tuple[EncodedClip | None, EncodedAudioClip | None],
+) -> list[PeerResult]:
+    """Join `specs` on schedule, report Progress every second, measure the window, leave."""
+    set_ice_addresses(config.ice_addresses)
+    video, audio = clips
+    peers = [
+        Peer(
+            spec,
+            config,
+            video if spec.role == "publisher" else None,
+            audio if spec.role == "publisher" else None,
+        )
+        for spec in specs
+    ]
+    joins = [asyncio.ensure_future(p.run(start_at)) for p in peers]
+
+    def progress() -> Progress:
+        snapshot = Progress(worker, time.monotonic())
+        for peer in peers:
+            peer.progress_into(snapshot)
+        return snapshot
+
+    async def until(offset: float) -> None:
+        while (left := start_at + offset - time.monotonic()) > 0:
+            await asyncio.sleep(min(1.0, left))
+            report(progress())
+
+    try:
+        await until(config.window_start)
+        for peer in peers:
+            peer.mark_window(start=True)
+        await until(config.window_end)
+        end = time.monotonic()
+        for peer in peers:
+            peer.mark_window(start=False)
+        window = config.window_end - config.window_start
+        results = [peer.finish(window, end) for peer in peers]
+    finally:
+        for join in joins:
+            join.cancel()
+        await asyncio.gather(*joins, return_exceptions=True)
+        closing = asyncio.gather(*(p.close() for p in peers), return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(closing, CLOSE_TIMEOUT)
+    return results
+
+
+def make_clips(
+    config: WorkerConfig, publishers: int
+) -> tuple[EncodedClip | None, EncodedAudioClip | None]:
+    """Encode once per process; every publisher of the process loops the same clips."""
+    if publishers == 0:
+        return None, None
+    v = config.video
+    video = encode_clip(
+        width=v.width, height=v.height, fps=v.fps, bit_rate=v.kbps * 1000, frames=3 * v.fps
+    )
+    return video, encode_opus_clip() if config.audio else None
+
+
+# --- worker processes ------------------------------------------------------------------------
+
+
+def worker_main(
+    worker: int,
+    specs: list[PeerSpec],
+    config: WorkerConfig,
+    messages: Any,  # multiprocessing Queue: ("ready"|"progress"|"result"|"error", worker, ...)
+    control: multiprocessing.connection.Connection,
+) -> None:
+    """Entry point of a worker process (spawned: nothing is inherited but these arguments)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
+    logging.basicConfig(level=logging.ERROR)
+    try:
+        clips = make_clips(config, sum(s.role == "publisher" for s in specs))
+        messages.put(("ready", worker, None))
+        start_at: float = control.recv()
+        try:
+            import uvloop
+
+            run: Callable[..., Any] = uvloop.run
+        except ImportError:
+            run = asyncio.run
+        results = run(
+            run_peers(
+                worker,
+                specs,
+                config,
+                start_at,
+                lambda p: messages.put(("progress", worker, p)),
+                clips,
+            )
+        )
+        messages.put(("result", worker, results))
+    except BaseException:
+        messages.put(("error", worker, traceback.format_exc()))

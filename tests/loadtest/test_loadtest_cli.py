@@ -1,0 +1,108 @@
+"""`aiosfu loadtest`: a tiny scenario end to end (2 rooms x 3 peers, 5 s), and its arguments."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+from loadtest.peers import VideoSpec
+from loadtest.report import LoadConfig, percentile
+from loadtest.run import parse_args, parse_video, plan_peers
+from loadtest.serverproc import REPO_ROOT
+
+
+async def test_tiny_scenario_reports_frames_for_every_subscriber(tmp_path: Path) -> None:
+    report_path = tmp_path / "report.json"
+    # Two worker processes, so the spread over processes and their reports are covered too.
+    argv = [
+        *("-m", "sfu.cli", "loadtest", "--rooms", "2", "--publishers", "1"),
+        *("--subscribers", "2", "--duration", "5", "--ramp", "10", "--settle", "1"),
+        *("--procs", "2", "--json", str(report_path)),
+    ]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *argv,
+        cwd=REPO_ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(proc.communicate(), 60)
+    text = output.decode(errors="replace")
+    print(text)
+    assert proc.returncode == 0, text
+    assert "measuring" in text, "the live progress lines"
+    assert "join time" in text and "video fps" in text, "the table"
+
+    report = json.loads(report_path.read_text())
+    assert report["peers"] == {"planned": 6, "up": 6, "failed": 0, "failures": []}
+    assert report["problems"] == []
+
+    receivers = report["receivers"]
+    assert len(receivers) == 4 and len({r["room"] for r in receivers}) == 2
+    for r in receivers:
+        assert r["error"] is None and r["video_streams"] == 1, r
+        assert r["video_frames"] > 0 and r["video_fps"][0] > 5, r
+        assert r["join_ms"] is not None and r["join_ms"] > 0, r
+        assert 0 <= r["loss_pct"] <= 100, r
+
+    join = report["join_time_ms"]
+    assert join["n"] == 4 and 0 < join["p50"] <= join["p95"] <= join["p99"] <= join["max"]
+    video = report["video"]
+    assert video["streams"] == 4 and video["target_fps"] == 30 and video["keyframes"] >= 4
+    assert 0 < video["fps"]["min"] <= video["fps"]["mean"] <= 31
+    assert 0 < video["longest_freeze_ms"]["max"] < 5000
+    assert 0 <= report["loss"]["pct"] <= 100 and report["loss"]["expected_packets"] > 0
+    assert report["traffic"]["in_mbps"] > 0 and report["traffic"]["out_mbps"] > 0
+
+    server = report["server"]
+    assert server["pid"] is not None and server["cpu_pct"] > 0 and server["rss_mb"] > 10
+    assert server["forwarded_pps"] is not None, "read from the server's /metrics"
+    assert report["config"]["procs"] == 2 and report["window_s"] == 5
+
+
+def test_video_spec_parses_and_refuses_nonsense() -> None:
+    assert parse_video("1280x720@15:1200") == VideoSpec(1280, 720, 15, 1200)
+    assert parse_video("320x240") == VideoSpec(320, 240, 30, 500)
+    for bad in ("640x", "640x360@0:500", "99999x2@30:500", "640x360@30:1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_video(bad)
+
+
+def test_simulcast_is_refused_with_a_clear_message(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--simulcast"])
+    assert exit_info.value.code == 2
+    assert "--simulcast is not supported yet" in capsys.readouterr().err
+
+
+def test_server_pid_needs_a_url() -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--server-pid", "1"])
+    config, json_path = parse_args(["--url", "ws://127.0.0.1:1/ws", "--server-pid", "1"])
+    assert config.server_pid == 1 and json_path is None
+
+
+def test_publishers_join_first_and_only_peers_with_a_publisher_before_them_count() -> None:
+    specs = plan_peers(LoadConfig(rooms=2, publishers=2, subscribers=1, ramp=4), "r")
+    assert [(s.name, s.join_offset, s.expects_media) for s in specs] == [
+        ("pub0.0", 0.0, False),  # nobody to receive from when it joins
+        ("pub1.0", 0.25, False),
+        ("pub0.1", 0.5, True),
+        ("pub1.1", 0.75, True),
+        ("sub0.0", 1.0, True),
+        ("sub1.0", 1.25, True),
+    ]
+    assert {s.room for s in specs} == {"lt-r-0", "lt-r-1"}
+
+
+def test_percentile_interpolates_between_ranks() -> None:
+    assert percentile([4, 1, 3, 2], 50) == 2.5
+    assert percentile([1, 2, 3, 4, 5], 95) == pytest.approx(4.8)
+    assert percentile([7], 99) == 7
+    assert math.isnan(percentile([], 50))
