@@ -107,6 +107,10 @@ class Result:
     rss_per_subscriber_kb: float  # (RSS at the end - base) / N
     machine_busy_pct: float  # every process on every core, in % of one core: noise shows here
     machine_steal_pct: float  # CPU the hypervisor gave to other guests, in % of one core
+    # Frames the publisher sent in the window that the mean subscriber did not get. A server
+    # that drops whole frames and renumbers the packets it sends shows no sequence-number loss;
+    # this catches it (± a frame or two at the window's edges).
+    frame_shortfall_pct: float
 
 
 @dataclass
@@ -347,12 +351,14 @@ async def measure_window(
     rtp0 = [inbound_counts(s.receiver) for s in subscribers]
     frames0 = [(s.frames, s.keyframes) for s in subscribers]
     sent0 = await outbound_counts(sender)
+    published0 = track.frames_sent
     await asyncio.sleep(config.duration)
     cpu1, bench1, t1 = server.cpu_seconds(), time.process_time(), time.monotonic()
     machine1 = procstat.machine_cpu_seconds()
     rtp1 = [inbound_counts(s.receiver) for s in subscribers]
     frames1 = [(s.frames, s.keyframes) for s in subscribers]
     sent1 = await outbound_counts(sender)
+    published1 = track.frames_sent
     rss = server.rss_bytes()
 
     n = len(subscribers)
@@ -364,6 +370,8 @@ async def measure_window(
     frames = [(f1 - f0, k1 - k0) for (f0, k0), (f1, k1) in zip(frames0, frames1, strict=True)]
     fps = [f / elapsed for f, _ in frames] or [math.nan]  # N=0: the publisher alone
     joins = [t for s in subscribers if (t := s.join_time) is not None]
+    published = published1 - published0
+    mean_frames = sum(f for f, _ in frames) / n if n else math.nan
     cpu = cpu1 - cpu0
     return Result(
         subscribers=n,
@@ -396,6 +404,7 @@ async def measure_window(
         rss_per_subscriber_kb=(rss - rss_base) / n / 1024 if n else math.nan,
         machine_busy_pct=100 * (machine1[0] - machine0[0]) / elapsed,
         machine_steal_pct=100 * (machine1[1] - machine0[1]) / elapsed,
+        frame_shortfall_pct=max(0.0, 100 * (1 - mean_frames / published)) if published else 0,
     )
 
 
@@ -412,7 +421,8 @@ def format_line(r: Result) -> str:
     return (
         f"N={r.subscribers}: {r.forwarded_pps:.0f} forwarded pkt/s, server CPU "
         f"{r.server_cpu_pct:.1f}% of a core = {r.us_per_packet:.1f} µs/packet, loss "
-        f"{r.loss_pct:.2f}% ({r.lost_packets} pkts, {r.rtx_packets} rtx), "
+        f"{r.loss_pct:.2f}% ({r.lost_packets} pkts, {r.rtx_packets} rtx), frames short "
+        f"{r.frame_shortfall_pct:.1f}%, "
         f"{r.fps_per_subscriber:.1f} fps/subscriber (min {r.fps_min:.1f}), "
         f"{r.keyframes_received} keyframes, RSS {r.server_rss_mb:.0f} MB "
         f"({r.rss_per_subscriber_kb:.0f} KB/subscriber), join p95 {r.join_p95_s * 1000:.0f} ms; "

@@ -40,9 +40,10 @@ def test_configuration_is_loopback_only_with_two_event_loops(tmp_path: Path) -> 
     assert "fir_freq = 0" in files["janus.plugin.videoroom.jcfg"]
 
 
-def _result(n: int, us: float, pps_per_sub: float, loss: float) -> Result:
+def _result(n: int, us: float, pps_per_sub: float, loss: float, short: float = 0) -> Result:
     values: dict[str, Any] = {f.name: 0 for f in dataclasses.fields(Result)}
     values.update(subscribers=n, us_per_packet=us, forwarded_pps=n * pps_per_sub, loss_pct=loss)
+    values.update(frame_shortfall_pct=short)
     return Result(**values)
 
 
@@ -53,6 +54,8 @@ def test_capacity_is_a_lower_bound_and_a_labelled_extrapolation() -> None:
     assert c.from_n == 50 and c.us_per_packet == 20.0
     assert c.extrapolated_n == pytest.approx(1e6 / (20.0 * 110))
     assert capacity([_result(10, 40.0, 110, 5.0)]).measured_n is None
+    # Frames dropped whole at the server leave no sequence gap: they count as loss too.
+    assert capacity([_result(10, 40.0, 110, 0.0, short=6.0)]).measured_n is None
 
 
 @pytest.mark.skipif(janus_binary() is None, reason="janus is not installed (make bench does)")
