@@ -16,15 +16,35 @@ from .rtc.ice import set_ice_addresses
 logger = logging.getLogger(__name__)
 
 
+# How often forwarding senders' RTCP sender-report fields are refreshed (aiortc sends one every
+# 0.5-1.5 s); counting per packet into aiortc's private fields would cost the hot path.
+REPORT_INTERVAL = 0.5
+
+
 class SfuBackend:
     def __init__(self, config: SfuConfig | None = None) -> None:
         self.config = config or SfuConfig()
         self.rooms: dict[str, Room] = {}
         self.totals = MediaTotals()  # what /metrics reads beyond the live rooms (sfu.metrics)
+        self._reporter: asyncio.Task[None] | None = None
         if self.config.ice_addresses is not None:
             set_ice_addresses(self.config.ice_addresses)
 
+    async def _report_forever(self) -> None:
+        while True:
+            await asyncio.sleep(REPORT_INTERVAL)
+            # In a function of its own: loop variables left in this coroutine's frame would keep
+            # the last participant (and its peer connection) alive through the sleep.
+            self._update_sender_reports()
+
+    def _update_sender_reports(self) -> None:
+        for participant in self.participants():
+            for sub in participant.subscriptions.values():
+                sub.update_sender_report()
+
     async def join(self, room: str, peer_id: str, signals: PeerSignals) -> Participant:
+        if self._reporter is None:
+            self._reporter = asyncio.ensure_future(self._report_forever())
         r = self.rooms.get(room)
         if r is None:
             r = self.rooms[room] = Room(room, self._drop_room, self.totals.retire)
@@ -43,4 +63,7 @@ class SfuBackend:
         return [p for r in self.rooms.values() for p in r.participants.values()]
 
     async def close(self) -> None:
+        if self._reporter is not None:
+            self._reporter.cancel()
+            self._reporter = None
         await asyncio.gather(*(p.close() for p in self.participants()), return_exceptions=True)

@@ -181,18 +181,17 @@ class Participant:
     def _publish_new_tracks(self) -> None:
         new, self._new_tracks = self._new_tracks, []
         for track, receiver, sink in new:
+            transceiver = next(t for t in self.pc.getTransceivers() if t.receiver is receiver)
             pub = Publication(
                 publisher_id=self.id,
                 track=track,
-                receiver=receiver,
+                transceiver=transceiver,
                 sink=sink,
                 keyframe_interval=self.config.keyframe_interval,
                 log=self.log,
             )
             self.publications[pub.id] = pub
-            self._publication_transceivers[pub.id] = next(
-                t for t in self.pc.getTransceivers() if t.receiver is receiver
-            )
+            self._publication_transceivers[pub.id] = transceiver
             pub.log.info("published")
             self.room.publish(pub)
 

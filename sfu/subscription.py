@@ -1,84 +1,180 @@
 """Subscription: one Publication forwarded to one Participant.
 
-Owns the subscriber side of the media path: the track its RTCRtpSender pulls encoded frames
-from, gated so that nothing is forwarded before a keyframe (a decoder can only start there), and
-the keyframe requests that go with it: one as soon as the subscriber's sender starts pulling (its
-connection is up), again while it waits, and whenever the subscriber reports picture loss.
-Reaches aiortc only through sfu.rtc. Closed by its Participant; close() is idempotent.
+Owns the subscriber side of the media path, at the RTP level: its own SSRC, sequence numbers
+and timestamps (the publisher's, shifted by offsets fixed when forwarding starts), the wait for
+a keyframe (a decoder can only start there), retransmissions from the publication's ring when
+the subscriber NACKs, and keyframe requests: one as soon as its sender is up, more while it
+waits, and whenever the subscriber reports picture loss.
+
+The subscriber's aiortc RTCRtpSender is kept for what it does well (SDP, RTCP sender reports,
+feedback routing) but is given an IdleTrack: packets go out through sfu.rtc.fastpath.RtpOutput.
+`forward()` is the hot path: no await, no logging, one header and one send.
+Closed by its Participant; close() is idempotent.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import random
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from aiortc import MediaStreamTrack, RTCRtpTransceiver
+from aiortc import RTCRtpTransceiver
+from aiortc.clock import current_ntp_time
 
+from .rtc import fastpath
 from .rtc import sender as rtc_sender
-from .rtc.packetizer import use_packetizer
 
 if TYPE_CHECKING:
     from .publication import Publication
 
-
-class ForwardedTrack(MediaStreamTrack):
-    """What the subscriber's sender reads: the publication's frames, from a keyframe on."""
-
-    def __init__(self, subscription: Subscription, source: MediaStreamTrack) -> None:
-        super().__init__()
-        self.kind = source.kind
-        self._subscription = subscription
-        self._source = source
-
-    async def recv(self) -> Any:
-        sub = self._subscription
-        if not sub.started:
-            sub.started = True
-            sub.publication.request_keyframe()
-        source_recv = self._source.recv
-        while True:
-            packet: Any = await source_recv()  # an av.Packet, from sfu.rtc.receiver
-            if sub.waiting_for_keyframe:
-                if not packet.is_keyframe:
-                    sub.dropped += 1
-                    sub.publication.request_keyframe()
-                    continue
-                sub.waiting_for_keyframe = False
-            sub.forwarded += 1
-            return packet
-
-    def stop(self) -> None:
-        super().stop()
-        self._source.stop()
+# (second header byte: marker and payload type, sequence number, timestamp, SSRC, payload)
+Send = Callable[[int, int, int, int, bytes], bool]
 
 
 class Subscription:
+    __slots__ = (
+        "_marker_pt",
+        "_send",
+        "bytes",
+        "closed",
+        "dropped",
+        "live",
+        "nacks",
+        "packets",
+        "plis",
+        "publication",
+        "ready",
+        "retransmitted",
+        "seq_offset",
+        "ssrc",
+        "subscriber_id",
+        "track",
+        "transceiver",
+        "ts_offset",
+    )
+
     def __init__(self, publication: Publication, subscriber_id: str) -> None:
         self.publication = publication
         self.subscriber_id = subscriber_id
-        self.track = ForwardedTrack(self, publication.subscribe())
+        self.track = fastpath.IdleTrack(publication.kind, on_start=self._on_sender_started)
         self.transceiver: RTCRtpTransceiver | None = None
-        self.started = False
-        self.waiting_for_keyframe = True
-        self.forwarded = 0  # encoded frames
-        self.dropped = 0  # frames dropped while waiting for a keyframe
+        self.ready = False  # the subscriber's connection is up: we can send
+        self.live = False  # forwarding (a keyframe has passed)
+        self.closed = False
+        self.ssrc = 0
+        self.seq_offset = 0
+        self.ts_offset = 0
+        self._marker_pt = (0, 0)  # second header byte, indexed by the marker bit
+        self._send: Send = _not_ready
         # Read by the metrics collector at scrape time (never a per-packet metrics call).
         self.packets = 0  # RTP packets forwarded
         self.bytes = 0  # RTP payload bytes forwarded
-        self.nacks = 0  # NACK packets from the subscriber
+        self.dropped = 0  # packets not forwarded while waiting for a keyframe
+        self.nacks = 0  # sequence numbers the subscriber asked to be resent
+        self.retransmitted = 0
         self.plis = 0  # PLI/FIR from the subscriber
-        self.closed = False
+        publication.add(self)
 
     def attach(self, transceiver: RTCRtpTransceiver) -> None:
-        """Bind to the sender that carries this subscription to the subscriber."""
+        """Bind to the transceiver that carries this subscription (before it is offered)."""
         self.transceiver = transceiver
-        use_packetizer(transceiver)
-        rtc_sender.set_stream_id(transceiver.sender, self.publication.publisher_id)
-        rtc_sender.on_keyframe_request(transceiver.sender, self.on_picture_loss)
+        sender = transceiver.sender
+        fastpath.prefer_codec(transceiver, self.publication.codec.mimeType)
+        rtc_sender.set_stream_id(sender, self.publication.publisher_id)
+        rtc_sender.on_keyframe_request(sender, self.on_picture_loss)
+        fastpath.on_retransmit_request(sender, self.on_nack)
+
+    def _on_sender_started(self) -> None:
+        # aiortc starts the sender once DTLS is up and the m-line negotiated.
+        if self.closed or self.transceiver is None:
+            return
+        codec = fastpath.negotiated_codec(self.transceiver)
+        output = fastpath.RtpOutput(self.transceiver.sender)
+        if codec is None or codec.payloadType is None or not output.bind():
+            return
+        pt = codec.payloadType
+        self.ssrc = fastpath.ssrc(self.transceiver.sender)
+        self._marker_pt = (pt, 0x80 | pt)
+        self._send = output.send
+        self.ready = True
+        self.publication.waiting += 1
+        self.publication.request_keyframe()
+
+    # --- hot path ------------------------------------------------------------------------------
+
+    def forward(
+        self, seq: int, timestamp: int, marker: int, payload: bytes, keyframe: bool
+    ) -> None:
+        if not self.live:
+            if not (self.ready and keyframe):
+                self.dropped += 1
+                return
+            self._go_live(seq, timestamp)
+        if self._send(
+            self._marker_pt[marker],
+            (seq + self.seq_offset) & 0xFFFF,
+            (timestamp + self.ts_offset) & 0xFFFFFFFF,
+            self.ssrc,
+            payload,
+        ):
+            self.packets += 1
+            self.bytes += len(payload)
+
+    def _go_live(self, seq: int, timestamp: int) -> None:
+        # Random origins, as a sender of its own would pick (RFC 3550 5.1); the first sequence
+        # number stays low so a long stream never wraps into SRTP's replay window trouble.
+        self.seq_offset = (random.randrange(1 << 15) - seq) & 0xFFFF
+        self.ts_offset = (random.getrandbits(32) - timestamp) & 0xFFFFFFFF
+        self.live = True
+        self.publication.waiting -= 1
+
+    # --- feedback from the subscriber ------------------------------------------------------------
 
     def on_picture_loss(self) -> None:
         """The subscriber sent a PLI or FIR: its decoder needs a keyframe."""
         self.plis += 1
         self.publication.request_keyframe()
+
+    def on_nack(self, seq: int) -> None:
+        """The subscriber lost `seq` (its numbering): resend it if the ring still has it."""
+        self.nacks += 1
+        if not self.live:
+            return
+        entry = self.publication.packet((seq - self.seq_offset) & 0xFFFF)
+        if entry is None:
+            return
+        _, timestamp, marker, payload = entry
+        if self._send(
+            self._marker_pt[marker],
+            seq,
+            (timestamp + self.ts_offset) & 0xFFFFFFFF,
+            self.ssrc,
+            payload,
+        ):
+            self.retransmitted += 1
+
+    # --- RTCP sender reports ------------------------------------------------------------------
+
+    def update_sender_report(self) -> None:
+        """Give the sender's next SR our counts and a clock pair that keeps lip sync: the
+        publisher's own (NTP, RTP) pair, shifted into our timestamps, once it has sent one."""
+        if not self.live or self.transceiver is None:
+            return
+        pub = self.publication
+        if pub.sender_report is not None:
+            ntp, rtp = pub.sender_report
+        else:
+            ntp = current_ntp_time()
+            elapsed = max(0.0, time.monotonic() - pub.last_arrival)
+            rtp = pub.last_timestamp + int(elapsed * pub.clock_rate)
+        fastpath.report_counters(
+            self.transceiver.sender,
+            packets=self.packets & 0xFFFFFFFF,
+            octets=self.bytes & 0xFFFFFFFF,
+            ntp_timestamp=ntp,
+            rtp_timestamp=(rtp + self.ts_offset) & 0xFFFFFFFF,
+        )
 
     def close(self) -> None:
         """Stop forwarding. The transceiver stays in the subscriber's connection (aiortc cannot
@@ -87,11 +183,26 @@ class Subscription:
         if self.closed:
             return
         self.closed = True
+        if self.ready and not self.live:
+            self.publication.waiting -= 1
+        self.ready = self.live = False
+        self._send = _not_ready
+        self.publication.remove(self)
         self.track.stop()
         if self.transceiver is not None:
-            rtc_sender.on_keyframe_request(self.transceiver.sender, _ignore)
-            self.transceiver.sender.replaceTrack(None)
+            sender = self.transceiver.sender
+            rtc_sender.on_keyframe_request(sender, _ignore)
+            fastpath.on_retransmit_request(sender, _ignore_seq)
+            sender.replaceTrack(None)
+
+
+def _not_ready(second_byte: int, seq: int, timestamp: int, ssrc: int, payload: bytes) -> bool:
+    return False
 
 
 def _ignore() -> None:
+    pass
+
+
+def _ignore_seq(seq: int) -> None:
     pass

@@ -1,13 +1,11 @@
-"""KeyframeThrottle (time passed in) and the subscription's wait-for-keyframe gate."""
+"""KeyframeThrottle (time passed in), and the subscription's RTP rewriting: wait for a
+keyframe, shift sequence numbers and timestamps, resend on NACK."""
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
+import struct
 
-import av
 import pytest
-from aiortc import MediaStreamTrack
 
 from sfu.keyframes import KeyframeThrottle
 from sfu.subscription import Subscription
@@ -32,46 +30,94 @@ def test_throttle_rejects_a_bad_interval() -> None:
         KeyframeThrottle(interval=0)
 
 
-class FakeSource(MediaStreamTrack):
-    kind = "video"
-
-    def __init__(self, keyflags: list[bool]) -> None:
-        super().__init__()
-        self.packets = []
-        for i, key in enumerate(keyflags):
-            p = av.Packet(bytes([i]))
-            p.pts = i
-            p.is_keyframe = key
-            self.packets.append(p)
-
-    async def recv(self) -> Any:
-        await asyncio.sleep(0)
-        return self.packets.pop(0)
-
-
 class FakePublication:
-    def __init__(self, source: MediaStreamTrack) -> None:
-        self.source = source
-        self.publisher_id = "pub"
-        self.keyframe_requests = 0
+    """Just what a Subscription reads of its publication."""
 
-    def subscribe(self) -> MediaStreamTrack:
-        return self.source
+    kind = "video"
+    publisher_id = "pub"
+
+    def __init__(self) -> None:
+        self.subscriptions: list[Subscription] = []
+        self.waiting = 0
+        self.keyframe_requests = 0
+        self.ring: dict[int, tuple[int, int, int, bytes]] = {}
+
+    def add(self, sub: Subscription) -> None:
+        self.subscriptions.append(sub)
+
+    def remove(self, sub: Subscription) -> None:
+        self.subscriptions.remove(sub)
 
     def request_keyframe(self) -> None:
         self.keyframe_requests += 1
 
+    def packet(self, seq: int) -> tuple[int, int, int, bytes] | None:
+        return self.ring.get(seq)
+
+
+def ready_subscription(publication: FakePublication, sent: list[bytes]) -> Subscription:
+    sub = Subscription(publication, "sub")  # type: ignore[arg-type]
+
+    def send(second_byte: int, seq: int, timestamp: int, ssrc: int, payload: bytes) -> bool:
+        sent.append(struct.pack("!BBHII", 0x80, second_byte, seq, timestamp, ssrc) + payload)
+        return True
+
+    # What _on_sender_started does once the subscriber's connection is up (it needs aiortc).
+    sub.ssrc, sub._marker_pt, sub._send, sub.ready = 0xABCD, (96, 0x80 | 96), send, True
+    publication.waiting += 1
+    return sub
+
+
+def header(packet: bytes) -> tuple[int, int, int, int, int]:
+    first, second, seq, ts, ssrc = struct.unpack_from("!BBHII", packet)
+    return first, second, seq, ts, ssrc
+
 
 async def test_nothing_is_forwarded_before_a_keyframe() -> None:
-    publication = FakePublication(FakeSource([False, False, True, False, True]))
-    sub = Subscription(publication, "sub")  # type: ignore[arg-type]
-    first = await sub.track.recv()
-    assert (bytes(first), first.is_keyframe) == (b"\x02", True)
-    assert sub.dropped == 2
-    # One request when the sender starts pulling, then one per frame dropped while waiting.
-    assert publication.keyframe_requests == 3
-    second = await sub.track.recv()
-    assert bytes(second) == b"\x03"  # after the first keyframe, every frame passes
-    assert (sub.forwarded, publication.keyframe_requests) == (2, 3)
+    publication, sent = FakePublication(), list[bytes]()
+    sub = ready_subscription(publication, sent)
+    sub.forward(100, 9000, 0, b"delta", keyframe=False)
+    sub.forward(101, 9000, 1, b"delta", keyframe=False)
+    assert sent == [] and sub.dropped == 2 and not sub.live
+    sub.forward(102, 12000, 0, b"key", keyframe=True)
+    sub.forward(103, 12000, 1, b"rest", keyframe=False)  # after the keyframe, everything passes
+    assert sub.live and publication.waiting == 0
+    (first, second, seq0, ts0, ssrc), (_, second1, seq1, ts1, _) = map(header, sent)
+    assert (first, second, second1, ssrc) == (0x80, 96, 0x80 | 96, 0xABCD)
+    assert (seq1 - seq0) & 0xFFFF == 1 and ts1 == ts0
+    assert sent[0][12:] == b"key" and sent[1][12:] == b"rest"
+    assert sub.packets == 2 and sub.bytes == 7
+
+
+async def test_sequence_numbers_and_timestamps_wrap() -> None:
+    publication, sent = FakePublication(), list[bytes]()
+    sub = ready_subscription(publication, sent)
+    sub.forward(0xFFFF, 0xFFFFFF00, 0, b"k", keyframe=True)
+    sub.forward(0x0000, 0x00000100, 0, b"d", keyframe=False)
+    (_, _, seq0, ts0, _), (_, _, seq1, ts1, _) = map(header, sent)
+    assert (seq1 - seq0) & 0xFFFF == 1
+    assert (ts1 - ts0) & 0xFFFFFFFF == 0x200
+
+
+async def test_nack_resends_from_the_publication_ring_under_our_numbering() -> None:
+    publication, sent = FakePublication(), list[bytes]()
+    sub = ready_subscription(publication, sent)
+    publication.ring[500] = (500, 3000, 1, b"lost one")
+    sub.forward(499, 3000, 0, b"key", keyframe=True)
+    (_, _, seq0, _, _) = header(sent[0])
+    sub.on_nack((seq0 + 1) & 0xFFFF)  # the subscriber missed the packet after the keyframe
+    sub.on_nack((seq0 + 7) & 0xFFFF)  # and one the ring never had
+    assert len(sent) == 2 and sub.nacks == 2 and sub.retransmitted == 1
+    _, second, seq, _, _ = header(sent[1])
+    assert seq == (seq0 + 1) & 0xFFFF and second == 0x80 | 96 and sent[1][12:] == b"lost one"
+
+
+async def test_picture_loss_asks_the_publication_and_close_detaches() -> None:
+    publication, sent = FakePublication(), list[bytes]()
+    sub = ready_subscription(publication, sent)
     sub.on_picture_loss()
-    assert publication.keyframe_requests == 4
+    assert (sub.plis, publication.keyframe_requests) == (1, 1)
+    sub.close()
+    assert publication.subscriptions == [] and publication.waiting == 0
+    sub.forward(1, 1, 0, b"k", keyframe=True)
+    assert sent == []

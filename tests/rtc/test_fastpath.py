@@ -1,0 +1,108 @@
+"""Hooks: sfu.rtc.fastpath, on a real pair of aiortc peer connections over 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiortc import MediaStreamTrack, RTCPeerConnection
+
+from sfu.media import TestPatternTrack
+from sfu.rtc import fastpath
+from sfu.rtc import receiver as rtc_receiver
+from tests.rtc.pair import negotiate, new_pc
+from tests.util import eventually, recv
+
+# One-packet VP8 frames: descriptor (S=1), then a frame whose tag marks key / delta.
+VP8_KEY = bytes([0x10, 0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A])
+VP8_DELTA = bytes([0x10, 0x11, 0x02, 0x00])
+
+
+async def test_tap_sees_packets_and_sender_reports() -> None:
+    sender_pc, receiver_pc = new_pc(), new_pc()
+    sender_pc.addTransceiver(TestPatternTrack(160, 120), direction="sendonly")
+    packets: list[int] = []
+    reports: list[tuple[int, int]] = []
+
+    @receiver_pc.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        receiver = receiver_pc.getTransceivers()[0].receiver
+        fastpath.tap_rtp(receiver, lambda p: packets.append(p.sequence_number))
+        fastpath.tap_sender_reports(receiver, lambda ntp, rtp: reports.append((ntp, rtp)))
+
+    try:
+        await negotiate(sender_pc, receiver_pc)
+        (transceiver,) = receiver_pc.getTransceivers()
+        assert fastpath.negotiated_codec(transceiver).mimeType == "video/VP8"  # type: ignore[union-attr]
+        await eventually(lambda: "" if len(packets) > 10 else "no RTP tapped", timeout=10)
+        await eventually(lambda: "" if reports else "no sender report tapped", timeout=10)
+        assert reports[0][0] > 0
+    finally:
+        await sender_pc.close()
+        await receiver_pc.close()
+
+
+async def test_idle_sender_sends_through_rtp_output_and_hears_nacks() -> None:
+    sender_pc, receiver_pc = new_pc(), new_pc()
+    started = asyncio.Event()
+    idle = fastpath.IdleTrack("video", on_start=started.set)
+    transceiver = sender_pc.addTransceiver(idle, direction="sendonly")
+    fastpath.prefer_codec(transceiver, "video/VP8")
+    nacked: list[int] = []
+    fastpath.on_retransmit_request(transceiver.sender, nacked.append)
+    got: list[Any] = []
+    reports: list[tuple[int, int]] = []
+
+    @receiver_pc.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        receiver = receiver_pc.getTransceivers()[0].receiver
+        rtc_receiver.capture_encoded_frames(receiver)
+        fastpath.tap_sender_reports(receiver, lambda ntp, rtp: reports.append((ntp, rtp)))
+        got.append(track)
+
+    try:
+        await sender_pc.setLocalDescription(await sender_pc.createOffer())
+        offered = sender_pc.localDescription.sdp
+        assert "VP8/90000" in offered and "H264" not in offered and "rtx/90000" in offered
+        await receiver_pc.setRemoteDescription(sender_pc.localDescription)
+        await receiver_pc.setLocalDescription(await receiver_pc.createAnswer())
+        await sender_pc.setRemoteDescription(receiver_pc.localDescription)
+        await asyncio.wait_for(started.wait(), 10)  # the sender started: connection is up
+
+        output = fastpath.RtpOutput(transceiver.sender)
+        assert output.bind()
+        codec = fastpath.negotiated_codec(transceiver)
+        assert codec is not None and codec.payloadType is not None
+        ssrc = fastpath.ssrc(transceiver.sender)
+        for seq, ts, payload in ((1000, 90000, VP8_KEY), (1001, 93000, VP8_DELTA)):
+            assert output.send(0x80 | codec.payloadType, seq, ts, ssrc, payload)
+        assert not output.send(0x80 | codec.payloadType, 1002, 96000, ssrc, bytes(1500))
+
+        frame = await recv(got[0])
+        assert bytes(frame) == VP8_KEY[1:] and frame.is_keyframe
+
+        fastpath.report_counters(
+            transceiver.sender, packets=2, octets=10, ntp_timestamp=1 << 40, rtp_timestamp=93000
+        )
+        receiver = receiver_pc.getTransceivers()[0].receiver
+        await receiver._send_rtcp_nack(ssrc, [1001, 1002])
+        await eventually(lambda: "" if nacked == [1001, 1002] else f"nacked {nacked}")
+        # The sender's own RTCP loop reports what we told it.
+        await eventually(
+            lambda: "" if (1 << 40, 93000) in reports else f"reports {reports}", timeout=5
+        )
+    finally:
+        idle.stop()
+        await sender_pc.close()
+        await receiver_pc.close()
+
+
+async def test_output_refuses_before_dtls() -> None:
+    pc: RTCPeerConnection = new_pc()
+    transceiver = pc.addTransceiver(fastpath.IdleTrack("audio", on_start=lambda: None))
+    try:
+        output = fastpath.RtpOutput(transceiver.sender)
+        assert not output.bind()
+        assert not output.send(96, 1, 1, 1, b"\x00")
+    finally:
+        await pc.close()
