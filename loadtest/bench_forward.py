@@ -1,0 +1,142 @@
+"""Micro-benchmark of the forwarding hot path: what one forwarded RTP packet costs in Python.
+
+    python -m loadtest.bench_forward [--subscribers 50] [--packets 2000]
+
+Runs the real code (Subscription.forward -> RtpOutput.send: header rewrite, in-place SRTP
+protect with AES-256-GCM as aiortc negotiates it, uvloop UDP sendto) for N subscriptions of one
+fan-out, on sockets that this process drains itself, so the figure excludes what a whole server
+adds (receiving, RTCP, the kernel waking the receivers). Prints CPU µs per forwarded packet,
+user and system apart. It asserts only that every packet went out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import resource
+import socket
+from typing import Any
+
+from pylibsrtp import Policy, Session
+
+from sfu.rtc.fastpath import RtpOutput
+from sfu.subscription import Subscription
+
+
+class _Chain:
+    """Stands in for aiortc's sender -> DTLS -> ICE -> aioice objects RtpOutput walks."""
+
+    def __init__(self, **attrs: Any) -> None:
+        self.__dict__.update(attrs)
+
+
+class _Publication:
+    kind = "video"
+    publisher_id = "bench"
+
+    def __init__(self) -> None:
+        self.subscriptions: list[Subscription] = []
+        self.waiting = 0
+
+    def add(self, sub: Subscription) -> None:
+        self.subscriptions.append(sub)
+
+    def remove(self, sub: Subscription) -> None:
+        self.subscriptions.remove(sub)
+
+    def request_keyframe(self) -> None:
+        pass
+
+
+def _cpu() -> tuple[float, float]:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime, r.ru_stime
+
+
+async def run(subscribers: int, packets: int) -> dict[str, float]:
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)
+    )
+    sinks = []
+    publication = _Publication()
+    for _ in range(subscribers):
+        sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sink.bind(("127.0.0.1", 0))
+        sink.setblocking(False)
+        sinks.append(sink)
+        policy = Policy(
+            key=os.urandom(44),
+            ssrc_type=Policy.SSRC_ANY_OUTBOUND,
+            srtp_profile=Policy.SRTP_PROFILE_AEAD_AES_256_GCM,
+        )
+        pair = _Chain(protocol=_Chain(transport=transport), remote_addr=sink.getsockname())
+        dtls = _Chain(
+            state="connected",
+            _tx_srtp=Session(policy=policy),
+            transport=_Chain(_connection=_Chain(_nominated={1: pair})),
+        )
+        output = RtpOutput(_Chain(transport=dtls))  # type: ignore[arg-type]
+        assert output.bind()
+        sub = Subscription(publication, "bench")  # type: ignore[arg-type]
+        sub.ssrc, sub._marker_pt = random.getrandbits(32), (96, 0x80 | 96)
+        sub._send, sub.ready = output.send, True
+        publication.waiting += 1
+
+    payload = os.urandom(1000)
+    subs = tuple(publication.subscriptions)
+
+    def drain() -> None:
+        for sink in sinks:
+            try:
+                while True:
+                    sink.recv(2048)
+            except BlockingIOError:
+                pass
+
+    u0, s0 = _cpu()
+    for i in range(packets):
+        seq, ts = i & 0xFFFF, (i // 4 * 3000) & 0xFFFFFFFF
+        for sub in subs:
+            sub.forward(seq, ts, i & 1, payload, True)
+        if i % 8 == 7:
+            drain()
+    u1, s1 = _cpu()
+    drain()
+    forwarded = sum(s.packets for s in subs)
+    assert forwarded == packets * subscribers, (forwarded, packets * subscribers)
+    transport.close()
+    for sink in sinks:
+        sink.close()
+    return {
+        "user_us": (u1 - u0) / forwarded * 1e6,
+        "system_us": (s1 - s0) / forwarded * 1e6,
+        "forwarded": forwarded,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--subscribers", type=int, default=50)
+    parser.add_argument("--packets", type=int, default=2000)
+    args = parser.parse_args(argv)
+    try:
+        import uvloop
+
+        result = uvloop.run(run(args.subscribers, args.packets))
+    except ImportError:
+        result = asyncio.run(run(args.subscribers, args.packets))
+    total = result["user_us"] + result["system_us"]
+    print(
+        f"forward hot path: {total:.2f} µs CPU per forwarded packet "
+        f"(user {result['user_us']:.2f}, system {result['system_us']:.2f}) over "
+        f"{result['forwarded']:.0f} packets to {args.subscribers} subscribers; "
+        f"python {platform.python_version()}, {os.cpu_count()} cpus"
+    )
+
+
+if __name__ == "__main__":
+    main()
