@@ -105,7 +105,8 @@ class Result:
     join_max_s: float
     server_rss_base_mb: float  # publisher connected, no subscriber yet
     rss_per_subscriber_kb: float  # (RSS at the end - base) / N
-    machine_busy_pct: float  # every process on every core, in % of one core: noise shows here
+    machine_busy_pct: float  # every process on every core, in % of one core
+    other_load_pct: float  # machine busy - server - this process: others' work, i.e. noise
     machine_steal_pct: float  # CPU the hypervisor gave to other guests, in % of one core
     # Frames the publisher sent in the window that the mean subscriber did not get. A server
     # that drops whole frames and renumbers the packets it sends shows no sequence-number loss;
@@ -403,6 +404,7 @@ async def measure_window(
         server_rss_base_mb=rss_base / 2**20,
         rss_per_subscriber_kb=(rss - rss_base) / n / 1024 if n else math.nan,
         machine_busy_pct=100 * (machine1[0] - machine0[0]) / elapsed,
+        other_load_pct=100 * ((machine1[0] - machine0[0]) - cpu - (bench1 - bench0)) / elapsed,
         machine_steal_pct=100 * (machine1[1] - machine0[1]) / elapsed,
         frame_shortfall_pct=max(0.0, 100 * (1 - mean_frames / published)) if published else 0,
     )

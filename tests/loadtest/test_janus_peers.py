@@ -63,6 +63,7 @@ def test_capacity_is_a_lower_bound_and_a_labelled_extrapolation() -> None:
 def test_one_publisher_one_subscriber_through_janus(tmp_path: Path) -> None:
     out = tmp_path / "janus.json"
     argv = ["--servers", "janus", "--subscribers", "1", "--duration", "2", "--warmup", "1"]
+    argv += ["--quiet-timeout", "0"]  # a smoke test: never wait for a quiet machine
     done = subprocess.run(
         [sys.executable, "-m", "loadtest.sidebyside", *argv, "--json", str(out)],
         cwd=REPO_ROOT,
