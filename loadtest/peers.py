@@ -117,6 +117,7 @@ class PeerResult:
     bytes_sent: int = 0  # whole run
     frames_sent: int = 0
     window_bytes_sent: int = 0
+    window_video_frames_sent: int = 0
     keyframe_requests: int = 0
     streams: list[StreamResult] = field(default_factory=list)
 
@@ -188,7 +189,7 @@ class Peer:
         self.video = ClipTrack(video) if video is not None else None
         self.audio = AudioClipTrack(audio) if audio is not None else None
         self.started_at: float | None = None
-        self.sent_window: list[int] = []  # bytes sent at the window's start, then end
+        self.sent_window: list[tuple[int, int]] = []  # (bytes, video frames) sent at its ends
         self.ready = False  # connected (and published)
         self.first_frame = asyncio.Event()
 
@@ -256,7 +257,8 @@ class Peer:
         return sum(t.bytes_sent for t in (self.video, self.audio) if t is not None)
 
     def mark_window(self, start: bool) -> None:
-        self.sent_window.append(self.bytes_sent())
+        video_frames = self.video.frames_sent if self.video is not None else 0
+        self.sent_window.append((self.bytes_sent(), video_frames))
         for stats in self.streams:
             if start:
                 stats.window0 = stats.counters()
@@ -283,7 +285,8 @@ class Peer:
                 result.bytes_sent += track.bytes_sent
                 result.frames_sent += track.frames_sent
         if len(self.sent_window) == 2:
-            result.window_bytes_sent = self.sent_window[1] - self.sent_window[0]
+            (b0, f0), (b1, f1) = self.sent_window
+            result.window_bytes_sent, result.window_video_frames_sent = b1 - b0, f1 - f0
         if self.video is not None:
             result.keyframe_requests = self.video.keyframe_requests
         for stats in self.streams:
@@ -328,6 +331,15 @@ def _describe(exc: BaseException, timeout: float) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+@dataclass
+class WorkerOutcome:
+    worker: int
+    # This process's CPU in the window, all threads: near 100 % of a core, the load generator,
+    # not the server, sets the pace (publishers fall behind, receivers see fewer frames).
+    cpu_pct: float
+    peers: list[PeerResult]
+
+
 Report = Callable[[object], None]
 
 
@@ -338,7 +350,7 @@ async def run_peers(
     start_at: float,
     report: Report,
     clips: tuple[EncodedClip | None, EncodedAudioClip | None],
-) -> list[PeerResult]:
+) -> WorkerOutcome:
     """Join `specs` on schedule, report Progress every second, measure the window, leave."""
     set_ice_addresses(config.ice_addresses)
     video, audio = clips
@@ -366,14 +378,19 @@ async def run_peers(
 
     try:
         await until(config.window_start)
+        cpu0 = time.process_time()
         for peer in peers:
             peer.mark_window(start=True)
         await until(config.window_end)
-        end = time.monotonic()
+        end, cpu1 = time.monotonic(), time.process_time()
         for peer in peers:
             peer.mark_window(start=False)
         window = config.window_end - config.window_start
-        results = [peer.finish(window, end) for peer in peers]
+        outcome = WorkerOutcome(
+            worker,
+            round(100 * (cpu1 - cpu0) / window, 1) if window > 0 else 0.0,
+            [peer.finish(window, end) for peer in peers],
+        )
     finally:
         for join in joins:
             join.cancel()
@@ -381,7 +398,7 @@ async def run_peers(
         closing = asyncio.gather(*(p.close() for p in peers), return_exceptions=True)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(closing, CLOSE_TIMEOUT)
-    return results
+    return outcome
 
 
 def make_clips(
@@ -420,7 +437,7 @@ def worker_main(
             run: Callable[..., Any] = uvloop.run
         except ImportError:
             run = asyncio.run
-        results = run(
+        outcome = run(
             run_peers(
                 worker,
                 specs,
@@ -430,6 +447,6 @@ def worker_main(
                 clips,
             )
         )
-        messages.put(("result", worker, results))
+        messages.put(("result", worker, outcome))
     except BaseException:
         messages.put(("error", worker, traceback.format_exc()))

@@ -18,7 +18,7 @@ from typing import Any
 import aiortc
 
 from . import procstat
-from .peers import PeerResult, StreamResult, VideoSpec
+from .peers import PeerResult, StreamResult, VideoSpec, WorkerOutcome
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -109,13 +109,14 @@ def _stream_loss(streams: Iterable[StreamResult]) -> tuple[int, int]:
 
 def build_report(
     config: LoadConfig,
-    results: Sequence[PeerResult],
+    outcomes: Sequence[WorkerOutcome],
     server: ServerFigures,
     *,
     url: str,
     window: float,
 ) -> dict[str, Any]:
     """Everything the table shows, as plain JSON-able data."""
+    results = sorted((r for o in outcomes for r in o.peers), key=lambda r: r.index)
     streams = [s for r in results for s in r.streams]
     video = [s for s in streams if s.kind == "video"]
     audio = [s for s in streams if s.kind == "audio"]
@@ -146,6 +147,22 @@ def build_report(
             }
         )
     bytes_in = sum(s.bytes for s in streams)
+    sent_fps = [
+        r.window_video_frames_sent / window for r in results if r.role == "publisher" and window > 0
+    ]
+    generator = {
+        "worker_cpu_pct": [o.cpu_pct for o in outcomes],
+        "publisher_fps": summary(sent_fps),
+    }
+    warnings = []
+    if any(o.cpu_pct > 90 for o in outcomes) or (
+        sent_fps and min(sent_fps) < 0.95 * config.video.fps
+    ):
+        warnings.append(
+            "the load generator is short of CPU (a worker near 100 % of a core, or publishers "
+            "behind their frame rate): frame rates and join times show its limits, not only "
+            "the server's; use more --procs or fewer peers"
+        )
     return {
         "config": {**asdict(config), "video": str(config.video), "url": url},
         "environment": environment(),
@@ -182,8 +199,10 @@ def build_report(
             ),
         },
         "server": asdict(server),
+        "load_generator": generator,
         "receivers": receivers,
         "problems": problems(results),
+        "warnings": warnings,
     }
 
 
@@ -260,7 +279,15 @@ def format_table(report: dict[str, Any]) -> str:
             f"{'server /metrics':<16} forwarded {server['forwarded_pps']:.0f} pkt/s, "
             f"{server['forwarded_mbps']:.2f} Mbps"
         )
+    generator = report["load_generator"]
+    lines.append(
+        f"{'load generator':<16} worker CPU "
+        f"{', '.join(f'{c:.0f}' for c in generator['worker_cpu_pct'])} % of a core; "
+        f"publishers sent {_num(generator['publisher_fps']['mean'])} fps "
+        f"(min {_num(generator['publisher_fps']['min'])})"
+    )
     lines += ["", _room_table(report)]
+    lines += [f"warning: {w}" for w in report["warnings"]]
     if report["problems"]:
         lines += ["", "problems:", *(f"  {p}" for p in report["problems"][:20])]
         if len(report["problems"]) > 20:

@@ -41,11 +41,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from .peers import (
     CLOSE_TIMEOUT,
-    PeerResult,
     PeerSpec,
     Progress,
     VideoSpec,
     WorkerConfig,
+    WorkerOutcome,
     make_clips,
     run_peers,
     worker_main,
@@ -341,11 +341,11 @@ class Workers:
         self.inline = len(self.shares) == 1
         self.messages: Any = queue.SimpleQueue() if self.inline else None
         self.progress: dict[int, Progress] = {}
-        self.results: dict[int, list[PeerResult]] = {}
+        self.results: dict[int, WorkerOutcome] = {}
         self._ready: set[int] = set()
         self._procs: list[Any] = []
         self._controls: list[Any] = []
-        self._task: asyncio.Task[list[PeerResult]] | None = None
+        self._task: asyncio.Task[WorkerOutcome] | None = None
 
     async def start(self) -> float:
         """Start every worker, wait until all are ready; returns the shared start time."""
@@ -413,7 +413,7 @@ class Workers:
                 if worker not in self.results:
                     raise WorkerError(f"worker {worker} exited with status {proc.exitcode}")
 
-    async def wait_results(self, timeout: float) -> list[PeerResult]:
+    async def wait_results(self, timeout: float) -> list[WorkerOutcome]:
         deadline = time.monotonic() + timeout
         while len(self.results) < len(self.shares):
             self.poll()
@@ -424,7 +424,7 @@ class Workers:
                     f"{len(self.shares) - len(self.results)} workers sent no results in time"
                 )
             await asyncio.sleep(0.05)
-        return sorted((r for rs in self.results.values() for r in rs), key=lambda r: r.index)
+        return [self.results[w] for w in sorted(self.results)]
 
     async def stop(self) -> None:
         if self._task is not None and not self._task.done():
@@ -496,8 +496,8 @@ async def run(config: LoadConfig, out: TextIO = sys.stdout) -> dict[str, Any]:
         await watch.window_end()
         display.done()
         # Workers measure the window themselves, then close their peers before answering.
-        results = await workers.wait_results(timeout=CLOSE_TIMEOUT + 10)
-        return build_report(config, results, watch.figures, url=url, window=config.duration)
+        outcomes = await workers.wait_results(timeout=CLOSE_TIMEOUT + 10)
+        return build_report(config, outcomes, watch.figures, url=url, window=config.duration)
     finally:
         try:
             if workers is not None:

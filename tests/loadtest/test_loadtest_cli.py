@@ -23,6 +23,7 @@ async def test_tiny_scenario_reports_frames_for_every_subscriber(tmp_path: Path)
     argv = [
         *("-m", "sfu.cli", "loadtest", "--rooms", "2", "--publishers", "1"),
         *("--subscribers", "2", "--duration", "5", "--ramp", "10", "--settle", "1"),
+        *("--video", "320x240@30:300"),  # a quicker clip to encode in each worker
         *("--procs", "2", "--json", str(report_path)),
     ]
     proc = await asyncio.create_subprocess_exec(
@@ -62,8 +63,11 @@ async def test_tiny_scenario_reports_frames_for_every_subscriber(tmp_path: Path)
 
     server = report["server"]
     assert server["pid"] is not None and server["cpu_pct"] > 0 and server["rss_mb"] > 10
-    assert server["forwarded_pps"] is not None, "read from the server's /metrics"
+    assert server["forwarded_pps"] > 0, "read from the server's /metrics"
     assert report["config"]["procs"] == 2 and report["window_s"] == 5
+    generator = report["load_generator"]
+    assert len(generator["worker_cpu_pct"]) == 2, "one figure per worker process"
+    assert generator["publisher_fps"]["n"] == 2 and generator["publisher_fps"]["min"] > 5
 
 
 def test_video_spec_parses_and_refuses_nonsense() -> None:

@@ -89,6 +89,36 @@ async def test_media_shows_in_publications_keyframe_requests_and_candidate_types
     assert value(samples, "aiosfu_ice_failures_total") == 0
 
 
+async def test_forwarded_packets_move_while_media_flows_and_stay_after_a_leave(
+    server: RunningServer, make_client: MakeClient
+) -> None:
+    alice = await make_client("flow", name="alice")
+    await alice.publish(TestPatternTrack(160, 120, fps=15))
+    bob = await make_client("flow", name="bob", decode=False)
+    remote = await bob.next_track()
+    await recv(remote.track)
+    first = await scrape(server)
+
+    async def forwarding() -> str:
+        now = await scrape(server)
+        fwd = value(now, "aiosfu_forwarded_packets_total", kind="video")
+        fwd_bytes = value(now, "aiosfu_forwarded_bytes_total", kind="video")
+        rcv = value(now, "aiosfu_received_packets_total", kind="video")
+        was = value(first, "aiosfu_forwarded_packets_total", kind="video")
+        if fwd > was and fwd_bytes > 0 and rcv > 0:
+            return ""
+        return f"forwarded {was} -> {fwd} packets ({fwd_bytes} bytes), received {rcv}"
+
+    await eventually_async(forwarding, timeout=5)
+    before_leave = await scrape(server)
+    await bob.close()
+    await eventually_async(lambda: _no_subscriptions(server))
+    after_leave = await scrape(server)
+    for name in ("aiosfu_forwarded_packets_total", "aiosfu_forwarded_bytes_total"):
+        kept, had = value(after_leave, name, kind="video"), value(before_leave, name, kind="video")
+        assert kept >= had > 0, f"{name} dropped from {had} to {kept} when bob left"
+
+
 async def _no_subscriptions(server: RunningServer) -> str:
     n = value(await scrape(server), "aiosfu_subscriptions", kind="video")
     return "" if n == 0 else f"{n} video subscriptions left"
