@@ -9,8 +9,13 @@ PORT   ?= 8080
 # Tests run in a network namespace with only loopback when we are root (nothing can leave the
 # machine whatever a bug does); elsewhere they run as they are, on 127.0.0.1.
 SEALED := $(shell [ "$$(id -u)" = 0 ] && command -v unshare >/dev/null && echo yes)
+# The browser tests drive Debian's chromium (tests/browser/); the page's modules are type-checked
+# by TypeScript from web/node_modules (npm ci, from web/package-lock.json).
+CHROMIUM := /usr/bin/chromium
+TSC      := web/node_modules/.bin/tsc
+NPM_STAMP := web/node_modules/.installed
 
-.PHONY: run test lint typecheck pytest bench schema clean
+.PHONY: run test lint typecheck pytest bench schema tstypes chromium clean
 
 $(STAMP): pyproject.toml
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
@@ -25,10 +30,21 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP)
+typecheck: $(STAMP) $(NPM_STAMP)
 	$(BIN)/mypy
+	$(TSC) -p web
 
-pytest: $(STAMP)
+$(NPM_STAMP): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(NPM_STAMP)
+
+# Installed before the tests enter their network namespace (which reaches no registry).
+chromium:
+	@if [ ! -x $(CHROMIUM) ] && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	fi
+
+pytest: $(STAMP) chromium
 ifeq ($(SEALED),yes)
 	unshare --net -- sh -c 'ip link set lo up && exec $(BIN)/python -m pytest $(PYTEST_ARGS)'
 else
@@ -39,6 +55,9 @@ test: lint typecheck pytest
 
 schema: $(STAMP)
 	$(BIN)/python -m signaling.schema > docs/protocol.schema.json
+
+tstypes: $(STAMP)
+	$(BIN)/python -m signaling.tstypes > web/protocol.d.ts
 
 # Side by side with Janus VideoRoom (Debian's package, installed here when missing and root; on a
 # host running systemd the package also enables its own system service, which the benchmark
@@ -51,4 +70,4 @@ bench: $(STAMP)
 	$(BIN)/python -m loadtest.sidebyside $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache web/node_modules

@@ -1,0 +1,132 @@
+// Protocol v1 of the aiosfu signaling hub (GET /ws), generated from signaling/protocol.py.
+// Do not edit: run `make tstypes` (python -m signaling.tstypes > web/protocol.d.ts).
+// docs/protocol.md explains every message.
+
+/** The client's answer to the server's pending offer. */
+export interface Answer {
+  type: "answer";
+  /** at most 204800 characters */
+  sdp: string;
+}
+
+/** A trickled ICE candidate; null is end-of-candidates, sent after every offer and answer. */
+export interface Candidate {
+  type: "candidate";
+  candidate: IceCandidate | null;
+}
+
+/** Something the client sent could not be handled; the session stays usable. */
+export interface Error {
+  type: "error";
+  code: ErrorCode;
+  message: string;
+}
+
+/** Stable error codes; docs/protocol.md says when each is sent. */
+export type ErrorCode = "already_joined" | "bad_candidate" | "bad_json" | "bad_message" | "bad_sdp" | "internal_error" | "media_failed" | "no_offer_pending" | "not_joined" | "too_large" | "unknown_type";
+
+/** An ICE candidate, spelled as browsers spell RTCIceCandidateInit. */
+export interface IceCandidate {
+  /** at most 1024 characters */
+  candidate: string;
+  sdpMid?: string | null;
+  sdpMLineIndex?: number | null;
+  usernameFragment?: string | null;
+}
+
+/** One entry of RTCConfiguration.iceServers. */
+export interface IceServerInfo {
+  urls: string[];
+  username?: string | null;
+  credential?: string | null;
+}
+
+/** Enter a room. `resume` is accepted but not implemented yet: every join is a fresh one. */
+export interface Join {
+  type: "join";
+  /**
+   * 1-64 characters
+   * matching /^[A-Za-z0-9_.-]+$/
+   */
+  room: string;
+  /** at most 64 characters */
+  name?: string | null;
+  /** at most 4096 characters */
+  token?: string | null;
+  /** at most 4096 characters */
+  resume?: string | null;
+}
+
+/** Leave the room; the socket stays open and may join again. */
+export interface Leave {
+  type: "leave";
+}
+
+/** A client offer, sent when what the client publishes changes. */
+export interface Offer {
+  type: "offer";
+  /** at most 204800 characters */
+  sdp: string;
+}
+
+/** Another participant of the room. */
+export interface ParticipantInfo {
+  peer_id: string;
+  name: string | null;
+}
+
+/** Someone else entered the room. */
+export interface ParticipantJoined {
+  type: "participant_joined";
+  peer_id: string;
+  name: string | null;
+}
+
+/** Someone else left the room: on purpose, by losing its socket, or by a media failure. */
+export interface ParticipantLeft {
+  type: "participant_left";
+  peer_id: string;
+  name: string | null;
+  reason: "disconnected" | "failed" | "left";
+}
+
+/** Ask for a `pong` carrying the same id. */
+export interface Ping {
+  type: "ping";
+  id?: number | string | null;
+}
+
+/** The answer to `ping`, with the same id. */
+export interface Pong {
+  type: "pong";
+  id?: number | string | null;
+}
+
+/** The server's answer to a client offer. */
+export interface ServerAnswer {
+  type: "answer";
+  sdp: string;
+}
+
+/** A server offer, sent when what the client receives changes. */
+export interface ServerOffer {
+  type: "offer";
+  sdp: string;
+}
+
+/** The answer to `join`: who you are, how to configure ICE, who is already there. */
+export interface Welcome {
+  type: "welcome";
+  peer_id: string;
+  room: string;
+  ice_servers: IceServerInfo[];
+  ice_mode: "all" | "stun-only" | "turn-only";
+  participants: ParticipantInfo[];
+  resume_token: string | null;
+}
+
+/** What a client may send. */
+export type ClientMessage = Join | Offer | Answer | Candidate | Leave | Ping;
+
+/** What the server sends. */
+export type ServerMessage = Welcome | ParticipantJoined | ParticipantLeft | ServerOffer | ServerAnswer | Candidate | Error | Pong;

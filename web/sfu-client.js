@@ -1,0 +1,837 @@
+// @ts-check
+/**
+ * aiosfu browser client: one WebSocket to the hub (/ws) and one RTCPeerConnection with the server.
+ *
+ * The counterpart of the Python client (sfu/client.py), following the same rules
+ * (docs/protocol.md, "Negotiation rules"):
+ * - the client offers only when what it publishes changes (negotiationneeded), on its own
+ *   `sendonly` transceivers (addTransceiver, never addTrack: a transceiver made by addTrack may be
+ *   bound to one of the server's m-lines when its offer is applied);
+ * - the server offers what it forwards; each forwarded track's msid stream id is its publisher's
+ *   peer_id, and a forwarded track whose m-line is no longer sending has been removed;
+ * - the client is *polite*: when the server's offer crosses ours (the server ignores ours), it rolls
+ *   back, answers, and offers again once stable;
+ * - candidates trickle both ways; end-of-candidates is `candidate: null`.
+ *
+ * It is the single source of truth for stream lifecycle: every participant has one MediaStream
+ * that the client fills and empties, and the client emits participant/track added/removed events.
+ * A UI only reacts to them.
+ *
+ * Messages are typed by protocol.d.ts, generated from the msgspec Structs that the server decodes
+ * with (signaling/tstypes.py): sending a malformed message fails `tsc` (see web/typetests/).
+ */
+
+/** @typedef {import("./protocol.js").ClientMessage} ClientMessage */
+/** @typedef {import("./protocol.js").ServerMessage} ServerMessage */
+/** @typedef {import("./protocol.js").Welcome} Welcome */
+/** @typedef {import("./protocol.js").IceCandidate} IceCandidate */
+/** @typedef {import("./protocol.js").IceServerInfo} IceServerInfo */
+/** @typedef {import("./protocol.js").ErrorCode} ErrorCode */
+
+/**
+ * connecting: opening the socket or the first media connection; connected: media flows;
+ * reconnecting: the socket or the media connection was lost and the client is joining again;
+ * failed: gave up (see the reason); closed: left on purpose.
+ * @typedef {"idle" | "connecting" | "connected" | "reconnecting" | "failed" | "closed"} Status
+ */
+
+/**
+ * @typedef {object} RemoteTrack
+ * @property {string} mid the m-line it arrives on (the server never reuses one)
+ * @property {"audio" | "video"} kind
+ * @property {MediaStreamTrack} track
+ * @property {Participant} participant
+ */
+
+/**
+ * @typedef {object} StatusChange
+ * @property {Status} status
+ * @property {string | null} reason why, in words, for reconnecting and failed
+ */
+
+/**
+ * @typedef {object} ClientEvents
+ * @property {StatusChange} status
+ * @property {Welcome} welcome a (re)join succeeded
+ * @property {Participant} participantjoined
+ * @property {{participant: Participant, reason: string}} participantleft
+ * @property {Participant} participantupdated its name became known
+ * @property {RemoteTrack} trackadded
+ * @property {RemoteTrack} trackremoved
+ * @property {{code: ErrorCode, message: string}} servererror
+ */
+
+/**
+ * @typedef {object} InboundStats
+ * @property {number} bitrate bits per second since the previous stats() call
+ * @property {number} packetsReceived
+ * @property {number} packetsLost
+ * @property {number} [width]
+ * @property {number} [height]
+ * @property {number} [fps]
+ * @property {number} [framesDecoded]
+ * @property {number} [totalSamplesReceived]
+ */
+
+/**
+ * @typedef {object} ClientStats
+ * @property {Map<string, {video?: InboundStats, audio?: InboundStats}>} peers by peer_id
+ * @property {{local: string, remote: string, protocol: string, rtt: number | null} | null} pair
+ *   candidate types (host, srflx, prflx, relay) of the selected ICE pair
+ * @property {{width?: number, height?: number, fps?: number, bitrate: number} | null} outboundVideo
+ */
+
+/**
+ * @typedef {object} ClientOptions
+ * @property {string} url the hub's WebSocket URL (ws://host:port/ws)
+ * @property {string} room
+ * @property {string | null} [name] shown to the others
+ * @property {RTCIceServer[]} [iceServers] overrides the servers sent in `welcome`
+ * @property {number} [reconnectAttempts] joins tried after a loss before giving up (default 5)
+ * @property {Pick<Console, "debug" | "info" | "warn" | "error">} [logger] default: console
+ */
+
+/** One other participant of the room, and the tracks it currently sends us. */
+export class Participant {
+  /**
+   * @param {string} peerId
+   * @param {string | null} name
+   */
+  constructor(peerId, name) {
+    this.peerId = peerId;
+    this.name = name;
+    // Owned by the client: tracks are added and removed here as the server forwards them.
+    this.stream = new MediaStream();
+    /** @type {Map<string, RemoteTrack>} by mid */
+    this.tracks = new Map();
+  }
+
+  /** @param {"audio" | "video"} kind */
+  track(kind) {
+    for (const remote of this.tracks.values()) if (remote.kind === kind) return remote;
+    return undefined;
+  }
+}
+
+/** The WebSocket half: typed JSON messages in and out, one text frame each. */
+export class SignalingChannel {
+  /**
+   * @param {string} url
+   * @param {(msg: ServerMessage) => void} onMessage
+   * @param {(reason: string) => void} onClose called once, unless close() was called first
+   */
+  constructor(url, onMessage, onClose) {
+    this.ws = new WebSocket(url);
+    this._closedByUs = false;
+    /** @type {Promise<void>} */
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.addEventListener("open", () => resolve(), { once: true });
+      this.ws.addEventListener("error", () => reject(new Error(`cannot reach ${url}`)), {
+        once: true,
+      });
+    });
+    this.ws.addEventListener("message", (event) => {
+      if (typeof event.data !== "string") return;
+      /** @type {ServerMessage} */
+      const msg = JSON.parse(event.data);
+      onMessage(msg);
+    });
+    this.ws.addEventListener("close", (event) => {
+      if (this._closedByUs) return;
+      onClose(event.reason || `signaling socket closed (${event.code})`);
+    });
+  }
+
+  /** @param {ClientMessage} msg */
+  send(msg) {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+
+  close() {
+    this._closedByUs = true;
+    this.ws.close(1000);
+  }
+}
+
+/**
+ * The ICE configuration the server asks for: its servers (unless overridden), relay only for
+ * `turn-only`, no TURN for `stun-only`; max-bundle always (as the server does).
+ * @param {Welcome} welcome
+ * @param {RTCIceServer[] | undefined} override
+ * @returns {RTCConfiguration}
+ */
+export function rtcConfiguration(welcome, override) {
+  /** @type {RTCIceServer[]} */
+  let servers =
+    override ??
+    welcome.ice_servers.map((s) => {
+      /** @type {RTCIceServer} */
+      const server = { urls: s.urls };
+      if (s.username != null) server.username = s.username;
+      if (s.credential != null) server.credential = s.credential;
+      return server;
+    });
+  if (welcome.ice_mode === "stun-only") {
+    servers = servers.filter((s) => [s.urls].flat().every((u) => u.startsWith("stun")));
+  }
+  return {
+    iceServers: servers,
+    iceTransportPolicy: welcome.ice_mode === "turn-only" ? "relay" : "all",
+    bundlePolicy: "max-bundle",
+    rtcpMuxPolicy: "require",
+  };
+}
+
+/** RTP header extensions the server (aiortc) negotiates; it drops the others from its answers. */
+const SERVER_EXTENSIONS = new Set([
+  "urn:ietf:params:rtp-hdrext:sdes:mid",
+  "urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+  "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
+]);
+
+/**
+ * Offer only the header extensions the server uses. Chromium keeps the extension ids of a
+ * rolled-back offer for the whole bundle: after glare on a running connection, an id our offer
+ * gave to an extension the server does not use (video-orientation, say) can be the id the
+ * server's offer gives to another one, and Chromium then refuses the server's offer ("RTP
+ * extension ID reassignment not supported"). With fewer extensions, both sides pick the same ids.
+ * @param {RTCRtpTransceiver} transceiver
+ */
+function offerOnlyServerExtensions(transceiver) {
+  /**
+   * @typedef {{uri: string, direction: string}} Extension
+   * @type {{getHeaderExtensionsToNegotiate?: () => Extension[],
+   *   setHeaderExtensionsToNegotiate?: (extensions: Extension[]) => void}}
+   */
+  const api = /** @type {any} */ (transceiver);
+  if (!api.getHeaderExtensionsToNegotiate || !api.setHeaderExtensionsToNegotiate) return;
+  api.setHeaderExtensionsToNegotiate(
+    api.getHeaderExtensionsToNegotiate().map((e) => ({
+      uri: e.uri,
+      direction: SERVER_EXTENSIONS.has(e.uri) ? e.direction : "stopped",
+    })),
+  );
+}
+
+/** @param {string | undefined} sdp */
+function iceUfrag(sdp) {
+  return sdp?.match(/^a=ice-ufrag:(\S+)/m)?.[1];
+}
+
+/** A room session: join, publish, receive everyone else; rejoins by itself after a loss. */
+export class SfuClient {
+  /** @param {ClientOptions} options */
+  constructor(options) {
+    this.url = options.url;
+    this.room = options.room;
+    this.name = options.name ?? null;
+    this.log = options.logger ?? console;
+    this._iceServers = options.iceServers;
+    this._reconnectAttempts = options.reconnectAttempts ?? 5;
+    /** @type {Status} */
+    this.status = "idle";
+    /** @type {string | null} */
+    this.statusReason = null;
+    /** @type {string | null} */
+    this.peerId = null;
+    /** @type {Map<string, Participant>} by peer_id */
+    this.participants = new Map();
+    /** @type {RTCPeerConnection | null} */
+    this.pc = null;
+    /** Glare seen: offers of ours rolled back to answer the server's. */
+    this.rollbacks = 0;
+    /** Offer/answer exchanges completed on the current connection. */
+    this.negotiations = 0;
+    /** @type {Map<keyof ClientEvents, Set<(detail: any) => void>>} */
+    this._listeners = new Map();
+    /** @type {MediaStreamTrack[]} what we publish, kept across rejoins */
+    this._published = [];
+    /** @type {MediaStream} carries our tracks' msid, so that logs and SDP group them */
+    this._localStream = new MediaStream();
+    /** @type {SignalingChannel | null} */
+    this._channel = null;
+    // One signaling step at a time, in arrival order (as the server does with ours).
+    /** @type {Promise<void>} */
+    this._queue = Promise.resolve();
+    /** @type {(IceCandidate | null)[]} server candidates waiting for a remote description */
+    this._remoteCandidates = [];
+    /** @type {RTCIceCandidateInit[]} ours, held while our offer is unanswered */
+    this._heldCandidates = [];
+    this._endOfCandidatesHeld = false;
+    /** @type {Map<string, RemoteTrack>} by mid */
+    this._remote = new Map();
+    /** @type {Set<string>} mids announced once already: m-lines are never reused */
+    this._seenMids = new Set();
+    /** @type {Map<string, string>} mid -> peer_id, from the msid of each `track` event */
+    this._midOwner = new Map();
+    /** @type {Map<string, {bytes: number, at: number}>} for bitrates between stats() calls */
+    this._lastBytes = new Map();
+    this._attempt = 0;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this._retryTimer = undefined;
+    this._everConnected = false;
+  }
+
+  // --- events ---------------------------------------------------------------------------
+
+  /**
+   * @template {keyof ClientEvents} K
+   * @param {K} type
+   * @param {(detail: ClientEvents[K]) => void} listener
+   * @returns {() => void} removes the listener
+   */
+  on(type, listener) {
+    let set = this._listeners.get(type);
+    if (!set) this._listeners.set(type, (set = new Set()));
+    set.add(listener);
+    return () => void set.delete(listener);
+  }
+
+  /**
+   * @template {keyof ClientEvents} K
+   * @param {K} type
+   * @param {ClientEvents[K]} detail
+   */
+  _emit(type, detail) {
+    for (const listener of this._listeners.get(type) ?? []) {
+      try {
+        listener(detail);
+      } catch (err) {
+        this.log.error(`aiosfu: a ${type} listener failed`, err);
+      }
+    }
+  }
+
+  /**
+   * @param {Status} status
+   * @param {string | null} [reason]
+   */
+  _setStatus(status, reason = null) {
+    if (status === this.status && reason === this.statusReason) return;
+    this.log.debug(`aiosfu: ${this.status} -> ${status}${reason ? ` (${reason})` : ""}`);
+    this.status = status;
+    this.statusReason = reason;
+    this._emit("status", { status, reason });
+  }
+
+  // --- API ------------------------------------------------------------------------------
+
+  /**
+   * Join the room; resolves with `welcome`. Rejects (status `failed`) if the first attempt fails;
+   * after that, losses are retried on their own (status `reconnecting`).
+   * @returns {Promise<Welcome>}
+   */
+  join() {
+    this._setStatus("connecting");
+    return this._connect();
+  }
+
+  /**
+   * Publish a local track (camera or microphone); the server forwards it to everyone else.
+   * Published tracks are published again after a rejoin.
+   * @param {MediaStreamTrack} track
+   */
+  publish(track) {
+    if (this._published.includes(track)) return;
+    this._published.push(track);
+    this._localStream.addTrack(track);
+    if (this.pc) this._addSender(this.pc, track);
+  }
+
+  /** Leave the room and close everything; the client can join() again afterwards. */
+  leave() {
+    clearTimeout(this._retryTimer);
+    if (this._channel) this._channel.send({ type: "leave" });
+    this._teardown();
+    this._setStatus("closed");
+  }
+
+  /**
+   * Media statistics for a small overlay: per participant, per kind, plus the selected ICE pair.
+   * @returns {Promise<ClientStats>}
+   */
+  async stats() {
+    /** @type {ClientStats} */
+    const result = { peers: new Map(), pair: null, outboundVideo: null };
+    const pc = this.pc;
+    if (!pc) return result;
+    const report = await pc.getStats();
+    /** @type {Map<string, any>} */
+    const byId = new Map();
+    report.forEach((s) => byId.set(s.id, s));
+    const now = performance.now();
+    /** @param {string} id @param {number} bytes */
+    const bitrate = (id, bytes) => {
+      const last = this._lastBytes.get(id);
+      this._lastBytes.set(id, { bytes, at: now });
+      if (!last || now <= last.at) return 0;
+      return Math.round(((bytes - last.bytes) * 8000) / (now - last.at));
+    };
+    for (const s of byId.values()) {
+      if (s.type === "inbound-rtp") {
+        const remote = this._remote.get(s.mid);
+        if (!remote) continue;
+        const peerId = remote.participant.peerId;
+        const entry = result.peers.get(peerId) ?? {};
+        /** @type {InboundStats} */
+        const stats = {
+          bitrate: bitrate(s.id, s.bytesReceived ?? 0),
+          packetsReceived: s.packetsReceived ?? 0,
+          packetsLost: s.packetsLost ?? 0,
+        };
+        if (s.kind === "video") {
+          stats.width = s.frameWidth;
+          stats.height = s.frameHeight;
+          stats.fps = s.framesPerSecond;
+          stats.framesDecoded = s.framesDecoded ?? 0;
+          entry.video = stats;
+        } else {
+          stats.totalSamplesReceived = s.totalSamplesReceived ?? 0;
+          entry.audio = stats;
+        }
+        result.peers.set(peerId, entry);
+      } else if (s.type === "outbound-rtp" && s.kind === "video") {
+        result.outboundVideo = {
+          width: s.frameWidth,
+          height: s.frameHeight,
+          fps: s.framesPerSecond,
+          bitrate: bitrate(s.id, s.bytesSent ?? 0),
+        };
+      } else if (s.type === "transport" && s.selectedCandidatePairId) {
+        const pair = byId.get(s.selectedCandidatePairId);
+        const local = pair && byId.get(pair.localCandidateId);
+        const remote = pair && byId.get(pair.remoteCandidateId);
+        if (local && remote) {
+          result.pair = {
+            local: local.candidateType,
+            remote: remote.candidateType,
+            protocol: local.protocol,
+            rtt: pair.currentRoundTripTime ?? null,
+          };
+        }
+      }
+    }
+    return result;
+  }
+
+  // --- connection -------------------------------------------------------------------------
+
+  /** @returns {Promise<Welcome>} */
+  _connect() {
+    return new Promise((resolve, reject) => {
+      let welcomed = false;
+      const channel = new SignalingChannel(
+        this.url,
+        (msg) => {
+          if (channel !== this._channel) return;
+          if (msg.type === "welcome" && !welcomed) {
+            welcomed = true;
+            resolve(msg);
+          }
+          this._enqueue(() => this._handle(msg));
+        },
+        (reason) => {
+          if (channel !== this._channel) return;
+          if (!welcomed) {
+            this._channel = null;
+            reject(new Error(reason));
+          }
+          this._lost(reason);
+        },
+      );
+      this._channel = channel;
+      channel.opened.then(
+        () => {
+          if (channel !== this._channel) return;
+          channel.send({ type: "join", room: this.room, name: this.name });
+        },
+        (/** @type {Error} */ err) => {
+          if (channel !== this._channel) return;
+          this._channel = null;
+          reject(err);
+          this._lost(err.message);
+        },
+      );
+    });
+  }
+
+  /**
+   * The socket or the media connection is gone: drop everything and join again, or give up.
+   * @param {string} reason
+   */
+  _lost(reason) {
+    if (this.status === "closed" || this.status === "failed") return;
+    this._teardown();
+    if (!this._everConnected && this.status === "connecting") {
+      this._setStatus("failed", reason);
+      return;
+    }
+    if (this._attempt >= this._reconnectAttempts) {
+      this._setStatus("failed", `${reason}; gave up after ${this._attempt} attempts`);
+      return;
+    }
+    this._attempt += 1;
+    const delay = Math.min(8000, 500 * 2 ** (this._attempt - 1));
+    this._setStatus("reconnecting", reason);
+    this._retryTimer = setTimeout(() => {
+      this._connect().catch(() => {
+        /* _lost() has already scheduled the next attempt or given up */
+      });
+    }, delay);
+  }
+
+  /** Close the socket and the peer connection, and end every remote track and participant. */
+  _teardown() {
+    const channel = this._channel;
+    this._channel = null;
+    channel?.close();
+    const pc = this.pc;
+    this.pc = null;
+    pc?.close();
+    for (const participant of [...this.participants.values()]) {
+      this._removeParticipant(participant, "disconnected");
+    }
+    this._queue = Promise.resolve();
+    this._remoteCandidates = [];
+    this._heldCandidates = [];
+    this._endOfCandidatesHeld = false;
+    this._remote.clear();
+    this._seenMids.clear();
+    this._midOwner.clear();
+    this._lastBytes.clear();
+    this.peerId = null;
+  }
+
+  /** @param {() => Promise<void>} step */
+  _enqueue(step) {
+    const channel = this._channel;
+    this._queue = this._queue.then(async () => {
+      if (channel !== this._channel) return; // a step of a connection that is gone
+      try {
+        await step();
+      } catch (err) {
+        this.log.error("aiosfu: signaling step failed", err);
+        // A description that cannot be applied leaves both sides waiting for ever: start over
+        // on a new connection rather than stay half-negotiated.
+        const message = err instanceof Error ? err.message : String(err);
+        this._lost(`negotiation failed: ${message}`);
+      }
+    });
+  }
+
+  /** @param {ClientMessage} msg */
+  _send(msg) {
+    this._channel?.send(msg);
+  }
+
+  // --- server messages ----------------------------------------------------------------------
+
+  /** @param {ServerMessage} msg */
+  async _handle(msg) {
+    switch (msg.type) {
+      case "welcome":
+        this._onWelcome(msg);
+        break;
+      case "participant_joined":
+        this._addParticipant(msg.peer_id, msg.name);
+        break;
+      case "participant_left": {
+        const participant = this.participants.get(msg.peer_id);
+        if (participant) this._removeParticipant(participant, msg.reason);
+        break;
+      }
+      case "offer":
+        await this._onServerOffer(msg.sdp);
+        break;
+      case "answer":
+        await this._onServerAnswer(msg.sdp);
+        break;
+      case "candidate":
+        await this._onServerCandidate(msg.candidate);
+        break;
+      case "error":
+        this.log.warn(`aiosfu: server error ${msg.code}: ${msg.message}`);
+        this._emit("servererror", { code: msg.code, message: msg.message });
+        if (msg.code === "media_failed") this._lost(`media failed: ${msg.message}`);
+        break;
+      case "pong":
+        break;
+    }
+  }
+
+  /** @param {Welcome} welcome */
+  _onWelcome(welcome) {
+    this.peerId = welcome.peer_id;
+    this.negotiations = 0;
+    this._emit("welcome", welcome);
+    for (const p of welcome.participants) this._addParticipant(p.peer_id, p.name);
+    const pc = new RTCPeerConnection(rtcConfiguration(welcome, this._iceServers));
+    this.pc = pc;
+    pc.addEventListener("negotiationneeded", () => {
+      this._enqueue(() => this._offer(pc));
+    });
+    pc.addEventListener("icecandidate", (event) => this._onLocalCandidate(pc, event.candidate));
+    pc.addEventListener("track", (event) => {
+      const mid = event.transceiver.mid;
+      const owner = event.streams[0]?.id;
+      if (mid !== null && owner) this._midOwner.set(mid, owner);
+    });
+    pc.addEventListener("connectionstatechange", () => this._onConnectionState(pc));
+    for (const track of this._published) this._addSender(pc, track);
+    // Nothing to publish and nothing to receive yet is a working session too.
+    if (this._published.length === 0 && this.status !== "connected") {
+      this._setStatus("connected");
+      this._everConnected = true;
+      this._attempt = 0;
+    }
+  }
+
+  /**
+   * @param {RTCPeerConnection} pc
+   * @param {MediaStreamTrack} track
+   */
+  _addSender(pc, track) {
+    const transceiver = pc.addTransceiver(track, {
+      direction: "sendonly",
+      streams: [this._localStream],
+    });
+    offerOnlyServerExtensions(transceiver);
+  }
+
+  /** @param {RTCPeerConnection} pc */
+  _onConnectionState(pc) {
+    if (pc !== this.pc) return;
+    switch (pc.connectionState) {
+      case "connected":
+        this._everConnected = true;
+        this._attempt = 0;
+        this._setStatus("connected");
+        break;
+      case "disconnected":
+        // ICE may come back by itself; "failed" is the point of no return.
+        this._setStatus("reconnecting", "media connection interrupted");
+        break;
+      case "failed":
+        this._lost("media connection failed");
+        break;
+    }
+  }
+
+  // --- negotiation (polite peer) ----------------------------------------------------------
+
+  /** @param {RTCPeerConnection} pc */
+  async _offer(pc) {
+    // negotiationneeded fires again once stable if our change is still not negotiated.
+    if (pc !== this.pc || pc.signalingState !== "stable") return;
+    await pc.setLocalDescription();
+    const sdp = pc.localDescription?.sdp;
+    const state = /** @type {RTCSignalingState} */ (pc.signalingState);
+    if (!sdp || state !== "have-local-offer") return;
+    this._send({ type: "offer", sdp });
+  }
+
+  /** @param {string} sdp */
+  async _onServerOffer(sdp) {
+    const pc = this.pc;
+    if (!pc) return;
+    const glare = pc.signalingState !== "stable";
+    const ufragBefore = iceUfrag(pc.localDescription?.sdp);
+    if (glare) {
+      // The server (impolite) has ignored our offer: roll it back, answer, offer again.
+      this.rollbacks += 1;
+      this.log.info("aiosfu: glare, rolling back our offer to answer the server's");
+      await pc.setLocalDescription({ type: "rollback" });
+    }
+    await pc.setRemoteDescription({ type: "offer", sdp });
+    await this._applyRemoteCandidates(pc);
+    await pc.setLocalDescription();
+    const answer = pc.localDescription?.sdp;
+    if (!answer) return;
+    this._send({ type: "answer", sdp: answer });
+    this.negotiations += 1;
+    this._releaseCandidates(pc, ufragBefore);
+    this._syncRemoteTracks(pc);
+  }
+
+  /** @param {string} sdp */
+  async _onServerAnswer(sdp) {
+    const pc = this.pc;
+    if (!pc) return;
+    if (pc.signalingState !== "have-local-offer") {
+      this.log.warn(`aiosfu: an answer in state ${pc.signalingState}: ignored`);
+      return;
+    }
+    await pc.setRemoteDescription({ type: "answer", sdp });
+    await this._applyRemoteCandidates(pc);
+    this.negotiations += 1;
+    this._releaseCandidates(pc, iceUfrag(pc.localDescription?.sdp));
+    this._syncRemoteTracks(pc);
+  }
+
+  // --- candidates -------------------------------------------------------------------------
+
+  /**
+   * @param {RTCPeerConnection} pc
+   * @param {RTCIceCandidate | null} candidate
+   */
+  _onLocalCandidate(pc, candidate) {
+    if (pc !== this.pc) return;
+    const end = candidate === null || candidate.candidate === "";
+    // Gathered for an offer the server may ignore (glare): hold until it is answered or
+    // rolled back, so that the server never hears end-of-candidates of a dead generation.
+    if (pc.signalingState === "have-local-offer") {
+      if (end) this._endOfCandidatesHeld = true;
+      else if (candidate) this._heldCandidates.push(candidate.toJSON());
+      return;
+    }
+    if (end) this._send({ type: "candidate", candidate: null });
+    else if (candidate) this._send({ type: "candidate", candidate: toWire(candidate.toJSON()) });
+  }
+
+  /**
+   * After an exchange ends: send the candidates held during our offer (those still of the
+   * current ICE generation), then end-of-candidates if gathering is complete. End-of-candidates
+   * after every offer and answer is the protocol's rule; the server ignores repeats.
+   * @param {RTCPeerConnection} pc
+   * @param {string | undefined} ufrag the generation the held candidates must belong to
+   */
+  _releaseCandidates(pc, ufrag) {
+    const current = iceUfrag(pc.localDescription?.sdp);
+    const held = this._heldCandidates;
+    this._heldCandidates = [];
+    this._endOfCandidatesHeld = false;
+    for (const init of held) {
+      const generation = init.usernameFragment ?? ufrag;
+      if (generation === current) this._send({ type: "candidate", candidate: toWire(init) });
+    }
+    if (pc.iceGatheringState === "complete") this._send({ type: "candidate", candidate: null });
+  }
+
+  /** @param {IceCandidate | null} candidate */
+  async _onServerCandidate(candidate) {
+    const pc = this.pc;
+    if (!pc) return;
+    if (!pc.remoteDescription) {
+      this._remoteCandidates.push(candidate);
+      return;
+    }
+    await this._addRemoteCandidate(pc, candidate);
+  }
+
+  /** @param {RTCPeerConnection} pc */
+  async _applyRemoteCandidates(pc) {
+    const queued = this._remoteCandidates;
+    this._remoteCandidates = [];
+    for (const candidate of queued) await this._addRemoteCandidate(pc, candidate);
+  }
+
+  /**
+   * @param {RTCPeerConnection} pc
+   * @param {IceCandidate | null} candidate
+   */
+  async _addRemoteCandidate(pc, candidate) {
+    if (candidate === null || candidate.candidate === "") {
+      await pc.addIceCandidate(null);
+      return;
+    }
+    const line = candidate.candidate.startsWith("candidate:")
+      ? candidate.candidate
+      : `candidate:${candidate.candidate}`;
+    // Max-bundle: every m-line shares the first transport.
+    await pc.addIceCandidate({
+      candidate: line,
+      sdpMid: candidate.sdpMid ?? null,
+      sdpMLineIndex: candidate.sdpMLineIndex ?? (candidate.sdpMid == null ? 0 : null),
+    });
+  }
+
+  // --- remote tracks and participants -------------------------------------------------------
+
+  /**
+   * After each exchange: a forwarded m-line that now sends to us is a new track (once per mid);
+   * one that stopped sending has been removed by the server.
+   * @param {RTCPeerConnection} pc
+   */
+  _syncRemoteTracks(pc) {
+    for (const transceiver of pc.getTransceivers()) {
+      const mid = transceiver.mid;
+      if (mid === null) continue;
+      const direction = transceiver.currentDirection;
+      const receiving = direction === "recvonly" || direction === "sendrecv";
+      const known = this._remote.get(mid);
+      if (receiving && !known && !this._seenMids.has(mid)) {
+        const owner = this._midOwner.get(mid);
+        if (!owner) continue; // not a forwarded track (no msid): nothing to show
+        this._seenMids.add(mid);
+        const track = transceiver.receiver.track;
+        const participant = this.participants.get(owner) ?? this._addParticipant(owner, null);
+        /** @type {RemoteTrack} */
+        const remote = {
+          mid,
+          kind: track.kind === "audio" ? "audio" : "video",
+          track,
+          participant,
+        };
+        this._remote.set(mid, remote);
+        participant.tracks.set(mid, remote);
+        participant.stream.addTrack(track);
+        this._emit("trackadded", remote);
+      } else if (!receiving && known) {
+        this._removeTrack(known);
+      }
+    }
+  }
+
+  /** @param {RemoteTrack} remote */
+  _removeTrack(remote) {
+    this._remote.delete(remote.mid);
+    remote.participant.tracks.delete(remote.mid);
+    remote.participant.stream.removeTrack(remote.track);
+    this._emit("trackremoved", remote);
+  }
+
+  /**
+   * @param {string} peerId
+   * @param {string | null} name
+   * @returns {Participant}
+   */
+  _addParticipant(peerId, name) {
+    const known = this.participants.get(peerId);
+    if (known) {
+      if (name !== null && known.name !== name) {
+        known.name = name;
+        this._emit("participantupdated", known);
+      }
+      return known;
+    }
+    const participant = new Participant(peerId, name);
+    this.participants.set(peerId, participant);
+    this._emit("participantjoined", participant);
+    return participant;
+  }
+
+  /**
+   * @param {Participant} participant
+   * @param {string} reason
+   */
+  _removeParticipant(participant, reason) {
+    // Its m-lines go inactive in the server's next offer; the tracks end for us now.
+    for (const remote of [...participant.tracks.values()]) this._removeTrack(remote);
+    this.participants.delete(participant.peerId);
+    this._emit("participantleft", { participant, reason });
+  }
+}
+
+/**
+ * The wire form of a candidate (RTCIceCandidateInit as the protocol spells it).
+ * @param {RTCIceCandidateInit} init
+ * @returns {IceCandidate}
+ */
+function toWire(init) {
+  return {
+    candidate: init.candidate ?? "",
+    sdpMid: init.sdpMid ?? null,
+    sdpMLineIndex: init.sdpMLineIndex ?? null,
+    usernameFragment: init.usernameFragment ?? null,
+  };
+}
