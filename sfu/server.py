@@ -16,6 +16,7 @@ from signaling.hub import Hub
 from .backend import SfuBackend
 from .config import SfuConfig
 from .metrics import add_routes as add_metrics_routes
+from .web import add_routes as add_page_routes
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def build_app(config: ServerConfig) -> web.Application:
     hub = Hub(backend, HubConfig(ice_servers=config.ice_servers, ice_mode=config.ice_mode))
     app = web.Application()
     hub.add_routes(app)
+    add_page_routes(app)
     add_metrics_routes(app, backend, hub)
     app[BACKEND] = backend
 
@@ -69,6 +71,16 @@ class RunningServer:
     def url(self) -> str:
         return f"ws://{self.config.host}:{self.port}/ws"
 
+    @property
+    def page_url(self) -> str:
+        """The room page's URL; a wildcard listen address is shown as loopback."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(
+            self.config.host, self.config.host
+        )
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}/"
+
     async def start(self) -> RunningServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port)
@@ -79,6 +91,7 @@ class RunningServer:
         if sockets:
             self.port = sockets[0].getsockname()[1]
         logger.info("serving on http://%s:%d (WebSocket %s)", self.config.host, self.port, self.url)
+        logger.info("room page: open %s in two browser tabs to start a call", self.page_url)
         return self
 
     async def stop(self) -> None:

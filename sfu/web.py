@@ -1,0 +1,50 @@
+"""The room page: `GET /` and the static ES modules and styles of web/, served as they are.
+
+No build step: the browser loads web/app.js, which imports web/sfu-client.js. Only plain files at
+the top of web/ with a served extension are reachable (not node_modules/, package.json, the
+TypeScript declarations or the type tests).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+from aiohttp import web
+
+# The repository's web/ folder (the server runs from a checkout: `make run`).
+DEFAULT_WEB_DIR: Final = Path(__file__).resolve().parent.parent / "web"
+
+CONTENT_TYPES: Final = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".html": "text/html; charset=utf-8",
+}
+# A route pattern, so that it can never shadow /ws, /healthz or another route added later.
+_FILE_PATTERN: Final = r"[A-Za-z0-9_-]+\.(?:js|css|svg|png)"
+# Modules are revalidated on every load (ETag / Last-Modified): an updated server never runs a
+# page whose modules come from two versions.
+_HEADERS: Final = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+
+
+def add_routes(app: web.Application, web_dir: Path = DEFAULT_WEB_DIR) -> None:
+    """Mount `GET /` (the room page) and `GET /<file>` for the page's files in web_dir."""
+    root = web_dir.resolve()
+
+    def respond(path: Path) -> web.StreamResponse:
+        if not path.is_file():
+            raise web.HTTPNotFound()
+        return web.FileResponse(
+            path, headers={**_HEADERS, "Content-Type": CONTENT_TYPES[path.suffix]}
+        )
+
+    async def index(request: web.Request) -> web.StreamResponse:
+        return respond(root / "index.html")
+
+    async def static(request: web.Request) -> web.StreamResponse:
+        return respond(root / request.match_info["name"])
+
+    app.router.add_get("/", index)
+    app.router.add_get(f"/{{name:{_FILE_PATTERN}}}", static)

@@ -1,0 +1,506 @@
+// @ts-check
+/**
+ * The room page: a thin UI over SfuClient's events. It owns the local camera and microphone and
+ * the DOM; which remote tracks exist, and whose they are, is the client's business alone.
+ *
+ * `/?room=R&name=N` joins at once (`&cam=0`, `&mic=0` join with that device off).
+ */
+import { SfuClient } from "./sfu-client.js";
+
+/** @typedef {import("./sfu-client.js").Participant} Participant */
+/** @typedef {import("./sfu-client.js").Status} Status */
+/** @typedef {import("./sfu-client.js").InboundStats} InboundStats */
+
+// Same rule as signaling/protocol.py (RoomName): the server refuses anything else.
+const ROOM_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+const STATS_INTERVAL_MS = 1000;
+
+/**
+ * @template {Element} T
+ * @param {string} id
+ * @param {{new (): T, prototype: T}} type
+ * @returns {T}
+ */
+function byId(id, type) {
+  const element = document.getElementById(id);
+  if (!(element instanceof type)) throw new Error(`#${id} is not a ${type.name}`);
+  return element;
+}
+
+const ui = {
+  status: byId("status", HTMLElement),
+  statusText: byId("status-text", HTMLElement),
+  roomInfo: byId("room-info", HTMLElement),
+  roomTitle: byId("room-title", HTMLElement),
+  copyLink: byId("copy-link", HTMLButtonElement),
+  lobby: byId("lobby", HTMLElement),
+  form: byId("join-form", HTMLFormElement),
+  roomInput: byId("room-input", HTMLInputElement),
+  nameInput: byId("name-input", HTMLInputElement),
+  joinCam: byId("join-cam", HTMLInputElement),
+  joinMic: byId("join-mic", HTMLInputElement),
+  formError: byId("form-error", HTMLElement),
+  lobbyPreview: byId("lobby-preview", HTMLVideoElement),
+  lobbyPreviewNote: byId("lobby-preview-note", HTMLElement),
+  call: byId("call", HTMLElement),
+  grid: byId("grid", HTMLElement),
+  emptyNote: byId("empty-note", HTMLElement),
+  soundBanner: byId("sound-banner", HTMLElement),
+  enableSound: byId("enable-sound", HTMLButtonElement),
+  controls: byId("controls", HTMLElement),
+  icePath: byId("ice-path", HTMLElement),
+  toggleMic: byId("toggle-mic", HTMLButtonElement),
+  toggleCam: byId("toggle-cam", HTMLButtonElement),
+  toggleStats: byId("toggle-stats", HTMLButtonElement),
+  leave: byId("leave", HTMLButtonElement),
+  count: byId("participant-count", HTMLElement),
+  tileTemplate: byId("tile-template", HTMLTemplateElement),
+};
+
+/**
+ * @typedef {object} Tile
+ * @property {HTMLElement} root
+ * @property {HTMLVideoElement} video
+ * @property {HTMLElement} name
+ * @property {HTMLElement} avatar
+ * @property {HTMLElement} stats
+ * @property {HTMLAudioElement | null} audio
+ */
+
+/** @type {SfuClient | null} */
+let client = null;
+/** @type {MediaStream} our camera and microphone, shown in the local tile */
+let localStream = new MediaStream();
+/** @type {Map<string, Tile>} by peer_id; "local" is ours */
+const tiles = new Map();
+/** @type {ReturnType<typeof setInterval> | undefined} */
+let statsTimer;
+
+// For the browser console and the tests: the session of this page.
+Object.defineProperty(globalThis, "sfuClient", { get: () => client });
+
+// --- status ---------------------------------------------------------------------------------
+
+/** @type {Record<Status, string>} */
+const STATUS_TEXT = {
+  idle: "Not connected",
+  connecting: "Connecting…",
+  connected: "Connected",
+  reconnecting: "Reconnecting…",
+  failed: "Connection failed",
+  closed: "You left the room",
+};
+
+/**
+ * @param {Status} status
+ * @param {string | null} reason
+ */
+function showStatus(status, reason) {
+  ui.status.dataset.status = status;
+  ui.statusText.textContent = reason ? `${STATUS_TEXT[status]} — ${reason}` : STATUS_TEXT[status];
+}
+
+// --- local media ----------------------------------------------------------------------------
+
+/**
+ * Ask for the devices (the browser's permission flow); a refusal leaves us receive-only.
+ * @param {{audio: boolean, video: boolean}} wanted
+ * @returns {Promise<MediaStreamTrack[]>}
+ */
+async function acquire(wanted) {
+  if (!wanted.audio && !wanted.video) return [];
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({
+      audio: wanted.audio,
+      video: wanted.video ? { width: { ideal: 640 }, height: { ideal: 480 } } : false,
+    });
+    return stream.getTracks();
+  } catch (err) {
+    const what = [wanted.video && "camera", wanted.audio && "microphone"].filter(Boolean);
+    const message = err instanceof Error ? err.message : String(err);
+    ui.formError.textContent = `No ${what.join(" or ")}: ${message}`;
+    console.warn("aiosfu: getUserMedia failed", err);
+    return [];
+  }
+}
+
+/** @param {"audio" | "video"} kind */
+function localTrack(kind) {
+  return localStream.getTracks().find((t) => t.kind === kind);
+}
+
+function stopLocalMedia() {
+  for (const track of localStream.getTracks()) track.stop();
+  localStream = new MediaStream();
+  ui.lobbyPreview.srcObject = null;
+}
+
+async function startLobbyPreview() {
+  if (!ui.joinCam.checked || localTrack("video")) return;
+  const tracks = await acquire({ audio: false, video: true });
+  for (const track of tracks) localStream.addTrack(track);
+  ui.lobbyPreview.srcObject = tracks.length > 0 ? localStream : null;
+  ui.lobbyPreviewNote.hidden = tracks.length > 0;
+}
+
+// --- tiles ----------------------------------------------------------------------------------
+
+/**
+ * @param {string} key
+ * @param {string} label
+ * @param {MediaStream} stream
+ * @param {boolean} local
+ * @returns {Tile}
+ */
+function addTile(key, label, stream, local) {
+  const fragment = /** @type {DocumentFragment} */ (ui.tileTemplate.content.cloneNode(true));
+  const root = /** @type {HTMLElement} */ (fragment.querySelector(".tile"));
+  /** @type {Tile} */
+  const tile = {
+    root,
+    video: /** @type {HTMLVideoElement} */ (root.querySelector("video")),
+    name: /** @type {HTMLElement} */ (root.querySelector(".name")),
+    avatar: /** @type {HTMLElement} */ (root.querySelector(".avatar")),
+    stats: /** @type {HTMLElement} */ (root.querySelector(".stats")),
+    audio: null,
+  };
+  root.classList.add(local ? "local" : "remote");
+  root.dataset.peerId = key;
+  root.tabIndex = 0;
+  if (!local) {
+    // Video elements stay muted (autoplay is always allowed then); sound plays here.
+    tile.audio = document.createElement("audio");
+    tile.audio.autoplay = true;
+    root.append(tile.audio);
+  }
+  tiles.set(key, tile);
+  if (local) ui.grid.prepend(root);
+  else ui.grid.append(root);
+  setTileName(tile, label);
+  refreshTile(tile, stream);
+  refreshRoomCount();
+  return tile;
+}
+
+/**
+ * @param {Tile} tile
+ * @param {string} label
+ */
+function setTileName(tile, label) {
+  tile.name.textContent = label;
+  tile.avatar.dataset.initial = (label.trim()[0] ?? "?").toUpperCase();
+  tile.root.setAttribute("aria-label", `${label}: video`);
+}
+
+/**
+ * Show the avatar instead of a picture when the stream has no live, enabled video.
+ * @param {Tile} tile
+ * @param {MediaStream} stream
+ */
+function refreshTile(tile, stream) {
+  const video = stream.getVideoTracks()[0];
+  tile.root.classList.toggle("no-video", !video || !video.enabled);
+  // A media element holding a stream with no track delays the page's load event for ever.
+  attach(tile.video, video ? stream : null);
+  if (video) tile.video.play().catch(() => {});
+  const sound = tile.audio && stream.getAudioTracks().length > 0;
+  if (tile.audio) attach(tile.audio, sound ? stream : null);
+  if (tile.audio && sound) {
+    tile.audio.play().then(
+      () => {},
+      (/** @type {unknown} */ err) => {
+        if (err instanceof DOMException && err.name === "NotAllowedError") {
+          ui.soundBanner.hidden = false;
+        }
+      },
+    );
+  }
+}
+
+/**
+ * @param {HTMLMediaElement} element
+ * @param {MediaStream | null} stream
+ */
+function attach(element, stream) {
+  if (element.srcObject !== stream) element.srcObject = stream;
+}
+
+/** @param {string} key */
+function removeTile(key) {
+  const tile = tiles.get(key);
+  if (!tile) return;
+  tile.video.srcObject = null;
+  if (tile.audio) tile.audio.srcObject = null;
+  tile.root.remove();
+  tiles.delete(key);
+  refreshRoomCount();
+}
+
+function refreshRoomCount() {
+  const others = [...tiles.keys()].filter((k) => k !== "local").length;
+  ui.count.textContent = `${others + 1} in the room`;
+  ui.emptyNote.hidden = others > 0;
+}
+
+/** @param {Participant} participant */
+function participantLabel(participant) {
+  return participant.name || `Guest ${participant.peerId.slice(0, 4)}`;
+}
+
+// --- stats overlay --------------------------------------------------------------------------
+
+/** @param {number} bps */
+function formatBitrate(bps) {
+  if (bps >= 1_000_000) return `${(bps / 1_000_000).toFixed(2)} Mbps`;
+  return `${Math.round(bps / 1000)} kbps`;
+}
+
+/**
+ * @param {HTMLElement} list
+ * @param {[string, string][]} rows
+ */
+function fillStats(list, rows) {
+  list.replaceChildren(
+    ...rows.flatMap(([term, value]) => {
+      const dt = document.createElement("dt");
+      dt.textContent = term;
+      const dd = document.createElement("dd");
+      dd.textContent = value;
+      return [dt, dd];
+    }),
+  );
+}
+
+/** @param {{width?: number, height?: number, fps?: number, bitrate: number}} video */
+function videoRows(video) {
+  /** @type {[string, string][]} */
+  const rows = [];
+  if (video.width && video.height) rows.push(["res", `${video.width}×${video.height}`]);
+  if (video.fps !== undefined) rows.push(["fps", `${Math.round(video.fps)}`]);
+  rows.push(["rate", formatBitrate(video.bitrate)]);
+  return rows;
+}
+
+async function updateStats() {
+  const session = client;
+  if (!session) return;
+  const stats = await session.stats();
+  if (session !== client) return;
+  for (const [peerId, tile] of tiles) {
+    if (peerId === "local") {
+      fillStats(tile.stats, stats.outboundVideo ? videoRows(stats.outboundVideo) : []);
+      continue;
+    }
+    const peer = stats.peers.get(peerId);
+    /** @type {[string, string][]} */
+    const rows = peer?.video ? videoRows(peer.video) : [];
+    if (peer?.audio) rows.push(["audio", formatBitrate(peer.audio.bitrate)]);
+    fillStats(tile.stats, rows);
+  }
+  ui.icePath.textContent = stats.pair
+    ? `ICE ${stats.pair.local} ↔ ${stats.pair.remote} (${stats.pair.protocol})`
+    : "ICE —";
+}
+
+// --- the call -------------------------------------------------------------------------------
+
+/**
+ * @param {string} room
+ * @param {string} name
+ * @param {{audio: boolean, video: boolean}} wanted
+ */
+async function joinRoom(room, name, wanted) {
+  const url = new URL(location.href);
+  url.search = new URLSearchParams({ room, name }).toString();
+  history.replaceState(null, "", url);
+  localStorage.setItem("aiosfu.name", name);
+  document.title = `${room} — aiosfu`;
+
+  ui.lobby.hidden = true;
+  ui.call.hidden = false;
+  ui.controls.hidden = false;
+  ui.roomInfo.hidden = false;
+  ui.roomTitle.textContent = room;
+  ui.lobbyPreview.srcObject = null;
+
+  const session = new SfuClient({
+    url: `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`,
+    room,
+    name,
+  });
+  client = session;
+  session.on("status", ({ status, reason }) => showStatus(status, reason));
+  session.on("participantjoined", (p) => addTile(p.peerId, participantLabel(p), p.stream, false));
+  session.on("participantupdated", (p) => {
+    const tile = tiles.get(p.peerId);
+    if (tile) setTileName(tile, participantLabel(p));
+  });
+  session.on("participantleft", ({ participant }) => removeTile(participant.peerId));
+  const onTrack = (/** @type {{participant: Participant}} */ { participant }) => {
+    const tile = tiles.get(participant.peerId);
+    if (tile) refreshTile(tile, participant.stream);
+  };
+  session.on("trackadded", onTrack);
+  session.on("trackremoved", onTrack);
+
+  // Keep the tracks a lobby preview already opened; ask only for the rest.
+  const missing = {
+    video: wanted.video && !localTrack("video"),
+    audio: wanted.audio && !localTrack("audio"),
+  };
+  if (!wanted.video) localTrack("video")?.stop();
+  for (const track of localStream.getTracks()) {
+    if (track.readyState === "ended") localStream.removeTrack(track);
+  }
+  const local = addTile("local", `You (${name})`, localStream, true);
+  updateToggles();
+  statsTimer = setInterval(() => void updateStats(), STATS_INTERVAL_MS);
+
+  const joined = session.join().catch((/** @type {unknown} */ err) => {
+    console.warn("aiosfu: could not join", err);
+  });
+  for (const track of localStream.getTracks()) session.publish(track);
+  for (const track of await acquire(missing)) {
+    if (session !== client) {
+      track.stop();
+      continue;
+    }
+    localStream.addTrack(track);
+    session.publish(track);
+  }
+  refreshTile(local, localStream);
+  updateToggles();
+  await joined;
+}
+
+function leaveRoom() {
+  client?.leave();
+  client = null;
+  clearInterval(statsTimer);
+  for (const key of [...tiles.keys()]) removeTile(key);
+  stopLocalMedia();
+  ui.call.hidden = true;
+  ui.controls.hidden = true;
+  ui.roomInfo.hidden = true;
+  ui.soundBanner.hidden = true;
+  ui.lobby.hidden = false;
+  ui.icePath.textContent = "ICE —";
+  document.title = "aiosfu — video rooms";
+  ui.nameInput.focus();
+  void startLobbyPreview();
+}
+
+function updateToggles() {
+  /**
+   * @param {HTMLButtonElement} button
+   * @param {MediaStreamTrack | undefined} track
+   * @param {string} on
+   * @param {string} off
+   */
+  const show = (button, track, on, off) => {
+    const active = Boolean(track && track.enabled && track.readyState === "live");
+    button.setAttribute("aria-pressed", String(active));
+    const label = /** @type {HTMLElement} */ (button.querySelector(".label"));
+    label.textContent = active ? on : off;
+  };
+  show(ui.toggleMic, localTrack("audio"), "Mute", "Unmute");
+  show(ui.toggleCam, localTrack("video"), "Stop video", "Start video");
+}
+
+/**
+ * Mute or unmute; a device we joined without is opened and published now.
+ * @param {"audio" | "video"} kind
+ */
+async function toggle(kind) {
+  const session = client;
+  if (!session) return;
+  const track = localTrack(kind);
+  if (track) {
+    track.enabled = !track.enabled;
+  } else {
+    for (const fresh of await acquire({ audio: kind === "audio", video: kind === "video" })) {
+      if (session !== client) {
+        fresh.stop();
+        continue;
+      }
+      localStream.addTrack(fresh);
+      session.publish(fresh);
+    }
+  }
+  const local = tiles.get("local");
+  if (local) refreshTile(local, localStream);
+  updateToggles();
+}
+
+// --- wiring ---------------------------------------------------------------------------------
+
+ui.form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const room = ui.roomInput.value.trim();
+  const name = ui.nameInput.value.trim();
+  ui.roomInput.setAttribute("aria-invalid", String(!ROOM_PATTERN.test(room)));
+  ui.nameInput.setAttribute("aria-invalid", String(!name));
+  if (!ROOM_PATTERN.test(room)) {
+    ui.formError.textContent = "Room: 1 to 64 letters, digits, dots, dashes or underscores.";
+    ui.roomInput.focus();
+    return;
+  }
+  if (!name) {
+    ui.formError.textContent = "Please enter your name.";
+    ui.nameInput.focus();
+    return;
+  }
+  ui.formError.textContent = "";
+  void joinRoom(room, name, { video: ui.joinCam.checked, audio: ui.joinMic.checked });
+});
+
+ui.joinCam.addEventListener("change", () => {
+  if (ui.joinCam.checked) {
+    void startLobbyPreview();
+  } else {
+    localTrack("video")?.stop();
+    stopLocalMedia();
+    ui.lobbyPreviewNote.hidden = false;
+  }
+});
+
+ui.toggleMic.addEventListener("click", () => void toggle("audio"));
+ui.toggleCam.addEventListener("click", () => void toggle("video"));
+ui.toggleStats.addEventListener("click", () => {
+  const hidden = ui.grid.classList.toggle("hide-stats");
+  ui.toggleStats.setAttribute("aria-pressed", String(!hidden));
+});
+ui.leave.addEventListener("click", leaveRoom);
+ui.enableSound.addEventListener("click", () => {
+  for (const tile of tiles.values()) tile.audio?.play().catch(() => {});
+  ui.soundBanner.hidden = true;
+});
+ui.copyLink.addEventListener("click", async () => {
+  const link = location.href;
+  try {
+    await navigator.clipboard.writeText(link);
+    ui.copyLink.textContent = "Link copied";
+  } catch {
+    window.prompt("Copy this link to invite people:", link);
+  }
+  setTimeout(() => (ui.copyLink.textContent = "Copy invite link"), 2000);
+});
+window.addEventListener("pagehide", () => client?.leave());
+
+function main() {
+  const params = new URLSearchParams(location.search);
+  const room = params.get("room") ?? "";
+  const name = params.get("name") ?? localStorage.getItem("aiosfu.name") ?? "";
+  ui.roomInput.value = room;
+  ui.nameInput.value = name;
+  ui.joinCam.checked = params.get("cam") !== "0";
+  ui.joinMic.checked = params.get("mic") !== "0";
+  if (ROOM_PATTERN.test(room) && params.get("name")) {
+    void joinRoom(room, name, { video: ui.joinCam.checked, audio: ui.joinMic.checked });
+    return;
+  }
+  (room ? ui.nameInput : ui.roomInput).focus();
+  void startLobbyPreview();
+}
+
+main();
