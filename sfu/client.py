@@ -44,6 +44,7 @@ from signaling.log import bind
 from .peerconfig import rtc_configuration
 from .rtc import receiver as rtc_receiver
 from .rtc.ice import set_ice_addresses
+from .rtc.offer import create_offer
 from .rtc.rollback import ice_role_set, rollback_offer
 
 logger = logging.getLogger(__name__)
@@ -297,7 +298,7 @@ class Client:
             role_was_set = ice_role_set(pc)
             added = [pc.addTransceiver(t, direction="sendonly") for t in tracks]
             self._offer = _Offer(added, tracks, role_was_set)
-            await pc.setLocalDescription(await pc.createOffer())
+            await pc.setLocalDescription(await create_offer(pc))
             await self._send(proto.Offer(sdp=pc.localDescription.sdp))
             await self._send(proto.Candidate(candidate=None))
 

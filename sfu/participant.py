@@ -30,6 +30,7 @@ from .config import SfuConfig
 from .peerconfig import rtc_configuration
 from .publication import Publication
 from .rtc import receiver as rtc_receiver
+from .rtc.offer import create_offer
 from .sdpcheck import check_description
 from .subscription import Subscription
 
@@ -231,8 +232,7 @@ class Participant:
                     await sub.transceiver.stop()
             for sub in added:
                 sub.attach(self.pc.addTransceiver(sub.track, direction="sendonly"))
-            offer = await self.pc.createOffer()
-            await self.pc.setLocalDescription(offer)
+            await self.pc.setLocalDescription(await create_offer(self.pc))
             self.log.debug("offering +%d -%d forwarded tracks", len(added), len(removed))
             self.signals.send_offer(self.pc.localDescription.sdp)
             self.signals.send_candidate(None)

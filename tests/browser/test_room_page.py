@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from aiortc.mediastreams import AudioStreamTrack
 
 from sfu.media import TestPatternTrack
@@ -17,15 +16,6 @@ from tests.util import eventually, eventually_async, recv
 
 # Fake camera of Chromium: 640x480.
 CAMERA_WIDTH = 640
-
-# A page that publishes before the server first offers to it (the first one in a room) gets a
-# re-offer it must refuse once someone else joins: see tests/sfu/test_reoffer_bundle.py. The page
-# then rejoins (and is shown again) but logs the refusal, which these tests count as a failure.
-SERVER_RENUMBERS_BUNDLE = pytest.mark.xfail(
-    strict=True,
-    reason="server bug: its re-offers renumber the header-extension ids and payload types a "
-    "Chromium publisher negotiated (tests/sfu/test_reoffer_bundle.py)",
-)
 
 
 async def peer_ids(*pages: RoomPage) -> dict[str, str]:
@@ -76,7 +66,6 @@ def assert_no_console_errors(*pages: RoomPage) -> None:
     assert not errors, f"console errors: {errors}"
 
 
-@SERVER_RENUMBERS_BUNDLE
 async def test_three_pages_see_and_hear_each_other(open_page: OpenPage) -> None:
     pages = [await open_page("trio", name) for name in ("Alice", "Bob", "Carol")]
     ids = await peer_ids(*pages)
@@ -137,7 +126,6 @@ async def test_page_and_python_client_see_each_other(
     assert_no_console_errors(page)
 
 
-@SERVER_RENUMBERS_BUNDLE
 async def test_closing_a_page_removes_its_tile_within_2s(open_page: OpenPage) -> None:
     alice = await open_page("bye", "Alice")
     bob = await open_page("bye", "Bob")

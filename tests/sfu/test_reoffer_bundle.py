@@ -7,7 +7,8 @@ codec collision". aiortc's createOffer() resets every transceiver's header exten
 to its own defaults (mid=1, audio-level=2, abs-send-time=3; opus=96, VP8=97...), while Chromium's
 first offer numbers them its own way (audio-level=1, abs-send-time=2, mid=4; VP8=96, opus=111).
 So a page that publishes before the server first offers to it (anyone alone in a room, say)
-cannot receive anyone who joins later. tests/browser/ shows it end to end.
+cannot receive anyone who joins later. tests/browser/ shows it end to end. sfu/rtc/offer.py keeps
+the numbers.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc import sdp as aiortc_sdp
 
@@ -51,11 +51,6 @@ def _conflicts(description: aiortc_sdp.SessionDescription) -> Iterator[str]:
                 yield f"payload type {pt}: {seen[0]} on mid {seen[1]}, {name} on {mid}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: aiortc's createOffer() renumbers negotiated header extensions and payload "
-    "types (see module docstring); the fix belongs in sfu/participant.py or an sfu/rtc hook",
-)
 async def test_reoffer_to_a_chromium_publisher_keeps_the_bundle_ids() -> None:
     backend = SfuBackend(SfuConfig(ice_addresses=["127.0.0.1"]))
     browser_signals, bot_signals = Recorder(), Recorder()
