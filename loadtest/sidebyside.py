@@ -329,7 +329,8 @@ def format_report(outcome: Outcome, config: SideBySideConfig, env: dict[str, Any
                     f"| {r.frame_shortfall_pct:.1f} "
                     f"| {r.join_p50_s * 1000:.0f} / {r.join_p95_s * 1000:.0f} "
                     f"| {r.rss_per_subscriber_kb:.0f} "
-                    f"| {r.bench_cpu_pct:.0f} | {r.other_load_pct:.0f}{mark} |"
+                    # Tick-granular counters can make an idle machine read -1 %: show 0.
+                    f"| {r.bench_cpu_pct:.0f} | {max(0.0, r.other_load_pct):.0f}{mark} |"
                 )
             if (failure := outcome.failures[server].get(n)) is not None:
                 lines.append(f"| {_label(server, config)} | {n} | run failed: {failure} |")
