@@ -14,5 +14,6 @@ class SfuConfig:
     # ICE servers the server's own peer connections use. Never defaulted to a public STUN server.
     ice_servers: list[IceServer] = field(default_factory=list)
     ice_mode: str = "all"
-    # At most one keyframe request per publication per this many seconds.
-    keyframe_interval: float = 0.5
+    # At most one keyframe request per publication per this many seconds (and none while one
+    # is still unanswered: see sfu.keyframes).
+    keyframe_interval: float = 0.15

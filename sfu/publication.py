@@ -120,7 +120,10 @@ class Publication:
         self.last_timestamp = timestamp
         self.last_arrival = time.monotonic()
         self._ring[seq & RING_MASK] = (seq, timestamp, marker, payload)
-        keyframe = self.waiting > 0 and self.keyframe_start(payload)
+        keyframe = False
+        if (self.waiting > 0 or self.keyframes.outstanding) and self.keyframe_start(payload):
+            keyframe = True
+            self.keyframes.keyframe()
         for sub in self.subscriptions:
             sub.forward(seq, timestamp, marker, payload, keyframe)
 

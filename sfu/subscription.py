@@ -109,6 +109,9 @@ class Subscription:
         if not self.live:
             if not (self.ready and keyframe):
                 self.dropped += 1
+                if self.ready:
+                    # Throttled: this only sends again once an earlier request looks lost.
+                    self.publication.request_keyframe()
                 return
             self._go_live(seq, timestamp)
         if self._send(

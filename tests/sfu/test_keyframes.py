@@ -11,23 +11,33 @@ from sfu.keyframes import KeyframeThrottle
 from sfu.subscription import Subscription
 
 
-def test_throttle_sends_at_once_then_defers_within_the_window() -> None:
-    t = KeyframeThrottle(interval=0.5)
+def test_an_unanswered_request_serves_later_ones() -> None:
+    t = KeyframeThrottle(interval=0.25, patience=1.0)
     assert t.request(10.0) == 0.0
-    assert t.request(10.1) == pytest.approx(0.4)  # deferred to the window's end, not dropped
+    assert t.request(10.1) is None  # the keyframe asked for at 10.0 has not come: it will do
+    assert t.request(10.9) is None
+    assert t.request(11.0) == 0.0  # no keyframe for a whole second: that request was lost
+    assert (t.sent, t.suppressed) == (2, 2)
+
+
+def test_after_a_keyframe_requests_are_spaced_by_the_interval() -> None:
+    t = KeyframeThrottle(interval=0.25)
+    assert t.request(10.0) == 0.0
+    t.keyframe()
+    assert t.request(10.1) == pytest.approx(0.15)  # deferred to the window's end, not dropped
     assert t.request(10.2) is None  # already due
-    assert t.suppressed == 1
-    t.fire(10.5)
-    assert t.sent == 2
-    assert t.request(10.6) == pytest.approx(0.4)
-    t.fire(11.0)
-    assert t.request(11.6) == 0.0
-    assert t.sent == 4
+    t.fire(10.25)
+    assert t.request(10.3) is None  # the deferred one is unanswered
+    t.keyframe()
+    assert t.request(10.6) == 0.0
+    assert (t.sent, t.received, t.suppressed) == (3, 2, 2)
 
 
-def test_throttle_rejects_a_bad_interval() -> None:
+def test_throttle_rejects_bad_settings() -> None:
     with pytest.raises(AssertionError):
         KeyframeThrottle(interval=0)
+    with pytest.raises(AssertionError):
+        KeyframeThrottle(interval=1.0, patience=0.5)
 
 
 class FakePublication:
@@ -79,6 +89,7 @@ async def test_nothing_is_forwarded_before_a_keyframe() -> None:
     sub.forward(100, 9000, 0, b"delta", keyframe=False)
     sub.forward(101, 9000, 1, b"delta", keyframe=False)
     assert sent == [] and sub.dropped == 2 and not sub.live
+    assert publication.keyframe_requests == 2  # asked again while waiting (the throttle decides)
     sub.forward(102, 12000, 0, b"key", keyframe=True)
     sub.forward(103, 12000, 1, b"rest", keyframe=False)  # after the keyframe, everything passes
     assert sub.live and publication.waiting == 0
