@@ -16,9 +16,9 @@ from .rtc.ice import set_ice_addresses
 logger = logging.getLogger(__name__)
 
 
-# How often forwarding senders' RTCP sender-report fields are refreshed (aiortc sends one every
-# 0.5-1.5 s); counting per packet into aiortc's private fields would cost the hot path.
-REPORT_INTERVAL = 0.5
+# How often subscriptions are given the chance to send an RTCP sender report (each sends one
+# every 0.5-1.5 s): one timer for the whole server rather than a task per subscriber.
+REPORT_INTERVAL = 0.25
 
 
 class SfuBackend:
@@ -38,9 +38,10 @@ class SfuBackend:
             self._update_sender_reports()
 
     def _update_sender_reports(self) -> None:
+        now = asyncio.get_running_loop().time()
         for participant in self.participants():
             for sub in participant.subscriptions.values():
-                sub.update_sender_report()
+                sub.report(now)
 
     async def join(self, room: str, peer_id: str, signals: PeerSignals) -> Participant:
         if self._reporter is None:

@@ -30,6 +30,7 @@ from .config import SfuConfig
 from .peerconfig import rtc_configuration
 from .publication import Publication
 from .rtc import receiver as rtc_receiver
+from .rtc import rtcp
 from .rtc.offer import create_offer
 from .sdpcheck import check_description
 from .subscription import Subscription
@@ -169,9 +170,16 @@ class Participant:
         except Exception as exc:  # aiortc raises ValueError, InvalidStateError, OperationError...
             self.log.info("rejected %s: %s", kind, exc)
             raise NegotiationError("bad_sdp", f"cannot apply the {kind}: {exc}") from None
+        self._lean_rtcp()
         early, self._early_candidates = self._early_candidates, []
         for candidate in early:
             await self.pc.addIceCandidate(candidate)
+
+    def _lean_rtcp(self) -> None:
+        # Max-bundle: the first m-line's transport carries everything.
+        transceivers = self.pc.getTransceivers()
+        if transceivers:
+            rtcp.skip_receiver_reports(transceivers[0].receiver.transport)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         # Emitted inside setRemoteDescription, before the receiver can start a decoder.
@@ -233,6 +241,7 @@ class Participant:
             for sub in added:
                 sub.attach(self.pc.addTransceiver(sub.track, direction="sendonly"))
             await self.pc.setLocalDescription(await create_offer(self.pc))
+            self._lean_rtcp()
             self.log.debug("offering +%d -%d forwarded tracks", len(added), len(removed))
             self.signals.send_offer(self.pc.localDescription.sdp)
             self.signals.send_candidate(None)

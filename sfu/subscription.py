@@ -6,8 +6,9 @@ a keyframe (a decoder can only start there), retransmissions from the publicatio
 the subscriber NACKs, and keyframe requests: one as soon as its sender is up, more while it
 waits, and whenever the subscriber reports picture loss.
 
-The subscriber's aiortc RTCRtpSender is kept for what it does well (SDP, RTCP sender reports,
-feedback routing) but is given an IdleTrack: packets go out through sfu.rtc.fastpath.RtpOutput.
+The subscriber's aiortc RTCRtpSender is kept for what it does well (SDP, feedback routing) but is
+given an IdleTrack: packets go out through sfu.rtc.fastpath.RtpOutput, and sender reports from
+`report()` (sfu.rtc.rtcp), cheaper than the sender's own RTCP task.
 `forward()` is the hot path: no await, no logging, one header and one send.
 Closed by its Participant; close() is idempotent.
 """
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING
 from aiortc import RTCRtpTransceiver
 from aiortc.clock import current_ntp_time
 
-from .rtc import fastpath
+from .rtc import fastpath, rtcp
 from .rtc import sender as rtc_sender
 
 if TYPE_CHECKING:
@@ -34,13 +35,16 @@ Send = Callable[[int, int, int, int, bytes], bool]
 
 class Subscription:
     __slots__ = (
+        "_cname",
         "_marker_pt",
+        "_output",
         "_send",
         "bytes",
         "closed",
         "dropped",
         "live",
         "nacks",
+        "next_report",
         "packets",
         "plis",
         "publication",
@@ -67,6 +71,9 @@ class Subscription:
         self.ts_offset = 0
         self._marker_pt = (0, 0)  # second header byte, indexed by the marker bit
         self._send: Send = _not_ready
+        self._output: fastpath.RtpOutput | None = None
+        self._cname = b""
+        self.next_report = 0.0  # event-loop time of the next RTCP sender report
         # Read by the metrics collector at scrape time (never a per-packet metrics call).
         self.packets = 0  # RTP packets forwarded
         self.bytes = 0  # RTP payload bytes forwarded
@@ -84,6 +91,7 @@ class Subscription:
         rtc_sender.set_stream_id(sender, self.publication.publisher_id)
         rtc_sender.on_keyframe_request(sender, self.on_picture_loss)
         fastpath.on_retransmit_request(sender, self.on_nack)
+        rtcp.stop_sender_reports(sender)  # report() sends them, from our own counts
 
     def _on_sender_started(self) -> None:
         # aiortc starts the sender once DTLS is up and the m-line negotiated.
@@ -97,6 +105,8 @@ class Subscription:
         self.ssrc = fastpath.ssrc(self.transceiver.sender)
         self._marker_pt = (pt, 0x80 | pt)
         self._send = output.send
+        self._output = output
+        self._cname = rtcp.cname(self.transceiver.sender)
         self.ready = True
         self.publication.waiting += 1
         self.publication.request_keyframe()
@@ -159,11 +169,15 @@ class Subscription:
 
     # --- RTCP sender reports ------------------------------------------------------------------
 
-    def update_sender_report(self) -> None:
-        """Give the sender's next SR our counts and a clock pair that keeps lip sync: the
-        publisher's own (NTP, RTP) pair, shifted into our timestamps, once it has sent one."""
-        if not self.live or self.transceiver is None:
+    def report(self, now: float) -> None:
+        """Send an RTCP sender report when one is due (every 0.5-1.5 s, as aiortc would).
+
+        Its clock pair keeps lip sync: the publisher's own (NTP, RTP) pair, shifted into our
+        timestamps, once the publisher has sent one; until then, now and our latest timestamp.
+        """
+        if not self.live or self._output is None or now < self.next_report:
             return
+        self.next_report = now + random.uniform(0.5, 1.5)
         pub = self.publication
         if pub.sender_report is not None:
             ntp, rtp = pub.sender_report
@@ -171,13 +185,10 @@ class Subscription:
             ntp = current_ntp_time()
             elapsed = max(0.0, time.monotonic() - pub.last_arrival)
             rtp = pub.last_timestamp + int(elapsed * pub.clock_rate)
-        fastpath.report_counters(
-            self.transceiver.sender,
-            packets=self.packets & 0xFFFFFFFF,
-            octets=self.bytes & 0xFFFFFFFF,
-            ntp_timestamp=ntp,
-            rtp_timestamp=(rtp + self.ts_offset) & 0xFFFFFFFF,
+        packet = rtcp.sender_report(
+            self.ssrc, ntp, rtp + self.ts_offset, self.packets, self.bytes, self._cname
         )
+        self._output.send_rtcp(packet)
 
     def close(self) -> None:
         """Stop forwarding. The transceiver stays in the subscriber's connection (aiortc cannot
@@ -190,6 +201,7 @@ class Subscription:
             self.publication.waiting -= 1
         self.ready = self.live = False
         self._send = _not_ready
+        self._output = None
         self.publication.remove(self)
         self.track.stop()
         if self.transceiver is not None:

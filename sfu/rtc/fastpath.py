@@ -10,7 +10,7 @@ hooks give sfu.publication / sfu.subscription what they need:
 - `RtpOutput`: protect and send one packet synchronously on a sender's transport.
 - `IdleTrack`: a track for a forwarding sender that never yields a frame, so aiortc's RTP loop
   for that sender sleeps, while its RTCP (SR, SDES, BYE) and feedback handling stay.
-- `on_retransmit_request`, `report_counters`, `ssrc`, `negotiated_codec`, `prefer_codec`.
+- `on_retransmit_request`, `ssrc`, `negotiated_codec`, `prefer_codec`.
 """
 
 from __future__ import annotations
@@ -115,6 +115,16 @@ class RtpOutput:
         self._sendto(buf[0 : length[0]], self._addr)  # type: ignore[misc]
         return True
 
+    def send_rtcp(self, packet: bytes) -> bool:
+        """Protect and send one compound RTCP packet (rare: pylibsrtp's own call will do)."""
+        srtp = getattr(self._dtls, "_tx_srtp", None)
+        conn = self._dtls.transport._connection
+        if srtp is None or conn is None or conn._nominated.get(1) is None:
+            return False
+        pair = conn._nominated[1]
+        pair.protocol.transport.sendto(srtp.protect_rtcp(packet), pair.remote_addr)
+        return True
+
     def _repair(self, conn: Any) -> bool:
         # Looked up again when the pair changes: an ICE restart may replace the connection.
         self._conn = conn
@@ -164,16 +174,6 @@ def on_retransmit_request(sender: RTCRtpSender, callback: Callable[[int], None])
         callback(sequence_number)
 
     sender._retransmit = retransmit  # type: ignore[method-assign]
-
-
-def report_counters(
-    sender: RTCRtpSender, *, packets: int, octets: int, ntp_timestamp: int, rtp_timestamp: int
-) -> None:
-    """What the sender's next RTCP sender report says (aiortc counts only what it sent itself)."""
-    sender._RTCRtpSender__packet_count = packets  # type: ignore[attr-defined]
-    sender._RTCRtpSender__octet_count = octets  # type: ignore[attr-defined]
-    sender._RTCRtpSender__ntp_timestamp = ntp_timestamp  # type: ignore[attr-defined]
-    sender._RTCRtpSender__rtp_timestamp = rtp_timestamp  # type: ignore[attr-defined]
 
 
 def ssrc(sender: RTCRtpSender) -> int:

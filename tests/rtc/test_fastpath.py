@@ -8,7 +8,7 @@ from typing import Any
 from aiortc import MediaStreamTrack, RTCPeerConnection
 
 from sfu.media import TestPatternTrack
-from sfu.rtc import fastpath
+from sfu.rtc import fastpath, rtcp
 from sfu.rtc import receiver as rtc_receiver
 from tests.rtc.pair import negotiate, new_pc
 from tests.util import eventually, recv
@@ -81,16 +81,13 @@ async def test_idle_sender_sends_through_rtp_output_and_hears_nacks() -> None:
         frame = await recv(got[0])
         assert bytes(frame) == VP8_KEY[1:] and frame.is_keyframe
 
-        fastpath.report_counters(
-            transceiver.sender, packets=2, octets=10, ntp_timestamp=1 << 40, rtp_timestamp=93000
-        )
+        report = rtcp.sender_report(ssrc, 1 << 40, 93000, 2, 10, b"bench")
+        assert output.send_rtcp(report)
         receiver = receiver_pc.getTransceivers()[0].receiver
         await receiver._send_rtcp_nack(ssrc, [1001, 1002])
         await eventually(lambda: "" if nacked == [1001, 1002] else f"nacked {nacked}")
-        # The sender's own RTCP loop reports what we told it.
-        await eventually(
-            lambda: "" if (1 << 40, 93000) in reports else f"reports {reports}", timeout=5
-        )
+        # Our sender report reached the receiver, which parsed it as one.
+        await eventually(lambda: "" if (1 << 40, 93000) in reports else f"reports {reports}")
     finally:
         idle.stop()
         await sender_pc.close()

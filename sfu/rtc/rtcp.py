@@ -1,0 +1,86 @@
+"""Lean RTCP for forwarding senders: what aiortc does per sender, for many subscribers at less cost.
+
+aiortc gives every RTCRtpSender its own task that builds an SR and an SDES packet every
+0.5-1.5 s through its RTCP classes, and parses every compound RTCP packet a peer sends into
+objects, receiver reports included (and turns each into a stats entry). For a forwarding server
+with many subscribers that fixed cost rivals the forwarding itself. Here:
+
+- `stop_sender_reports(sender)` retires the sender's own RTCP task; `sender_report()` builds the
+  SR + SDES compound packet for the caller to send (sfu.subscription schedules them);
+- `skip_receiver_reports(dtls)` lets compound packets made only of RRs and SDES bypass aiortc's
+  parser (nothing acts on them here); anything else (SR, NACK, PLI, FIR, REMB, BYE) goes through.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from aiortc import RTCRtpSender
+
+RTCP_SR, RTCP_RR, RTCP_SDES = 200, 201, 202
+_SR = struct.Struct("!BBHLQLLL")  # header, SSRC, NTP, RTP timestamp, packets, octets
+_SDES_HEADER = struct.Struct("!BBHL")  # header, SSRC of the one chunk
+
+
+def sender_report(
+    ssrc: int, ntp_timestamp: int, rtp_timestamp: int, packets: int, octets: int, cname: bytes
+) -> bytes:
+    """A compound RTCP packet: an SR with no report blocks, then an SDES with the CNAME."""
+    sr = _SR.pack(
+        0x80,
+        RTCP_SR,
+        6,
+        ssrc,
+        ntp_timestamp & 0xFFFFFFFFFFFFFFFF,
+        rtp_timestamp & 0xFFFFFFFF,
+        packets & 0xFFFFFFFF,
+        octets & 0xFFFFFFFF,
+    )
+    item = bytes((1, len(cname))) + cname + b"\x00"  # CNAME, then the end of the item list
+    item += b"\x00" * (-len(item) % 4)
+    sdes = _SDES_HEADER.pack(0x81, RTCP_SDES, (4 + len(item)) // 4, ssrc) + item
+    return sr + sdes
+
+
+def cname(sender: RTCRtpSender) -> bytes:
+    """The CNAME aiortc negotiated for the sender (known once it started)."""
+    value: str | None = sender._RTCRtpSender__cname  # type: ignore[attr-defined]
+    return (value or "").encode()
+
+
+def stop_sender_reports(sender: RTCRtpSender) -> None:
+    """Make the sender's RTCP task end at once (its SRs are sent by the caller instead).
+
+    aiortc's stop() waits for that task's started/exited events: they are set here.
+    """
+
+    async def run_rtcp() -> None:
+        sender._RTCRtpSender__rtcp_started.set()  # type: ignore[attr-defined]
+        sender._RTCRtpSender__rtcp_exited.set()  # type: ignore[attr-defined]
+
+    sender._run_rtcp = run_rtcp  # type: ignore[method-assign]
+
+
+def only_reports(data: bytes) -> bool:
+    """True when a (decrypted) compound RTCP packet holds nothing but RRs and SDES."""
+    pos, end = 0, len(data)
+    while pos + 4 <= end:
+        if data[pos + 1] not in (RTCP_RR, RTCP_SDES):
+            return False
+        pos += (((data[pos + 2] << 8) | data[pos + 3]) + 1) * 4
+    return pos == end
+
+
+def skip_receiver_reports(dtls: Any) -> None:
+    """Keep RR/SDES-only compound packets away from aiortc's RTCP parser (idempotent)."""
+    if getattr(dtls, "_aiosfu_lean_rtcp", False):
+        return
+    handle = dtls._handle_rtcp_data
+
+    async def handle_rtcp_data(data: bytes) -> None:
+        if not only_reports(data):
+            await handle(data)
+
+    dtls._handle_rtcp_data = handle_rtcp_data
+    dtls._aiosfu_lean_rtcp = True
