@@ -171,6 +171,10 @@ class ServerProcess:
                             return
                         last_error = f"HTTP {response.status}"
                 except (aiohttp.ClientError, TimeoutError) as exc:
+                    # aiohttp's timeout can turn our own cancellation into a TimeoutError.
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise asyncio.CancelledError from exc
                     last_error = f"{type(exc).__name__}: {exc}"
                 if time.monotonic() > deadline:
                     raise ServerStartError(
