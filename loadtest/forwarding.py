@@ -40,15 +40,12 @@ import contextlib
 import json
 import logging
 import math
-import os
-import platform
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, TypeVar
 
-import aiortc
 from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpSender
 from aiortc.mediastreams import MediaStreamError
 
@@ -410,15 +407,6 @@ async def measure_window(
     )
 
 
-def environment() -> dict[str, Any]:
-    return {
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "aiortc": aiortc.__version__,
-        "platform": platform.platform(),
-    }
-
-
 def format_line(r: Result) -> str:
     return (
         f"N={r.subscribers}: {r.forwarded_pps:.0f} forwarded pkt/s, server CPU "
@@ -445,7 +433,7 @@ def format_table(results: Sequence[Result]) -> str:
         f"{r.server_rss_mb:>7.0f} {r.publisher_kbps:>9.0f} {r.bench_cpu_pct:>12.0f}"
         for r in results
     ]
-    env = environment()
+    env = procstat.environment()
     footer = f"python {env['python']}, {env['cpus']} cpus, aiortc {env['aiortc']}"
     return "\n".join([header, *rows, footer])
 
@@ -528,7 +516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if json_path:
         with open(json_path, "w") as f:
             payload = {
-                "environment": environment(),
+                "environment": procstat.environment(),
                 "config": asdict(config),
                 "results": [json_safe(asdict(r)) for r in results],
             }

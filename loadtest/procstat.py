@@ -1,8 +1,13 @@
-"""CPU time and memory of any process, from /proc (the same reading for every server measured)."""
+"""CPU time and memory of any process, from /proc (the same reading for every server measured),
+and what the machine was."""
 
 from __future__ import annotations
 
 import os
+import platform
+from typing import Any
+
+import aiortc
 
 
 def cpu_seconds(pid: int) -> float:
@@ -43,3 +48,13 @@ def machine_cpu_seconds() -> tuple[float, float]:
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
     tick = os.sysconf("SC_CLK_TCK")
     return (user + nice + system + irq + softirq + steal) / tick, steal / tick
+
+
+def environment() -> dict[str, Any]:
+    """What a figure was measured on: Python, CPUs, aiortc, the platform."""
+    return {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "aiortc": aiortc.__version__,
+        "platform": platform.platform(),
+    }

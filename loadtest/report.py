@@ -9,13 +9,9 @@ frame to the end of the window, so a stream that stopped counts as one long free
 from __future__ import annotations
 
 import math
-import os
-import platform
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
-
-import aiortc
 
 from . import procstat
 from .peers import PeerResult, StreamResult, VideoSpec, WorkerOutcome
@@ -92,15 +88,6 @@ class LoadConfig:
     progress: bool = True
 
 
-def environment() -> dict[str, Any]:
-    return {
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "aiortc": aiortc.__version__,
-        "platform": platform.platform(),
-    }
-
-
 def _stream_loss(streams: Iterable[StreamResult]) -> tuple[int, int]:
     expected = sum(s.rtp_expected for s in streams)
     received = sum(s.rtp_received for s in streams)
@@ -165,7 +152,7 @@ def build_report(
         )
     return {
         "config": {**asdict(config), "video": str(config.video), "url": url},
-        "environment": environment(),
+        "environment": procstat.environment(),
         "window_s": round(window, 3),
         "peers": {
             "planned": len(results),
