@@ -1,0 +1,78 @@
+"""Loss between the server and a subscriber is repaired by NACK, from the publication's ring.
+
+A lost video packet that is never resent stalls aiortc's jitter buffer (it waits at the hole
+until it overflows, seconds later): the subscriber would stop decoding. Here every 15th packet
+the subscriber receives is dropped before its SRTP layer, as the network would; it must
+keep decoding, and the server must have resent what was asked for (under the same sequence
+number: the subscriber's SRTP never saw the lost original).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sfu.media import TestPatternTrack
+from sfu.server import RunningServer
+from tests.conftest import MakeClient
+from tests.util import recv
+
+
+def drop_every(dtls: Any, n: int) -> list[int]:
+    """Drop every n-th SRTP packet arriving on this DTLS transport, before decryption, as the
+    network would; returns the (encrypted, so still readable) sequence numbers dropped.
+
+    Fault injection for tests: the ICE transport's receive coroutine is wrapped (an aiortc
+    internal).
+    """
+    ice = dtls.transport
+    receive = ice._recv
+    dropped: list[int] = []
+    count = 0
+
+    async def lossy() -> bytes:
+        nonlocal count
+        while True:
+            data: bytes = await receive()
+            is_rtp = len(data) > 12 and 127 < data[0] < 192 and not 192 <= data[1] <= 223
+            if is_rtp:
+                count += 1
+                if count % n == 0 and count > 30:  # let the first keyframe through whole
+                    dropped.append(int.from_bytes(data[2:4], "big"))
+                    continue
+            return data
+
+    ice._recv = lossy
+    return dropped
+
+
+async def test_a_lossy_subscriber_keeps_decoding(
+    server: RunningServer, make_client: MakeClient
+) -> None:
+    alice = await make_client("loss", name="alice")
+    await alice.publish(TestPatternTrack(320, 240, fps=30))
+    bob = await make_client("loss", name="bob")
+    remote = await bob.next_track()
+    assert bob.pc is not None
+    (transceiver,) = [t for t in bob.pc.getTransceivers() if t.receiver.track is remote.track]
+    dropped = drop_every(transceiver.receiver.transport, 15)
+
+    frames = 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 4.0
+    while loop.time() < deadline:
+        try:
+            await recv(remote.track, 3)  # a stall (no retransmissions) fails here
+        except TimeoutError:
+            subs = [s for p in server.backend.participants() for s in p.subscriptions.values()]
+            raise AssertionError(
+                f"stalled after {frames} frames; dropped {dropped[:10]}; "
+                f"nacks {[s.nacks for s in subs]} resent {[s.retransmitted for s in subs]} "
+                f"live {[s.live for s in subs]} seq_offset {[s.seq_offset for s in subs]}"
+            ) from None
+        frames += 1
+
+    assert len(dropped) > 10, dropped
+    (subscription,) = [s for p in server.backend.participants() for s in p.subscriptions.values()]
+    assert subscription.nacks > 0 and subscription.retransmitted > 0
+    assert frames > 60, f"only {frames} frames in 4 s with {len(dropped)} packets dropped"
