@@ -79,6 +79,7 @@ class Publication:
         self.waiting = 0  # subscriptions ready to forward but waiting for a keyframe
         self.packets = 0  # RTP packets received from the publisher (read by metrics)
         self.bytes = 0
+        self.retransmissions = 0  # of those, RTX packets that filled a hole
         self.last_timestamp = 0
         self.last_arrival = 0.0  # time.monotonic() of the last packet
         self.sender_report: tuple[int, int] | None = None  # publisher's (NTP, RTP) clock pair
@@ -111,6 +112,7 @@ class Publication:
                 packet.payload = b""
                 return
             payload = payload[2:]
+            self.retransmissions += 1
         else:
             return
         timestamp = packet.timestamp

@@ -76,3 +76,27 @@ async def test_a_lossy_subscriber_keeps_decoding(
     (subscription,) = [s for p in server.backend.participants() for s in p.subscriptions.values()]
     assert subscription.nacks > 0 and subscription.retransmitted > 0
     assert frames > 60, f"only {frames} frames in 4 s with {len(dropped)} packets dropped"
+
+
+async def test_loss_from_the_publisher_is_repaired_by_its_retransmissions(
+    server: RunningServer, make_client: MakeClient
+) -> None:
+    # Lost on the way in: the server's receiver NACKs the publisher, whose RTX retransmission
+    # the publication unwraps and forwards under the lost packet's own number.
+    alice = await make_client("loss-in", name="alice")
+    await alice.publish(TestPatternTrack(320, 240, fps=30))
+    (publisher,) = server.backend.participants()
+    dropped = drop_every(publisher.pc.getTransceivers()[0].receiver.transport, 15)
+    bob = await make_client("loss-in", name="bob")
+    remote = await bob.next_track()
+
+    frames = 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 4.0
+    while loop.time() < deadline:
+        await recv(remote.track, 3)
+        frames += 1
+    assert len(dropped) > 10, dropped
+    (publication,) = publisher.publications.values()
+    assert frames > 60, f"only {frames} frames in 4 s with {len(dropped)} packets dropped"
+    assert publication.retransmissions > 0
