@@ -21,6 +21,12 @@ class HubConfig:
     # Seconds between WebSocket pings; a client that misses the pong (heartbeat / 2) is
     # disconnected. 0 disables it.
     heartbeat: float = 20.0
+    # Frames a client may send per second, sustained, and in a burst (a join with its offer and
+    # a browser's trickled candidates take a few dozen). 0 turns the limit off.
+    message_rate: float = 50.0
+    message_burst: int = 200
+    # A client still flooding after this many refused frames in a row is disconnected (1008).
+    flood_limit: int = 1000
 
     def __post_init__(self) -> None:
         if self.ice_mode not in ICE_MODES:
@@ -28,6 +34,8 @@ class HubConfig:
             raise ValueError(f"ice_mode must be one of {modes}, not {self.ice_mode!r}")
         if self.max_message_bytes <= 0:
             raise ValueError(f"max_message_bytes must be positive, not {self.max_message_bytes}")
+        if self.message_rate < 0 or (self.message_rate and self.message_burst < 1):
+            raise ValueError("message_rate must be >= 0, and message_burst >= 1 when it is set")
         if self.heartbeat < 0:
             raise ValueError(f"heartbeat must be >= 0 seconds, not {self.heartbeat}")
 

@@ -1,8 +1,9 @@
 """The hub: serves protocol v1 on GET /ws and a liveness probe on GET /healthz.
 
 One Session per WebSocket (signaling.session), one Roster of rooms for the whole hub, one
-MediaBackend that the entry point hands in. No authentication, origin check or rate limit yet:
-`token` in `join` is accepted and ignored.
+MediaBackend that the entry point hands in. Each session's frames are rate limited
+(signaling.ratelimit). No authentication or origin check yet: `token` in `join` is accepted and
+ignored.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class Hub:
             config=self.config,
             roster=self.roster,
             log=bind(logger, conn=next(self._connections), remote=request.remote),
+            stats=self.stats,
         )
         self._sessions.add(session)
         session.log.debug("connected")

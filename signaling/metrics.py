@@ -1,7 +1,7 @@
 """Hub metrics for GET /metrics: plain counters that hub features increment, read at scrape time.
 
-Reconnects, resumes and rate limits do not exist yet; their counters are exposed at 0 all the
-same, so that dashboards and alerts written now keep working when the features arrive.
+Reconnects and resumes do not exist yet; their counters are exposed at 0 all the same, so that
+dashboards and alerts written now keep working when the features arrive.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ class HubStats:
     reconnects: int = 0
     # Reconnects that got their participant back (same peer id, media kept) instead of a new one.
     resumes: int = 0
-    # Messages or connections refused by a rate limit.
+    # Client frames dropped by the per-session rate limit (signaling.session).
     rate_limited: int = 0
 
 

@@ -46,6 +46,7 @@ class ErrorCode(StrEnum):
     BAD_SDP = "bad_sdp"
     BAD_CANDIDATE = "bad_candidate"
     MEDIA_FAILED = "media_failed"
+    RATE_LIMITED = "rate_limited"
     INTERNAL_ERROR = "internal_error"
 
 

@@ -27,6 +27,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from signaling.backend import CandidateInit, MediaBackend, MediaPeer, NegotiationError
 from signaling.config import HubConfig
 from signaling.log import ContextLogger, bind
+from signaling.metrics import HubStats
 from signaling.protocol import (
     Answer,
     Candidate,
@@ -48,6 +49,7 @@ from signaling.protocol import (
 )
 from signaling.protocol import Error as ErrorMsg
 from signaling.protocol import Leave as LeaveMsg
+from signaling.ratelimit import TokenBucket
 from signaling.roster import Roster
 
 # A client whose socket has this many messages waiting is not reading; the heartbeat would catch
@@ -125,6 +127,7 @@ class Session:
         config: HubConfig,
         roster: Roster,
         log: ContextLogger,
+        stats: HubStats | None = None,
     ) -> None:
         self._ws = ws
         self._backend = backend
@@ -137,6 +140,11 @@ class Session:
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._finished = asyncio.Event()
+        self._stats = stats
+        self._bucket = (
+            TokenBucket(config.message_rate, config.message_burst) if config.message_rate else None
+        )
+        self._refused = 0  # frames refused in a row by the rate limit
 
     async def run(self) -> None:
         """Serve the socket until it closes, then leave the room as "disconnected"."""
@@ -197,6 +205,10 @@ class Session:
                 return
 
     async def _handle(self, frame: str | bytes) -> None:
+        if self._bucket is not None and not self._bucket.take(asyncio.get_running_loop().time()):
+            self._refuse_flood()
+            return
+        self._refused = 0
         try:
             msg = decode_client(frame, max_bytes=self._config.max_message_bytes)
         except ProtocolError as exc:
@@ -216,6 +228,24 @@ class Session:
                 self._send_error(
                     ErrorCode.INTERNAL_ERROR, f"internal server error while handling `{_tag(msg)}`"
                 )
+
+    def _refuse_flood(self) -> None:
+        # One error per flood, not one per frame: answering each would feed the flood.
+        self._refused += 1
+        if self._stats is not None:
+            self._stats.rate_limited += 1
+        if self._refused == 1:
+            config = self._config
+            self.log.info("rate limited: over %g frames/s", config.message_rate)
+            self._send_error(
+                ErrorCode.RATE_LIMITED,
+                f"more than {config.message_rate:g} messages per second (bursts of "
+                f"{config.message_burst}): messages are dropped until the rate falls",
+            )
+        elif self._refused == self._config.flood_limit:
+            self.log.warning("still flooding after %d refused frames: closing", self._refused)
+            self._closed = True
+            self._spawn(self.close(WSCloseCode.POLICY_VIOLATION, b"message rate limit"))
 
     async def _dispatch(self, msg: ClientMessage) -> None:
         match msg:

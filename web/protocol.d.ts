@@ -23,7 +23,7 @@ export interface Error {
 }
 
 /** Stable error codes; docs/protocol.md says when each is sent. */
-export type ErrorCode = "already_joined" | "bad_candidate" | "bad_json" | "bad_message" | "bad_sdp" | "internal_error" | "media_failed" | "no_offer_pending" | "not_joined" | "too_large" | "unknown_type";
+export type ErrorCode = "already_joined" | "bad_candidate" | "bad_json" | "bad_message" | "bad_sdp" | "internal_error" | "media_failed" | "no_offer_pending" | "not_joined" | "rate_limited" | "too_large" | "unknown_type";
 
 /** An ICE candidate, spelled as browsers spell RTCIceCandidateInit. */
 export interface IceCandidate {

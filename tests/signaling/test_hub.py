@@ -430,3 +430,41 @@ async def test_hub_close_disconnects_everyone(env: Env) -> None:
     assert alice.ws.close_code == WSCloseCode.GOING_AWAY
     assert env.peer(alice).closed and env.peer(bob).closed
     assert env.hub.roster.rooms() == {}
+
+
+async def test_a_flood_gets_one_error_and_harms_no_one(env: Env) -> None:
+    alice, bob = await joined_pair(env)
+    for i in range(400):  # twice the default burst, faster than 50/s
+        await alice.send(p.Ping(id=i))
+
+    def answered() -> str:
+        return "" if any(isinstance(m, p.Error) for m in alice.received) else "no error yet"
+
+    await eventually(answered)
+    await bob.sync()  # bob's session is served as usual meanwhile
+    errors = [m for m in alice.received if isinstance(m, p.Error)]
+    pongs = [m for m in alice.received if isinstance(m, p.Pong)]
+    assert [e.code for e in errors] == [ErrorCode.RATE_LIMITED], errors
+    assert "50 messages per second" in errors[0].message
+    assert 200 <= len(pongs) < 400
+    assert env.hub.stats.rate_limited == 400 - len(pongs)
+
+    await asyncio.sleep(0.2)  # tokens come back at 50/s
+    await alice.send(p.Ping(id="after"))
+
+    def served() -> str:
+        return "" if any(isinstance(m, p.Pong) and m.id == "after" for m in alice.received) else "-"
+
+    await eventually(served)
+
+
+async def test_a_client_that_keeps_flooding_is_disconnected(env: Env) -> None:
+    alice, bob = await joined_pair(env)
+    for i in range(1300):
+        if alice.ws.closed:
+            break
+        await alice.send(p.Ping(id=i))
+    await asyncio.wait_for(alice._reader, 5)
+    assert alice.ws.close_code == 1008
+    left = await bob.next(p.ParticipantLeft)
+    assert (left.peer_id, left.reason) == (alice.peer_id, "disconnected")
