@@ -40,6 +40,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "(default: every interface but loopback, as aioice does)",
     )
     serve.add_argument("--ice-mode", default=env.get("ICE_MODE", "all"), choices=ICE_MODES)
+    serve.add_argument(
+        "--allowed-origins",
+        default=env.get("ALLOWED_ORIGINS"),
+        help="comma-separated page origins allowed to open /ws besides the server's own ('*': any)",
+    )
     serve.add_argument("--log-level", default=env.get("LOG_LEVEL", "INFO"))
     # Listed for --help only: main() hands `loadtest ...` to loadtest.run before parsing.
     commands.add_parser("loadtest", help="synthetic peers against a server (--help for more)")
@@ -62,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         ice_addresses=_csv(args.ice_addresses),
         ice_mode=args.ice_mode,
+        allowed_origins=_csv(args.allowed_origins) or [],
     )
     try:
         import uvloop

@@ -30,6 +30,7 @@ class ServerConfig:
     ice_addresses: list[str] | None = None
     ice_servers: list[IceServer] = field(default_factory=list)
     ice_mode: str = "all"
+    allowed_origins: list[str] = field(default_factory=list)
 
 
 def build_app(config: ServerConfig) -> web.Application:
@@ -40,7 +41,14 @@ def build_app(config: ServerConfig) -> web.Application:
             ice_mode=config.ice_mode,
         )
     )
-    hub = Hub(backend, HubConfig(ice_servers=config.ice_servers, ice_mode=config.ice_mode))
+    hub = Hub(
+        backend,
+        HubConfig(
+            ice_servers=config.ice_servers,
+            ice_mode=config.ice_mode,
+            allowed_origins=tuple(config.allowed_origins),
+        ),
+    )
     app = web.Application()
     hub.add_routes(app)
     add_page_routes(app)

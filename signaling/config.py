@@ -27,6 +27,8 @@ class HubConfig:
     message_burst: int = 200
     # A client still flooding after this many refused frames in a row is disconnected (1008).
     flood_limit: int = 1000
+    # Page origins allowed to open /ws besides the server's own ("*": any; signaling.origin).
+    allowed_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.ice_mode not in ICE_MODES:

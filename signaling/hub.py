@@ -2,8 +2,8 @@
 
 One Session per WebSocket (signaling.session), one Roster of rooms for the whole hub, one
 MediaBackend that the entry point hands in. Each session's frames are rate limited
-(signaling.ratelimit). No authentication or origin check yet: `token` in `join` is accepted and
-ignored.
+(signaling.ratelimit), and only pages of allowed origins may connect (signaling.origin). No
+authentication yet: `token` in `join` is accepted and ignored.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from signaling.backend import MediaBackend
 from signaling.config import HubConfig
 from signaling.log import bind
 from signaling.metrics import HubStats
+from signaling.origin import OriginPolicy
 from signaling.roster import Roster
 from signaling.session import Session
 
@@ -32,6 +33,7 @@ class Hub:
         self.stats = HubStats()  # read by /metrics (signaling.metrics)
         self._sessions: set[Session] = set()
         self._connections = itertools.count(1)  # tells apart sockets from one address in logs
+        self.origins = OriginPolicy(config.allowed_origins)
 
     def add_routes(self, app: web.Application) -> None:
         """Mount /ws and /healthz on an app that may serve other things (static files)."""
@@ -39,7 +41,13 @@ class Hub:
         app.router.add_get("/healthz", self.handle_healthz)
         app.on_shutdown.append(self._on_shutdown)
 
-    async def handle_ws(self, request: web.Request) -> web.WebSocketResponse:
+    async def handle_ws(self, request: web.Request) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if not self.origins.allows(origin, request.host):
+            logger.info("refused a socket from origin %s (host %s)", origin, request.host)
+            return web.Response(
+                status=403, text=f"origin {origin} may not connect: see ALLOWED_ORIGINS\n"
+            )
         ws = web.WebSocketResponse(
             heartbeat=self.config.heartbeat or None,
             # 4x our own limit: a frame up to there is read and refused with `too_large`, keeping
