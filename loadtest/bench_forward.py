@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import platform
 import random
@@ -36,6 +37,7 @@ class _Chain:
 class _Publication:
     kind = "video"
     publisher_id = "bench"
+    log = logging.getLogger(__name__)
 
     def __init__(self) -> None:
         self.subscriptions: list[Subscription] = []

@@ -70,6 +70,10 @@ class Participant:
         self.subscriptions: dict[str, Subscription] = {}  # by publication id
         self.closed = False
         self.glare_ignored = 0  # client offers ignored because ours was pending
+        # Set while the client's ignored offer is being abandoned: its trickled candidates, and
+        # above all its end-of-candidates, must not reach ICE (aiortc drops every candidate
+        # after an end-of-candidates). Cleared by the client's answer to our offer.
+        self._discarding_candidates = False
         self._publication_transceivers: dict[str, RTCRtpTransceiver] = {}
         self._to_add: list[Subscription] = []
         self._to_remove: list[Subscription] = []
@@ -92,6 +96,7 @@ class Participant:
                 # Impolite side of perfect negotiation: the client rolls back and answers ours.
                 self.log.info("glare: ignoring the client's offer, the server's is pending")
                 self.glare_ignored += 1
+                self._discarding_candidates = True
                 return
             await self._set_remote(sdp, "offer")
             answer = await self.pc.createAnswer()
@@ -108,6 +113,7 @@ class Participant:
                 return
             if self.pc.signalingState != "have-local-offer":
                 raise NegotiationError("no_offer_pending", "there is no server offer to answer")
+            self._discarding_candidates = False
             await self._set_remote(sdp, "answer")
         self._schedule_renegotiation()
 
@@ -115,10 +121,16 @@ class Participant:
         parsed = None if candidate is None else parse_candidate(candidate)
         if self.closed:
             return
+        if self._discarding_candidates:
+            # The client sends its candidates after its offer, and before its answer to ours.
+            self.log.debug("dropped a candidate of the client's abandoned offer: %s", candidate)
+            return
         if self.pc.remoteDescription is None:
             # Candidates may overtake the offer; aiortc would drop them.
+            self.log.debug("candidate before any remote description, kept: %s", candidate)
             self._early_candidates.append(parsed)
             return
+        self.log.debug("candidate: %s", candidate)
         await self.pc.addIceCandidate(parsed)
 
     async def close(self) -> None:

@@ -100,6 +100,11 @@ class Subscription:
         codec = fastpath.negotiated_codec(self.transceiver)
         output = fastpath.RtpOutput(self.transceiver.sender)
         if codec is None or codec.payloadType is None or not output.bind():
+            self.publication.log.warning(
+                "subscriber %s: sender started but cannot send (codec %s)",
+                self.subscriber_id,
+                codec,
+            )
             return
         pt = codec.payloadType
         self.ssrc = fastpath.ssrc(self.transceiver.sender)
@@ -108,6 +113,9 @@ class Subscription:
         self._output = output
         self._cname = rtcp.cname(self.transceiver.sender)
         self.ready = True
+        self.publication.log.debug(
+            "subscriber %s: ready, waiting for a keyframe", self.subscriber_id
+        )
         self.publication.waiting += 1
         self.publication.request_keyframe()
 
@@ -141,6 +149,7 @@ class Subscription:
         self.ts_offset = (random.getrandbits(32) - timestamp) & 0xFFFFFFFF
         self.live = True
         self.publication.waiting -= 1
+        self.publication.log.debug("subscriber %s: forwarding from seq %d", self.subscriber_id, seq)
 
     # --- feedback from the subscriber ------------------------------------------------------------
 

@@ -238,6 +238,8 @@ export class SfuClient {
     this.participants = new Map();
     /** @type {RTCPeerConnection | null} */
     this.pc = null;
+    /** @type {RTCConfiguration | null} from the latest `welcome` */
+    this._configuration = null;
     /** Glare seen: offers of ours rolled back to answer the server's. */
     this.rollbacks = 0;
     /** Offer/answer exchanges completed on the current connection. */
@@ -565,7 +567,20 @@ export class SfuClient {
     this.negotiations = 0;
     this._emit("welcome", welcome);
     for (const p of welcome.participants) this._addParticipant(p.peer_id, p.name);
-    const pc = new RTCPeerConnection(rtcConfiguration(welcome, this._iceServers));
+    this._configuration = rtcConfiguration(welcome, this._iceServers);
+    const pc = this._newPeerConnection();
+    for (const track of this._published) this._addSender(pc, track);
+    // Nothing to publish and nothing to receive yet is a working session too.
+    if (this._published.length === 0 && this.status !== "connected") {
+      this._setStatus("connected");
+      this._everConnected = true;
+      this._attempt = 0;
+    }
+  }
+
+  /** A new RTCPeerConnection, now `this.pc`, with our listeners and no sender yet. */
+  _newPeerConnection() {
+    const pc = new RTCPeerConnection(this._configuration ?? undefined);
     this.pc = pc;
     pc.addEventListener("negotiationneeded", () => {
       this._enqueue(() => this._offer(pc));
@@ -577,13 +592,7 @@ export class SfuClient {
       if (mid !== null && owner) this._midOwner.set(mid, owner);
     });
     pc.addEventListener("connectionstatechange", () => this._onConnectionState(pc));
-    for (const track of this._published) this._addSender(pc, track);
-    // Nothing to publish and nothing to receive yet is a working session too.
-    if (this._published.length === 0 && this.status !== "connected") {
-      this._setStatus("connected");
-      this._everConnected = true;
-      this._attempt = 0;
-    }
+    return pc;
   }
 
   /**
@@ -632,9 +641,33 @@ export class SfuClient {
 
   /** @param {string} sdp */
   async _onServerOffer(sdp) {
-    const pc = this.pc;
+    let pc = this.pc;
     if (!pc) return;
     const glare = pc.signalingState !== "stable";
+    if (glare && !pc.currentRemoteDescription) {
+      // Glare on the very first exchange (we joined a room with publishers and offered our
+      // camera as the server offered theirs). Chromium's rollback of a connection's first offer
+      // can leave ICE gathering stuck for good (no candidate ever, "gathering" for ever): as
+      // nothing was negotiated yet, start over on a fresh connection instead, answer, then
+      // offer our tracks again from it.
+      this.rollbacks += 1;
+      this.log.info("aiosfu: glare on the first exchange: answering on a fresh connection");
+      pc.close();
+      this._heldCandidates = [];
+      this._endOfCandidatesHeld = false;
+      pc = this._newPeerConnection();
+      await pc.setRemoteDescription({ type: "offer", sdp });
+      await this._applyRemoteCandidates(pc);
+      await pc.setLocalDescription();
+      const answer = pc.localDescription?.sdp;
+      if (!answer) return;
+      this._send({ type: "answer", sdp: answer });
+      this.negotiations += 1;
+      this._releaseCandidates(pc, undefined);
+      this._syncRemoteTracks(pc);
+      for (const track of this._published) this._addSender(pc, track);
+      return;
+    }
     const ufragBefore = iceUfrag(pc.localDescription?.sdp);
     if (glare) {
       // The server (impolite) has ignored our offer: roll it back, answer, offer again.

@@ -47,3 +47,49 @@ async def test_crossing_offers_end_with_media_both_ways(
     assert from_alice.peer_id == alice.peer_id
     assert (await recv(from_alice.track)).width == 320
     assert not alice.errors and not bob.errors
+
+
+async def test_candidates_of_an_ignored_offer_do_not_reach_ice(server: RunningServer) -> None:
+    """After glare, what a trickling client sends before its answer belongs to the offer the
+    server ignored: its end-of-candidates, applied, would make aiortc drop every candidate of
+    the answer that follows, and ICE would never start."""
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+
+    from sfu.peerconfig import rtc_configuration
+    from signaling.backend import CandidateInit
+    from tests.sfu.test_browser_offers import FIXTURES, Recorder
+
+    backend = server.backend
+    publisher = await backend.join("trickle", "pub", Recorder())
+    await publisher.offer((FIXTURES / "chrome_plain_offer.sdp").read_text())
+    signals = Recorder()
+    peer = await backend.join("trickle", "late", signals)
+    await eventually(lambda: "" if signals.offers else "no server offer yet")
+
+    # Our offer crossed the server's: ignored. Then the end-of-candidates of that offer.
+    await peer.offer((FIXTURES / "chrome_plain_offer.sdp").read_text())
+    (participant,) = [p for p in backend.participants() if p.id == "late"]
+    assert participant.glare_ignored == 1
+    await peer.candidate(None)
+
+    # Answer as a trickling browser would: no candidates in the SDP, each one sent after it.
+    client = RTCPeerConnection(rtc_configuration([]))
+    try:
+        await client.setRemoteDescription(RTCSessionDescription(signals.offers[0], "offer"))
+        await client.setLocalDescription(await client.createAnswer())
+        lines = client.localDescription.sdp.splitlines()
+        await peer.answer(
+            "\r\n".join(x for x in lines if not x.startswith(("a=candidate:", "a=end-of"))) + "\r\n"
+        )
+        for line in lines:
+            if line.startswith("a=candidate:"):
+                await peer.candidate(CandidateInit(line[2:], "0", 0))
+        await peer.candidate(None)
+        await eventually(
+            lambda: "" if participant.pc.connectionState == "connected" else "not connected",
+            timeout=10,
+        )
+    finally:
+        await client.close()
+        await peer.close()
+        await publisher.close()

@@ -3,6 +3,7 @@ keyframe, shift sequence numbers and timestamps, resend on NACK."""
 
 from __future__ import annotations
 
+import logging
 import struct
 
 import pytest
@@ -45,6 +46,7 @@ class FakePublication:
 
     kind = "video"
     publisher_id = "pub"
+    log = logging.getLogger(__name__)
 
     def __init__(self) -> None:
         self.subscriptions: list[Subscription] = []
