@@ -644,6 +644,8 @@ export class SfuClient {
     let pc = this.pc;
     if (!pc) return;
     const glare = pc.signalingState !== "stable";
+    let ufragBefore = iceUfrag(pc.localDescription?.sdp);
+    let firstExchange = false;
     if (glare && !pc.currentRemoteDescription) {
       // Glare on the very first exchange (we joined a room with publishers and offered our
       // camera as the server offered theirs). Chromium's rollback of a connection's first offer
@@ -656,20 +658,9 @@ export class SfuClient {
       this._heldCandidates = [];
       this._endOfCandidatesHeld = false;
       pc = this._newPeerConnection();
-      await pc.setRemoteDescription({ type: "offer", sdp });
-      await this._applyRemoteCandidates(pc);
-      await pc.setLocalDescription();
-      const answer = pc.localDescription?.sdp;
-      if (!answer) return;
-      this._send({ type: "answer", sdp: answer });
-      this.negotiations += 1;
-      this._releaseCandidates(pc, undefined);
-      this._syncRemoteTracks(pc);
-      for (const track of this._published) this._addSender(pc, track);
-      return;
-    }
-    const ufragBefore = iceUfrag(pc.localDescription?.sdp);
-    if (glare) {
+      ufragBefore = undefined;
+      firstExchange = true;
+    } else if (glare) {
       // The server (impolite) has ignored our offer: roll it back, answer, offer again.
       this.rollbacks += 1;
       this.log.info("aiosfu: glare, rolling back our offer to answer the server's");
@@ -684,6 +675,7 @@ export class SfuClient {
     this.negotiations += 1;
     this._releaseCandidates(pc, ufragBefore);
     this._syncRemoteTracks(pc);
+    if (firstExchange) for (const track of this._published) this._addSender(pc, track);
   }
 
   /** @param {string} sdp */

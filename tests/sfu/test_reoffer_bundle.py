@@ -51,7 +51,7 @@ def _conflicts(description: aiortc_sdp.SessionDescription) -> Iterator[str]:
                 yield f"payload type {pt}: {seen[0]} on mid {seen[1]}, {name} on {mid}"
 
 
-async def test_reoffer_to_a_chromium_publisher_keeps_the_bundle_ids() -> None:
+async def test_reoffer_to_a_browser_publisher_keeps_the_bundle_ids() -> None:
     backend = SfuBackend(SfuConfig(ice_addresses=["127.0.0.1"]))
     browser_signals, bot_signals = Recorder(), Recorder()
     browser = await backend.join("bundle", "browser", browser_signals)
