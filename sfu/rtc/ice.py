@@ -36,7 +36,3 @@ def set_ice_addresses(addresses: Sequence[str] | None) -> None:
             ipaddress.ip_address(address)  # fail at start-up, not at the first join
     _addresses = None if addresses is None else list(addresses)
     aioice.ice.get_host_addresses = _get_host_addresses
-
-
-def ice_addresses() -> list[str] | None:
-    return None if _addresses is None else list(_addresses)

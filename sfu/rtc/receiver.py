@@ -17,8 +17,6 @@ import threading
 from typing import Any
 
 import av
-from aiortc.codecs import is_rtx
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 
 _TIME_BASES: dict[int, fractions.Fraction] = {}
@@ -119,11 +117,6 @@ async def send_pli(receiver: RTCRtpReceiver) -> bool:
     for ssrc in ssrcs:
         await receiver._send_rtcp_pli(ssrc)
     return True
-
-
-def codec_of(receiver: RTCRtpReceiver) -> RTCRtpCodecParameters | None:
-    codecs: dict[int, RTCRtpCodecParameters] = receiver._RTCRtpReceiver__codecs  # type: ignore[attr-defined]
-    return next((c for c in codecs.values() if not is_rtx(c)), None)
 
 
 def end_track(receiver: RTCRtpReceiver) -> None:

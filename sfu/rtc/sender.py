@@ -18,11 +18,6 @@ def set_stream_id(sender: RTCRtpSender, stream_id: str) -> None:
     sender._stream_id = stream_id
 
 
-def stream_id(sender: RTCRtpSender) -> str:
-    value: str = sender._stream_id
-    return value
-
-
 def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
     """Call `callback` whenever the remote receiver sends a PLI or FIR for this sender."""
     sender._send_keyframe = callback  # type: ignore[method-assign]
