@@ -1,13 +1,20 @@
 """Forwarding benchmark: server CPU per forwarded RTP packet, 1 publisher to N subscribers.
 
     python -m loadtest.forwarding --subscribers 10 --subscribers 25 [--duration 20] [--warmup 5]
-        [--bitrate 1000000] [--fps 30] [--width 640 --height 480] [--json PATH]
+        [--bitrate 1000000] [--fps 30] [--width 640 --height 480] [--pin | --no-pin]
+        [--json PATH]
 
 For each N: a fresh server process (loadtest.serverproc, 127.0.0.1 only), then in *this*
 process one publisher sending pre-encoded VP8 at a fixed bitrate (loadtest.clip) and N
 subscribers with `decode=False` (they receive encoded frames; nothing is decoded), all in one
 room. Once every subscriber has frames, wait `--warmup` seconds, then measure over
-`--duration` seconds:
+`--duration` seconds.
+
+CPU pinning (`--pin`, the default when this process may use 2 CPUs or more; `--no-pin`): the
+server process and all its threads run on one CPU, the lowest this process may use, and this
+process (publisher and subscribers) on the others (loadtest.procstat). The server's CPU share is
+then a share of its one core, literally, and the clients cannot take that core from it. The
+header line, the table and the JSON say whether it was on and which CPUs. Figures:
 
 - server CPU: utime+stime of the server process (/proc/<pid>/stat), as in the Janus figures
   of docs (testing.md), divided by the RTP packets all subscribers received: **µs per
@@ -43,6 +50,7 @@ import math
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -72,6 +80,9 @@ class BenchConfig:
     clip_frames: int = 90
     first_frame_timeout: float = 30.0
     verbose: bool = True  # print progress lines
+    # The server on one CPU, this process on the others: True, False or None (when this process
+    # may use at least 2 CPUs). See loadtest.procstat.plan_pinning.
+    pin: bool | None = None
 
 
 @dataclass
@@ -109,6 +120,7 @@ class Result:
     # that drops whole frames and renumbers the packets it sends shows no sequence-number loss;
     # this catches it (± a frame or two at the window's edges).
     frame_shortfall_pct: float
+    server_cpus: list[int] | None = None  # the CPU(s) the server was pinned to; None: not pinned
 
 
 @dataclass
@@ -299,9 +311,23 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-async def measure(n: int, clip: EncodedClip, config: BenchConfig) -> Result:
-    """One fresh server, 1 publisher, n subscribers: the figures over config.duration."""
-    async with ServerProcess() as server:
+def check_pinned(pid: int, cpus: AbstractSet[int] | None) -> None:
+    """Every thread of the server still on its CPU(s), or the figures are not what they claim."""
+    if cpus is not None and (stray := procstat.unpinned_threads(pid, cpus)):
+        raise AssertionError(
+            f"server threads not pinned to CPU {procstat.format_cpus(cpus)}: "
+            + ", ".join(f"{tid} on {procstat.format_cpus(c)}" for tid, c in stray.items())
+        )
+
+
+async def measure(
+    n: int, clip: EncodedClip, config: BenchConfig, server_cpus: AbstractSet[int] | None = None
+) -> Result:
+    """One fresh server, 1 publisher, n subscribers: the figures over config.duration.
+
+    `server_cpus`: pin the server process (all its threads) to those CPUs.
+    """
+    async with ServerProcess(cpus=server_cpus) as server:
         publisher = Client(server.url, ROOM, name="publisher", ice_addresses=[HOST], decode=False)
         subscribers: list[Subscriber] = []
         track = ClipTrack(clip)
@@ -322,7 +348,11 @@ async def measure(n: int, clip: EncodedClip, config: BenchConfig) -> Result:
                 f"{time.monotonic() - started:.1f}s after "
                 f"the first joined; warming up {config.warmup:g}s",
             )
-            return await measure_window(server, sender, track, subscribers, config, rss_base)
+            result = await measure_window(
+                server, sender, track, subscribers, config, rss_base, server_cpus=server_cpus
+            )
+            check_pinned(server.pid, server_cpus)
+            return result
         except Exception as exc:
             exc.add_note(await post_mortem(server))
             raise
@@ -340,8 +370,13 @@ async def measure_window(
     subscribers: Sequence[FrameCounter],
     config: BenchConfig,
     rss_base: int,
+    *,
+    server_cpus: AbstractSet[int] | None = None,
 ) -> Result:
-    """Warm up, then measure over config.duration: any server, any kind of subscriber."""
+    """Warm up, then measure over config.duration: any server, any kind of subscriber.
+
+    `server_cpus`: where the server was pinned, for the result (this pins nothing).
+    """
     await asyncio.sleep(config.warmup)
 
     cpu0, bench0, t0 = server.cpu_seconds(), time.process_time(), time.monotonic()
@@ -404,13 +439,21 @@ async def measure_window(
         other_load_pct=100 * ((machine1[0] - machine0[0]) - cpu - (bench1 - bench0)) / elapsed,
         machine_steal_pct=100 * (machine1[1] - machine0[1]) / elapsed,
         frame_shortfall_pct=max(0.0, 100 * (1 - mean_frames / published)) if published else 0,
+        server_cpus=None if server_cpus is None else sorted(server_cpus),
     )
+
+
+def server_share(r: Result) -> str:
+    """The server's CPU, in % of a core; when pinned, of the one core it had."""
+    if r.server_cpus is None:
+        return f"{r.server_cpu_pct:.1f}% of a core"
+    return f"{r.server_cpu_pct:.1f}% of its core (CPU {procstat.format_cpus(r.server_cpus)})"
 
 
 def format_line(r: Result) -> str:
     return (
         f"N={r.subscribers}: {r.forwarded_pps:.0f} forwarded pkt/s, server CPU "
-        f"{r.server_cpu_pct:.1f}% of a core = {r.us_per_packet:.1f} µs/packet, loss "
+        f"{server_share(r)} = {r.us_per_packet:.1f} µs/packet, loss "
         f"{r.loss_pct:.2f}% ({r.lost_packets} pkts, {r.rtx_packets} rtx), frames short "
         f"{r.frame_shortfall_pct:.1f}%, "
         f"{r.fps_per_subscriber:.1f} fps/subscriber (min {r.fps_min:.1f}), "
@@ -422,7 +465,7 @@ def format_line(r: Result) -> str:
     )
 
 
-def format_table(results: Sequence[Result]) -> str:
+def format_table(results: Sequence[Result], pinning: procstat.Pinning | None = None) -> str:
     header = (
         f"{'N':>4} {'fwd pkt/s':>10} {'CPU %':>7} {'µs/pkt':>7} {'loss %':>7} "
         f"{'fps/sub':>8} {'RSS MB':>7} {'pub kbps':>9} {'bench CPU %':>12}"
@@ -434,7 +477,10 @@ def format_table(results: Sequence[Result]) -> str:
         for r in results
     ]
     env = procstat.environment()
-    footer = f"python {env['python']}, {env['cpus']} cpus, aiortc {env['aiortc']}"
+    footer = (
+        f"python {env['python']}, {env['cpus']} cpus, aiortc {env['aiortc']}; "
+        f"{procstat.describe_pinning(pinning)}"
+    )
     return "\n".join([header, *rows, footer])
 
 
@@ -464,13 +510,25 @@ def make_clip(config: BenchConfig) -> EncodedClip:
     return clip
 
 
+def header_line(config: BenchConfig, pinning: procstat.Pinning | None) -> str:
+    return (
+        f"forwarding benchmark, N = {', '.join(map(str, config.subscribers))}: "
+        f"{config.duration:g} s measured after {config.warmup:g} s warm-up; "
+        f"{procstat.describe_pinning(pinning)}"
+    )
+
+
 async def run_benchmark(config: BenchConfig) -> list[Result]:
+    """Every N of the config; pinned as config.pin says, this process's affinity restored."""
+    pinning = procstat.plan_pinning(config.pin)
+    _log(config, header_line(config, pinning))
     clip = make_clip(config)
     results = []
-    for n in config.subscribers:
-        result = await measure(n, clip, config)
-        _log(config, format_line(result))
-        results.append(result)
+    with procstat.pinned_self(None if pinning is None else pinning.bench):
+        for n in config.subscribers:
+            result = await measure(n, clip, config, None if pinning is None else pinning.server)
+            _log(config, format_line(result))
+            results.append(result)
     return results
 
 
@@ -488,8 +546,10 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig, str | No
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
+    add_pin_argument(parser)
     parser.add_argument("--json", metavar="PATH", help="write the results there")
     args = parser.parse_args(argv)
+    check_pin_argument(parser, args.pin)
     config = BenchConfig(
         subscribers=args.subscribers or [10, 25],
         duration=args.duration,
@@ -498,8 +558,26 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig, str | No
         fps=args.fps,
         width=args.width,
         height=args.height,
+        pin=args.pin,
     )
     return config, args.json
+
+
+def add_pin_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the server (all its threads) on one CPU, the lowest this process may use, and "
+        "the clients on the others (default: pin when this process may use 2 CPUs or more)",
+    )
+
+
+def check_pin_argument(parser: argparse.ArgumentParser, pin: bool | None) -> None:
+    try:
+        procstat.plan_pinning(pin)
+    except ValueError as exc:
+        parser.error(f"--pin: {exc}")
 
 
 def json_safe(row: dict[str, Any]) -> dict[str, Any]:
@@ -511,12 +589,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     config, json_path = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     results = asyncio.run(run_benchmark(config))
+    pinning = procstat.plan_pinning(config.pin)  # what run_benchmark did: same affinity again
     print()
-    print(format_table(results))
+    print(format_table(results, pinning))
     if json_path:
         with open(json_path, "w") as f:
             payload = {
-                "environment": procstat.environment(),
+                "environment": procstat.environment(pinning),
                 "config": asdict(config),
                 "results": [json_safe(asdict(r)) for r in results],
             }

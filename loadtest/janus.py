@@ -44,6 +44,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -197,10 +198,15 @@ class JanusProcess:
     """Janus with its own configuration folder; the CPU and memory readings of its process."""
 
     def __init__(
-        self, settings: JanusSettings | None = None, startup_timeout: float = 15.0
+        self,
+        settings: JanusSettings | None = None,
+        startup_timeout: float = 15.0,
+        cpus: AbstractSet[int] | None = None,
     ) -> None:
         self.settings = settings or JanusSettings()
         self.startup_timeout = startup_timeout
+        # Pinned like loadtest.serverproc.ServerProcess: at the spawn, again once it listens.
+        self.cpus = frozenset(cpus) if cpus is not None else None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._output: IO[bytes] | None = None
@@ -259,11 +265,19 @@ class JanusProcess:
             stderr=asyncio.subprocess.STDOUT,
         )
         try:
+            self._pin()
             await self._wait_listening()
+            self._pin()  # threads started before the first call kept their mask
         except BaseException:
             await self.stop()
             raise
         return self
+
+    def _pin(self) -> None:
+        if self.cpus is None:
+            return
+        with contextlib.suppress(ProcessLookupError):  # _wait_listening reports a dead Janus
+            procstat.pin_process(self.pid, self.cpus)
 
     async def _wait_listening(self) -> None:
         deadline = time.monotonic() + self.startup_timeout

@@ -11,6 +11,10 @@ server's logging); `output()` returns it, and a start-up failure quotes its end.
 `argv_prefix` replaces `[sys.executable, "-m", "sfu.cli"]` to start the server under a wrapper
 module (e.g. a guard that checks nothing is decoded): the wrapper gets the same `serve ...`
 arguments and `pid` is the wrapper's process, so it must run the server in that process.
+
+`cpus` pins the process and all its threads to those CPUs (loadtest.procstat.pin_process):
+right after the spawn, so that the threads it starts inherit the mask, and again once it answers
+/healthz, for any thread it started before the first call.
 """
 
 from __future__ import annotations
@@ -24,11 +28,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
 import aiohttp
+
+from . import procstat
 
 HOST = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +64,7 @@ class ServerProcess:
         env: Mapping[str, str] | None = None,
         cwd: str | Path | None = None,
         startup_timeout: float = 20.0,
+        cpus: AbstractSet[int] | None = None,
     ) -> None:
         self.port = port if port is not None else free_port()
         self.ice_addresses = list(ice_addresses)
@@ -67,6 +75,7 @@ class ServerProcess:
         self.extra_env = dict(env or {})
         self.cwd = Path(cwd) if cwd is not None else REPO_ROOT
         self.startup_timeout = startup_timeout
+        self.cpus = frozenset(cpus) if cpus is not None else None
         self._proc: asyncio.subprocess.Process | None = None
         self._output: IO[bytes] | None = None
         self._final_output = ""
@@ -147,11 +156,20 @@ class ServerProcess:
             stderr=asyncio.subprocess.STDOUT,
         )
         try:
+            self._pin()
             await self._wait_healthy()
+            self._pin()  # threads started before the first call kept their mask
         except BaseException:
             await self.stop()
             raise
         return self
+
+    def _pin(self) -> None:
+        if self.cpus is None:
+            return
+        # A process that died already is reported by _wait_healthy, with its output.
+        with contextlib.suppress(ProcessLookupError):
+            procstat.pin_process(self.pid, self.cpus)
 
     async def _wait_healthy(self) -> None:
         deadline = time.monotonic() + self.startup_timeout

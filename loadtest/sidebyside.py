@@ -2,11 +2,16 @@
 
     python -m loadtest.sidebyside [--subscribers 10 --subscribers 25 --subscribers 50]
         [--duration 20] [--warmup 5] [--servers aiosfu,janus] [--event-loops 2] [--rounds 1]
-        [--quiet 25] [--quiet-timeout 120] [--json PATH]
+        [--quiet 25] [--quiet-timeout 120] [--pin | --no-pin] [--json PATH]
 
 Needs root: it re-executes itself inside a network namespace of its own (loadtest.netns: lo,
 a veth pair with both ends inside and 127.0.0.1/32 on one of them, IPv6 off, no route out,
 checked before anything starts). Both servers run in that namespace, one at a time.
+
+CPU pinning (`--pin`, the default when this process may use 2 CPUs or more; `--no-pin`): each
+server process, all its threads, runs on one CPU (the lowest this process may use) and this
+process (publisher and subscribers) on the others; the report's first line and the JSON's
+`environment.pinning` say whether it was on and which CPUs.
 
 The scenario, for each N and each server, a fresh server process every time:
 1 publisher sending a pre-encoded VP8 clip (~1 Mbps, 640x480, 30 fps; loadtest.clip) and N
@@ -28,11 +33,12 @@ use less than --quiet % of a core, and marks a run during which they used more. 
 each (server, N) runs R times and the table shows, per (server, N), the run others disturbed
 least (chosen by that load, never by the figures); the JSON has every run.
 
-"Most subscribers one core holds at < 1 % loss" is not measured directly: the subscribers are
-Python too and share the machine's 2 cores with the server. Two figures are given instead,
-labelled as what they are: the largest N this run drove with < 1 % loss (a lower bound, limited
-by the clients), and the extrapolation 1e6 / (µs per packet x packets/s per subscriber) at the
-largest N: one core's worth of server CPU spent at that per-packet cost.
+"Most subscribers one core holds at < 1 % loss": with pinning the server has exactly one core,
+so the largest N this run drove with < 1 % loss is a measured lower bound of it; a lower bound
+only, because the subscribers are Python too (on the other core(s)) and may give up first.
+Without pinning the server shares the cores with the clients and that N is looser still. The
+extrapolation 1e6 / (µs per packet x packets/s per subscriber) at the largest N (one core's
+worth of server CPU spent at that per-packet cost) is given next to it, labelled as such.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -62,6 +69,9 @@ from .forwarding import (
     BenchConfig,
     FrameCounter,
     Result,
+    add_pin_argument,
+    check_pin_argument,
+    check_pinned,
     format_line,
     join_subscribers,
     json_safe,
@@ -117,10 +127,14 @@ async def _join_janus(url: str, feed: int, index: int, room: int) -> JanusSubscr
 
 
 async def measure_janus(
-    n: int, clip: EncodedClip, config: BenchConfig, settings: JanusSettings
+    n: int,
+    clip: EncodedClip,
+    config: BenchConfig,
+    settings: JanusSettings,
+    server_cpus: AbstractSet[int] | None = None,
 ) -> Result:
     """measure() of loadtest.forwarding, against Janus: same publisher, subscribers, window."""
-    async with JanusProcess(settings) as janus:
+    async with JanusProcess(settings, cpus=server_cpus) as janus:
         track = ClipTrack(clip)
         publisher: JanusPublisher | None = None
         subscribers: list[JanusSubscriber] = []
@@ -143,9 +157,17 @@ async def measure_janus(
                     f"{config.warmup:g}s",
                     flush=True,
                 )
-            return await measure_window(
-                janus, publisher.sender, track, subscribers, config, rss_base
+            result = await measure_window(
+                janus,
+                publisher.sender,
+                track,
+                subscribers,
+                config,
+                rss_base,
+                server_cpus=server_cpus,
             )
+            check_pinned(janus.pid, server_cpus)
+            return result
         except Exception as exc:
             exc.add_note(await post_mortem(janus))
             raise
@@ -185,8 +207,22 @@ async def wait_for_quiet(threshold_pct: float, timeout: float) -> None:
 
 
 async def run(config: SideBySideConfig) -> Outcome:
+    """Every (server, N), `rounds` times; pinned as config.bench.pin says (affinity restored)."""
+    pinning = procstat.plan_pinning(config.bench.pin)
+    print(procstat.describe_pinning(pinning), flush=True)
     clip = make_clip(config.bench)
     outcome = Outcome({s: [] for s in config.servers}, {s: {} for s in config.servers})
+    with procstat.pinned_self(None if pinning is None else pinning.bench):
+        await _run_all(config, clip, outcome, None if pinning is None else pinning.server)
+    return outcome
+
+
+async def _run_all(
+    config: SideBySideConfig,
+    clip: EncodedClip,
+    outcome: Outcome,
+    server_cpus: AbstractSet[int] | None,
+) -> None:
     for round_ in range(config.rounds):
         for step, n in enumerate(config.bench.subscribers):
             # Alternate who goes first, so that a drift of the shared machine favours no one.
@@ -196,9 +232,11 @@ async def run(config: SideBySideConfig) -> Outcome:
                 await wait_for_quiet(config.quiet_pct, config.quiet_timeout)
                 try:
                     if server == "aiosfu":
-                        result = await measure(n, clip, config.bench)
+                        result = await measure(n, clip, config.bench, server_cpus)
                     else:
-                        result = await measure_janus(n, clip, config.bench, config.janus)
+                        result = await measure_janus(
+                            n, clip, config.bench, config.janus, server_cpus
+                        )
                 except Exception as exc:
                     # One failed run must not cost the others: report it and go on.
                     traceback.print_exc()
@@ -207,7 +245,6 @@ async def run(config: SideBySideConfig) -> Outcome:
                     print(f"  {format_line(result)}", flush=True)
                     outcome.results[server].append(result)
                 await asyncio.sleep(PAUSE_BETWEEN_RUNS)
-    return outcome
 
 
 def least_disturbed(results: Sequence[Result]) -> list[Result]:
@@ -277,7 +314,9 @@ def aiosfu_revision() -> str:
 
 
 def environment(config: SideBySideConfig) -> dict[str, Any]:
+    """The machine and versions, and the pinning run() will use: call it before run()."""
     nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=False).stdout
+    pinning = procstat.plan_pinning(config.bench.pin)
     return {
         "aiosfu": aiosfu_revision(),
         "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -288,6 +327,9 @@ def environment(config: SideBySideConfig) -> dict[str, Any]:
         "janus": janus_version() if "janus" in config.servers else None,
         "kernel": platform.release(),
         "loadavg_at_start": os.getloadavg(),
+        "cpu_affinity": sorted(os.sched_getaffinity(0)),
+        "pinning": None if pinning is None else pinning.as_dict(),
+        "pinning_text": procstat.describe_pinning(pinning),
     }
 
 
@@ -311,11 +353,13 @@ def format_report(outcome: Outcome, config: SideBySideConfig, env: dict[str, Any
         f"Python {env['python']}, aiortc {env['aiortc']}; 1 publisher VP8 "
         f"{config.bench.width}x{config.bench.height} {config.bench.fps} fps "
         f"~{config.bench.bitrate // 1000} kbps, N non-decoding aiortc subscribers, "
-        f"{config.bench.duration:g} s measured after {config.bench.warmup:g} s warm-up",
+        f"{config.bench.duration:g} s measured after {config.bench.warmup:g} s warm-up; "
+        f"{env['pinning_text']}",
         "",
-        "| server | N | server CPU µs/forwarded pkt | forwarded pkt/s | server CPU % of a core "
-        "| packet loss % | frames not delivered % | join p50 / p95 ms | RSS growth KB/subscriber "
-        "| client CPU % | others' CPU % |",
+        "| server | N | server CPU µs/forwarded pkt | forwarded pkt/s | server CPU % of "
+        + ("its core " if env["pinning"] else "a core ")
+        + "| packet loss % | frames not delivered % | join p50 / p95 ms "
+        "| RSS growth KB/subscriber | client CPU % | others' CPU % |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for n in config.bench.subscribers:
@@ -342,9 +386,16 @@ def format_report(outcome: Outcome, config: SideBySideConfig, env: dict[str, Any
             f"† other processes used more than {config.quiet_pct:g} % of a core during this "
             f"run: its figures are disturbed.",
         ]
+    pinned = env["pinning"]
     lines += [
         "",
-        f"Most subscribers one core holds at < {LOSS_LIMIT_PCT:g} % loss:",
+        f"Most subscribers one core holds at < {LOSS_LIMIT_PCT:g} % loss"
+        + (
+            f" (the server pinned to CPU {procstat.format_cpus(pinned['server_cpus'])}, the "
+            f"clients on CPU {procstat.format_cpus(pinned['bench_cpus'])}):"
+            if pinned
+            else " (no pinning: the server shared every core with the clients):"
+        ),
     ]
     for server in config.servers:
         if not results[server]:
@@ -403,8 +454,10 @@ def parse_args(argv: Sequence[str]) -> tuple[SideBySideConfig, str | None]:
     parser.add_argument(
         "--quiet-timeout", type=float, default=120.0, help="seconds to wait for it, per run"
     )
+    add_pin_argument(parser)
     parser.add_argument("--json", metavar="PATH", help="write the results there")
     args = parser.parse_args(argv)
+    check_pin_argument(parser, args.pin)
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     if unknown := set(servers) - set(SERVERS):
         parser.error(f"unknown server(s): {', '.join(sorted(unknown))}")
@@ -414,6 +467,7 @@ def parse_args(argv: Sequence[str]) -> tuple[SideBySideConfig, str | None]:
         subscribers=args.subscribers or [10, 25, 50],
         duration=args.duration,
         warmup=args.warmup,
+        pin=args.pin,
     )
     janus = JanusSettings(event_loops=args.event_loops)
     config = SideBySideConfig(bench, servers, janus, args.rounds, args.quiet, args.quiet_timeout)

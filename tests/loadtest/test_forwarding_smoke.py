@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import math
+import os
 
 from loadtest.forwarding import BenchConfig, check, format_table, run_benchmark
 
 
 async def test_forwarding_benchmark_produces_sane_figures() -> None:
     config = BenchConfig(subscribers=[2], duration=2.0, warmup=1.0, verbose=False)
+    affinity = os.sched_getaffinity(0)
     [result] = await run_benchmark(config)
+    assert os.sched_getaffinity(0) == affinity, "the bench process's affinity is restored"
+    # Pinned by default where there are 2 CPUs: the server on the lowest one.
+    assert result.server_cpus == ([min(affinity)] if len(affinity) >= 2 else None)
     print(format_table([result]))
 
     check([result])  # the benchmark's own correctness check

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -77,6 +78,12 @@ def test_one_publisher_one_subscriber_through_janus(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert "event_loops = 2" in report["janus_config"]
     [row] = report["results"]["janus"]
+    affinity = sorted(os.sched_getaffinity(0))
+    if len(affinity) >= 2:  # pinned by default: Janus on the lowest CPU, the clients elsewhere
+        pinning = {"server_cpus": affinity[:1], "bench_cpus": affinity[1:]}
+        assert report["environment"]["pinning"] == pinning
+        assert row["server_cpus"] == affinity[:1]
+        assert f"server pinned to CPU {affinity[0]}" in done.stdout
     assert row["subscribers"] == 1 and row["subscribers_with_frames"] == 1
     assert row["forwarded_pps"] > 50, "~1 Mbps of VP8 is ~100 RTP packets/s"
     assert row["fps_per_subscriber"] > 20
