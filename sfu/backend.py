@@ -42,6 +42,8 @@ class SfuBackend:
         for participant in self.participants():
             for sub in participant.subscriptions.values():
                 sub.report(now)
+            for pub in participant.publications.values():
+                pub.report(now)
 
     async def join(self, room: str, peer_id: str, signals: PeerSignals) -> Participant:
         if self._reporter is None:

@@ -2,7 +2,7 @@
 loadtest.run.
 
 Every flag has an environment variable of the same meaning (flags win): HOST, PORT,
-ICE_ADDRESSES (comma-separated), ICE_MODE, LOG_LEVEL.
+ICE_ADDRESSES (comma-separated), ICE_MODE, ALLOWED_ORIGINS, MAX_BITRATE, LOG_LEVEL.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from signaling.protocol import ICE_MODES
 
+from .config import DEFAULT_MAX_BITRATE
 from .server import ServerConfig, serve_forever
 
 
@@ -45,6 +46,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=env.get("ALLOWED_ORIGINS"),
         help="comma-separated page origins allowed to open /ws besides the server's own ('*': any)",
     )
+    serve.add_argument(
+        "--max-bitrate",
+        type=int,
+        default=int(env.get("MAX_BITRATE", str(DEFAULT_MAX_BITRATE))),
+        help="bits/s a video publisher is told (REMB) it may send at most",
+    )
     serve.add_argument("--log-level", default=env.get("LOG_LEVEL", "INFO"))
     # Listed for --help only: main() hands `loadtest ...` to loadtest.run before parsing.
     commands.add_parser("loadtest", help="synthetic peers against a server (--help for more)")
@@ -68,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ice_addresses=_csv(args.ice_addresses),
         ice_mode=args.ice_mode,
         allowed_origins=_csv(args.allowed_origins) or [],
+        max_bitrate=args.max_bitrate,
     )
     try:
         import uvloop

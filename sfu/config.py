@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from signaling.backend import IceServer
 
+DEFAULT_MAX_BITRATE = 2_500_000
+
 
 @dataclass(slots=True)
 class SfuConfig:
@@ -17,3 +19,6 @@ class SfuConfig:
     # At most one keyframe request per publication per this many seconds (and none while one
     # is still unanswered: see sfu.keyframes).
     keyframe_interval: float = 0.15
+    # The REMB every video publisher gets, in bits/s: an upper bound on what it sends, as
+    # Janus's `bitrate` (aiortc's own estimator runs only for publications a bot takes frames of).
+    max_bitrate: int = DEFAULT_MAX_BITRATE

@@ -69,7 +69,7 @@ def _count_publication(tally: Tally, pub: Publication) -> None:
 def _count_subscription(tally: Tally, sub: Subscription) -> None:
     kind = sub.publication.kind
     tally["forwarded_packets", kind] += sub.packets
-    tally["forwarded_bytes", kind] += sub.bytes
+    tally["forwarded_bytes", kind] += sub.payload_bytes
     tally["nacks_received", kind] += sub.nacks
     tally["plis_received", kind] += sub.plis
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from aiortc import (
     MediaStreamTrack,
+    RTCDtlsTransport,
     RTCPeerConnection,
     RTCRtpReceiver,
     RTCRtpTransceiver,
@@ -31,6 +32,7 @@ from .peerconfig import rtc_configuration
 from .publication import Publication
 from .rtc import receiver as rtc_receiver
 from .rtc import rtcp
+from .rtc.ingress import RtpIngress
 from .rtc.offer import create_offer
 from .sdpcheck import check_description
 from .subscription import Subscription
@@ -81,6 +83,7 @@ class Participant:
             tuple[MediaStreamTrack, RTCRtpReceiver, rtc_receiver.EncodedFrameSink]
         ] = []
         self._early_candidates: list[RTCIceCandidate | None] = []
+        self._ingresses: list[RtpIngress] = []  # one per DTLS transport (one, with max-bundle)
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self.pc.on("track", self._on_track)
@@ -146,6 +149,9 @@ class Participant:
         for pub in self.publications.values():
             pub.close()
         self.publications.clear()
+        for ingress in self._ingresses:
+            ingress.close()
+        self._ingresses.clear()
         self._to_add.clear()
         self._to_remove.clear()
         await self.pc.close()
@@ -191,13 +197,23 @@ class Participant:
         # Max-bundle: the first m-line's transport carries everything.
         transceivers = self.pc.getTransceivers()
         if transceivers:
-            rtcp.skip_receiver_reports(transceivers[0].receiver.transport)
+            dtls = transceivers[0].receiver.transport
+            rtcp.skip_receiver_reports(dtls)
+            self._ingress(dtls).install()  # its guard against datagrams that end a connection
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         # Emitted inside setRemoteDescription, before the receiver can start a decoder.
         receiver = next(t.receiver for t in self.pc.getTransceivers() if t.receiver.track is track)
         sink = rtc_receiver.capture_encoded_frames(receiver)
         self._new_tracks.append((track, receiver, sink))
+
+    def _ingress(self, dtls: RTCDtlsTransport) -> RtpIngress:
+        for ingress in self._ingresses:
+            if ingress.dtls is dtls:
+                return ingress
+        ingress = RtpIngress(dtls)
+        self._ingresses.append(ingress)
+        return ingress
 
     def _publish_new_tracks(self) -> None:
         new, self._new_tracks = self._new_tracks, []
@@ -208,7 +224,9 @@ class Participant:
                 track=track,
                 transceiver=transceiver,
                 sink=sink,
+                ingress=self._ingress(receiver.transport),
                 keyframe_interval=self.config.keyframe_interval,
+                max_bitrate=self.config.max_bitrate,
                 log=self.log,
             )
             self.publications[pub.id] = pub

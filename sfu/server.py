@@ -14,7 +14,7 @@ from signaling.config import HubConfig
 from signaling.hub import Hub
 
 from .backend import SfuBackend
-from .config import SfuConfig
+from .config import DEFAULT_MAX_BITRATE, SfuConfig
 from .metrics import add_routes as add_metrics_routes
 from .web import add_routes as add_page_routes
 
@@ -31,6 +31,7 @@ class ServerConfig:
     ice_servers: list[IceServer] = field(default_factory=list)
     ice_mode: str = "all"
     allowed_origins: list[str] = field(default_factory=list)
+    max_bitrate: int = DEFAULT_MAX_BITRATE
 
 
 def build_app(config: ServerConfig) -> web.Application:
@@ -39,6 +40,7 @@ def build_app(config: ServerConfig) -> web.Application:
             ice_addresses=config.ice_addresses,
             ice_servers=config.ice_servers,
             ice_mode=config.ice_mode,
+            max_bitrate=config.max_bitrate,
         )
     )
     hub = Hub(

@@ -9,8 +9,9 @@ waits, and whenever the subscriber reports picture loss.
 The subscriber's aiortc RTCRtpSender is kept for what it does well (SDP, feedback routing) but is
 given an IdleTrack: packets go out through sfu.rtc.fastpath.RtpOutput, and sender reports from
 `report()` (sfu.rtc.rtcp), cheaper than the sender's own RTCP task.
-`forward()` is the hot path: no await, no logging, one header and one send.
-Closed by its Participant; close() is idempotent.
+Until a keyframe passes, the publication offers it every packet (`offer()`); from then on it
+calls the output's `forward()` directly, the hot path: no await, no logging, one header and one
+send. Closed by its Participant; close() is idempotent.
 """
 
 from __future__ import annotations
@@ -29,33 +30,27 @@ from .rtc import sender as rtc_sender
 if TYPE_CHECKING:
     from .publication import Publication
 
-# (second header byte: marker and payload type, sequence number, timestamp, SSRC, payload)
-Send = Callable[[int, int, int, int, bytes], bool]
+# (sequence number, timestamp, marker, payload), in the publisher's numbering
+Forward = Callable[[int, int, int, bytes], bool]
 
 
 class Subscription:
     __slots__ = (
         "_cname",
-        "_marker_pt",
         "_output",
-        "_send",
-        "bytes",
         "closed",
         "dropped",
+        "forward",
         "live",
         "nacks",
         "next_report",
-        "packets",
         "plis",
         "publication",
         "ready",
         "retransmitted",
-        "seq_offset",
-        "ssrc",
         "subscriber_id",
         "track",
         "transceiver",
-        "ts_offset",
     )
 
     def __init__(self, publication: Publication, subscriber_id: str) -> None:
@@ -66,17 +61,11 @@ class Subscription:
         self.ready = False  # the subscriber's connection is up: we can send
         self.live = False  # forwarding (a keyframe has passed)
         self.closed = False
-        self.ssrc = 0
-        self.seq_offset = 0
-        self.ts_offset = 0
-        self._marker_pt = (0, 0)  # second header byte, indexed by the marker bit
-        self._send: Send = _not_ready
+        self.forward: Forward = _not_ready  # the output's, once ready: the publication calls it
         self._output: fastpath.RtpOutput | None = None
         self._cname = b""
         self.next_report = 0.0  # event-loop time of the next RTCP sender report
         # Read by the metrics collector at scrape time (never a per-packet metrics call).
-        self.packets = 0  # RTP packets forwarded
-        self.bytes = 0  # RTP payload bytes forwarded
         self.dropped = 0  # packets not forwarded while waiting for a keyframe
         self.nacks = 0  # sequence numbers the subscriber asked to be resent
         self.retransmitted = 0
@@ -98,18 +87,15 @@ class Subscription:
         if self.closed or self.transceiver is None:
             return
         codec = fastpath.negotiated_codec(self.transceiver)
-        output = fastpath.RtpOutput(self.transceiver.sender)
-        if codec is None or codec.payloadType is None or not output.bind():
+        pt = codec.payloadType if codec is not None else None
+        output = fastpath.RtpOutput(self.transceiver.sender, pt or 0)
+        if pt is None or not output.bind():
             self.publication.log.warning(
                 "subscriber %s: sender started but cannot send (codec %s)",
                 self.subscriber_id,
                 codec,
             )
             return
-        pt = codec.payloadType
-        self.ssrc = fastpath.ssrc(self.transceiver.sender)
-        self._marker_pt = (pt, 0x80 | pt)
-        self._send = output.send
         self._output = output
         self._cname = rtcp.cname(self.transceiver.sender)
         self.ready = True
@@ -119,37 +105,37 @@ class Subscription:
         self.publication.waiting += 1
         self.publication.request_keyframe()
 
-    # --- hot path ------------------------------------------------------------------------------
+    @property
+    def packets(self) -> int:
+        """RTP packets sent (forwarded and resent)."""
+        return self._output.packets if self._output is not None else 0
 
-    def forward(
-        self, seq: int, timestamp: int, marker: int, payload: bytes, keyframe: bool
-    ) -> None:
-        if not self.live:
-            if not (self.ready and keyframe):
-                self.dropped += 1
-                if self.ready:
-                    # Throttled: this only sends again once an earlier request looks lost.
-                    self.publication.request_keyframe()
-                return
-            self._go_live(seq, timestamp)
-        if self._send(
-            self._marker_pt[marker],
-            (seq + self.seq_offset) & 0xFFFF,
-            (timestamp + self.ts_offset) & 0xFFFFFFFF,
-            self.ssrc,
-            payload,
-        ):
-            self.packets += 1
-            self.bytes += len(payload)
+    @property
+    def payload_bytes(self) -> int:
+        return self._output.bytes if self._output is not None else 0
 
-    def _go_live(self, seq: int, timestamp: int) -> None:
+    # --- until a keyframe ----------------------------------------------------------------------
+
+    def offer(self, seq: int, timestamp: int, marker: int, payload: bytes, keyframe: bool) -> None:
+        """A packet, while waiting for a keyframe to start on (a decoder can only start there)."""
+        if not (self.ready and keyframe):
+            self.dropped += 1
+            if self.ready:
+                # Throttled: this only sends again once an earlier request looks lost.
+                self.publication.request_keyframe()
+            return
+        output = self._output
+        assert output is not None  # ready
         # Random origins, as a sender of its own would pick (RFC 3550 5.1); the first sequence
         # number stays low so a long stream never wraps into SRTP's replay window trouble.
-        self.seq_offset = (random.randrange(1 << 15) - seq) & 0xFFFF
-        self.ts_offset = (random.getrandbits(32) - timestamp) & 0xFFFFFFFF
+        output.seq_offset = (random.randrange(1 << 15) - seq) & 0xFFFF
+        output.ts_offset = (random.getrandbits(32) - timestamp) & 0xFFFFFFFF
         self.live = True
+        self.forward = output.forward
         self.publication.waiting -= 1
+        self.publication.go_live(self)
         self.publication.log.debug("subscriber %s: forwarding from seq %d", self.subscriber_id, seq)
+        output.forward(seq, timestamp, marker, payload)
 
     # --- feedback from the subscriber ------------------------------------------------------------
 
@@ -161,19 +147,11 @@ class Subscription:
     def on_nack(self, seq: int) -> None:
         """The subscriber lost `seq` (its numbering): resend it if the ring still has it."""
         self.nacks += 1
-        if not self.live:
+        output = self._output
+        if not self.live or output is None:
             return
-        entry = self.publication.packet((seq - self.seq_offset) & 0xFFFF)
-        if entry is None:
-            return
-        _, timestamp, marker, payload = entry
-        if self._send(
-            self._marker_pt[marker],
-            seq,
-            (timestamp + self.ts_offset) & 0xFFFFFFFF,
-            self.ssrc,
-            payload,
-        ):
+        entry = self.publication.packet((seq - output.seq_offset) & 0xFFFF)
+        if entry is not None and output.forward(*entry):
             self.retransmitted += 1
 
     # --- RTCP sender reports ------------------------------------------------------------------
@@ -184,7 +162,8 @@ class Subscription:
         Its clock pair keeps lip sync: the publisher's own (NTP, RTP) pair, shifted into our
         timestamps, once the publisher has sent one; until then, now and our latest timestamp.
         """
-        if not self.live or self._output is None or now < self.next_report:
+        output = self._output
+        if not self.live or output is None or now < self.next_report:
             return
         self.next_report = now + random.uniform(0.5, 1.5)
         pub = self.publication
@@ -195,9 +174,9 @@ class Subscription:
             elapsed = max(0.0, time.monotonic() - pub.last_arrival)
             rtp = pub.last_timestamp + int(elapsed * pub.clock_rate)
         packet = rtcp.sender_report(
-            self.ssrc, ntp, rtp + self.ts_offset, self.packets, self.bytes, self._cname
+            output.ssrc, ntp, rtp + output.ts_offset, output.packets, output.bytes, self._cname
         )
-        self._output.send_rtcp(packet)
+        output.send_rtcp(packet)
 
     def close(self) -> None:
         """Stop forwarding. The transceiver stays in the subscriber's connection (aiortc cannot
@@ -209,9 +188,10 @@ class Subscription:
         if self.ready and not self.live:
             self.publication.waiting -= 1
         self.ready = self.live = False
-        self._send = _not_ready
-        self._output = None
         self.publication.remove(self)
+        self.forward = _not_ready
+        if self._output is not None:
+            self._output.close()
         self.track.stop()
         if self.transceiver is not None:
             sender = self.transceiver.sender
@@ -220,7 +200,7 @@ class Subscription:
             sender.replaceTrack(None)
 
 
-def _not_ready(second_byte: int, seq: int, timestamp: int, ssrc: int, payload: bytes) -> bool:
+def _not_ready(seq: int, timestamp: int, marker: int, payload: bytes) -> bool:
     return False
 
 

@@ -7,7 +7,8 @@ hooks give sfu.publication / sfu.subscription what they need:
 
 - `tap_rtp` / `tap_sender_reports`: see each packet (and SR) a receiver gets, before aiortc
   handles it (aiortc still does NACKs, REMB, RTCP and the encoded frames for MediaRelay).
-- `RtpOutput`: protect and send one packet synchronously on a sender's transport.
+- `RtpOutput`: protect and send one packet synchronously on a sender's transport;
+  `send_rtcp`: the same for a compound RTCP packet.
 - `IdleTrack`: a track for a forwarding sender that never yields a frame, so aiortc's RTP loop
   for that sender sleeps, while its RTCP (SR, SDES, BYE) and feedback handling stay.
 - `on_retransmit_request`, `ssrc`, `negotiated_codec`, `prefer_codec`.
@@ -16,11 +17,20 @@ hooks give sfu.publication / sfu.subscription what they need:
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import struct
 from collections.abc import Callable
 from typing import Any
 
-from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aioice.ice import StunProtocol
+from aiortc import (
+    MediaStreamTrack,
+    RTCDtlsTransport,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+)
 from aiortc.codecs import is_rtx
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -33,17 +43,18 @@ _pack_header = struct.Struct("!BBHII").pack_into
 _MAX_RTP = 1500 - 16 - 12  # pylibsrtp's buffer, less the largest SRTP trailer, less margin
 
 
-def tap_rtp(receiver: RTCRtpReceiver, on_packet: Callable[[RtpPacket], None]) -> None:
+def tap_rtp(receiver: RTCRtpReceiver, on_packet: Callable[[RtpPacket], bool]) -> None:
     """Call `on_packet` with each RTP packet routed to the receiver, before aiortc sees it.
 
-    `on_packet` may empty `packet.payload` (moving its size to `padding_size`, which keeps the
+    When `on_packet` returns True the packet is consumed: aiortc's receiver never sees it.
+    Otherwise it may empty `packet.payload` (moving its size to `padding_size`, which keeps the
     bandwidth estimate right) to keep a packet away from aiortc's jitter buffer.
     """
     handle = receiver._handle_rtp_packet
 
     async def tapped(packet: RtpPacket, arrival_time_ms: int) -> None:
-        on_packet(packet)
-        await handle(packet, arrival_time_ms=arrival_time_ms)
+        if not on_packet(packet):
+            await handle(packet, arrival_time_ms=arrival_time_ms)
 
     receiver._handle_rtp_packet = tapped  # type: ignore[method-assign]
 
@@ -60,23 +71,66 @@ def tap_sender_reports(receiver: RTCRtpReceiver, on_sr: Callable[[int, int], Non
     receiver._handle_rtcp_packet = tapped  # type: ignore[method-assign]
 
 
-class RtpOutput:
-    """Write, SRTP-protect and send RTP on a sender's transport, with no coroutine per packet.
+def send_rtcp(dtls: RTCDtlsTransport, packet: bytes) -> bool:
+    """Protect and send one compound RTCP packet now, on the nominated pair; False when down."""
+    srtp = getattr(dtls, "_tx_srtp", None)
+    conn = dtls.transport._connection
+    if srtp is None or conn is None or conn._nominated.get(1) is None:
+        return False
+    pair = conn._nominated[1]
+    pair.protocol.transport.sendto(srtp.protect_rtcp(packet), pair.remote_addr)
+    return True
 
-    The header is packed straight into libsrtp's buffer and protected in place (pylibsrtp's own
-    `protect()` allocates and copies twice more per call); the UDP send goes to the nominated
-    ICE pair, cached until aioice nominates another pair or an ICE restart swaps the connection.
+
+class RtpOutput:
+    """Rewrite, SRTP-protect and send one stream's RTP on a sender's transport, with no coroutine
+    per packet.
+
+    `forward()` is the forwarding hot path: the header is rewritten into the stream's own SSRC,
+    payload type and numbering (the source's, shifted by fixed offsets), packed straight into
+    libsrtp's buffer and protected in place (pylibsrtp's own `protect()` allocates and copies
+    twice more per call). The UDP send goes to the nominated ICE pair, cached until aioice
+    nominates another pair or an ICE restart swaps the connection. On a plain UDP pair it goes
+    through a duplicate of that pair's socket: the event loop's transport would check its state,
+    convert the address and look for a write buffer on every call, and a datagram socket that
+    cannot take one more packet drops it either way.
     """
 
-    __slots__ = ("_addr", "_buf", "_cdata", "_conn", "_ctx", "_dtls", "_len", "_pair", "_sendto")
+    __slots__ = (
+        "_addr",
+        "_buf",
+        "_cdata",
+        "_conn",
+        "_ctx",
+        "_dtls",
+        "_ice",
+        "_len",
+        "_pair",
+        "_sendto",
+        "_sock",
+        "bytes",
+        "marker_pt",
+        "packets",
+        "seq_offset",
+        "ssrc",
+        "ts_offset",
+    )
 
-    def __init__(self, sender: RTCRtpSender) -> None:
+    def __init__(self, sender: RTCRtpSender, payload_type: int = 0) -> None:
         self._dtls = sender.transport
+        self._ice: Any = self._dtls.transport  # a property on the DTLS transport: read it once
         self._ctx: Any = None
         self._conn: Any = None
         self._pair: Any = None
-        self._sendto: Callable[[bytes, tuple[str, int]], None] | None = None
+        self._sendto: Callable[[bytes, tuple[str, int]], Any] | None = None
         self._addr: tuple[str, int] = ("", 0)
+        self._sock: socket.socket | None = None
+        self.ssrc: int = sender._ssrc
+        self.marker_pt = (payload_type, 0x80 | payload_type)  # second header byte, by marker
+        self.seq_offset = 0
+        self.ts_offset = 0
+        self.packets = 0  # RTP packets sent
+        self.bytes = 0  # their payload bytes
 
     def bind(self) -> bool:
         """Ready once DTLS is up (the SRTP keys exist)."""
@@ -91,39 +145,52 @@ class RtpOutput:
         self._len = _ffi.new("int *")
         return True
 
-    def send(self, second_byte: int, seq: int, timestamp: int, ssrc: int, payload: bytes) -> bool:
-        """Send one RTP packet (no CSRCs, no extensions); False when the path is down."""
-        pair = self._pair
-        conn = self._dtls.transport._connection
-        if conn is not self._conn or conn._nominated.get(1) is not pair:
-            if not self._repair(conn):
-                return False
-            pair = self._pair
+    def forward(self, seq: int, timestamp: int, marker: int, payload: bytes) -> bool:
+        """Send one packet of the source (its numbering; no CSRCs, no extensions).
+
+        False when it could not go: the path is down, or it is too large.
+        """
+        conn = self._ice._connection
+        if (
+            conn is not self._conn or conn._nominated.get(1) is not self._pair
+        ) and not self._repair(conn):
+            return False
         ctx = self._ctx
-        if ctx is None:
+        n = 12 + len(payload)
+        if ctx is None or n > _MAX_RTP:
             return False
         buf = self._buf
-        n = 12 + len(payload)
-        if n > _MAX_RTP:
-            return False
-        _pack_header(buf, 0, 0x80, second_byte, seq, timestamp, ssrc)
+        _pack_header(
+            buf,
+            0,
+            0x80,
+            self.marker_pt[marker],
+            (seq + self.seq_offset) & 0xFFFF,
+            (timestamp + self.ts_offset) & 0xFFFFFFFF,
+            self.ssrc,
+        )
         buf[12:n] = payload
         length = self._len
         length[0] = n
         if _srtp_protect(ctx, self._cdata, length):
             return False
-        self._sendto(buf[0 : length[0]], self._addr)  # type: ignore[misc]
+        try:
+            self._sendto(buf[0 : length[0]], self._addr)  # type: ignore[misc]
+        except OSError:
+            return False  # e.g. the socket buffer is full (EAGAIN): a lost packet, as in UDP
+        self.packets += 1
+        self.bytes += n - 12
         return True
 
     def send_rtcp(self, packet: bytes) -> bool:
         """Protect and send one compound RTCP packet (rare: pylibsrtp's own call will do)."""
-        srtp = getattr(self._dtls, "_tx_srtp", None)
-        conn = self._dtls.transport._connection
-        if srtp is None or conn is None or conn._nominated.get(1) is None:
-            return False
-        pair = conn._nominated[1]
-        pair.protocol.transport.sendto(srtp.protect_rtcp(packet), pair.remote_addr)
-        return True
+        return send_rtcp(self._dtls, packet)
+
+    def close(self) -> None:
+        """Release the socket duplicate (the pair's own socket is aioice's to close)."""
+        self._set_socket(None)
+        self._sendto = None
+        self._conn = self._pair = None
 
     def _repair(self, conn: Any) -> bool:
         # Looked up again when the pair changes: an ICE restart may replace the connection.
@@ -131,13 +198,28 @@ class RtpOutput:
         pair = conn._nominated.get(1) if conn is not None else None
         self._pair = pair
         if pair is None:
+            self._set_socket(None)
             self._sendto = None
             return False
-        # StunProtocol.send_data is a coroutine around exactly this call (a TURN relay's
-        # transport queues the data itself), so calling it directly is the same send.
-        self._sendto = pair.protocol.transport.sendto
         self._addr = pair.remote_addr
+        transport = pair.protocol.transport
+        raw = transport.get_extra_info("socket") if type(pair.protocol) is StunProtocol else None
+        if raw is not None:
+            sock = socket.socket(fileno=os.dup(raw.fileno()))
+            sock.setblocking(False)
+            self._set_socket(sock)
+            self._sendto = sock.sendto
+        else:
+            # A TURN relay's transport wraps the data itself. (StunProtocol.send_data is a
+            # coroutine around this very call, so calling it directly is the same send.)
+            self._set_socket(None)
+            self._sendto = transport.sendto
         return True
+
+    def _set_socket(self, sock: socket.socket | None) -> None:
+        if self._sock is not None:
+            self._sock.close()
+        self._sock = sock
 
 
 class IdleTrack(MediaStreamTrack):

@@ -8,7 +8,9 @@ with many subscribers that fixed cost rivals the forwarding itself. Here:
 - `stop_sender_reports(sender)` retires the sender's own RTCP task; `sender_report()` builds the
   SR + SDES compound packet for the caller to send (sfu.subscription schedules them);
 - `skip_receiver_reports(dtls)` lets compound packets made only of RRs and SDES bypass aiortc's
-  parser (nothing acts on them here); anything else (SR, NACK, PLI, FIR, REMB, BYE) goes through.
+  parser (nothing acts on them here); anything else (SR, NACK, PLI, FIR, REMB, BYE) goes through;
+- `receiver_report()`, `nack()`, `remb()` and `pli()` build the feedback a publisher gets from
+  sfu.inbound's lean receive path (aiortc's receiver would build the same from its own state).
 """
 
 from __future__ import annotations
@@ -18,9 +20,13 @@ from typing import Any
 
 from aiortc import RTCRtpSender
 
-RTCP_SR, RTCP_RR, RTCP_SDES = 200, 201, 202
+RTCP_SR, RTCP_RR, RTCP_SDES, RTCP_RTPFB, RTCP_PSFB = 200, 201, 202, 205, 206
+FMT_NACK, FMT_PLI, FMT_REMB = 1, 1, 15
 _SR = struct.Struct("!BBHLQLLL")  # header, SSRC, NTP, RTP timestamp, packets, octets
 _SDES_HEADER = struct.Struct("!BBHL")  # header, SSRC of the one chunk
+_FEEDBACK = struct.Struct("!BBHLL")  # header, sender SSRC, media SSRC (RFC 4585 6.1)
+_REPORT_BLOCK = struct.Struct("!LLLLLL")  # RFC 3550 6.4.1
+_NACK_FCI = struct.Struct("!HH")  # PID, BLP
 
 
 def sender_report(
@@ -41,6 +47,58 @@ def sender_report(
     item += b"\x00" * (-len(item) % 4)
     sdes = _SDES_HEADER.pack(0x81, RTCP_SDES, (4 + len(item)) // 4, ssrc) + item
     return sr + sdes
+
+
+def receiver_report(
+    ssrc: int,
+    media_ssrc: int,
+    fraction_lost: int,
+    packets_lost: int,
+    highest_sequence: int,
+    jitter: int,
+    lsr: int,
+    dlsr: int,
+) -> bytes:
+    """An RR with one report block (RFC 3550 6.4.2); the cumulative loss is a signed 24 bits."""
+    lost = max(-0x800000, min(0x7FFFFF, packets_lost)) & 0xFFFFFF
+    return struct.pack("!BBHL", 0x81, RTCP_RR, 7, ssrc) + _REPORT_BLOCK.pack(
+        media_ssrc,
+        (fraction_lost & 0xFF) << 24 | lost,
+        highest_sequence & 0xFFFFFFFF,
+        jitter & 0xFFFFFFFF,
+        lsr & 0xFFFFFFFF,
+        dlsr & 0xFFFFFFFF,
+    )
+
+
+def nack(ssrc: int, media_ssrc: int, lost: list[int]) -> bytes:
+    """A generic NACK (RFC 4585 6.2.1) for these sequence numbers, packed 17 per entry."""
+    fci = bytearray()
+    pos, seqs = 0, sorted(lost)
+    while pos < len(seqs):
+        pid, blp = seqs[pos], 0
+        pos += 1
+        while pos < len(seqs) and 0 < seqs[pos] - pid <= 16:
+            blp |= 1 << (seqs[pos] - pid - 1)
+            pos += 1
+        fci += _NACK_FCI.pack(pid & 0xFFFF, blp)
+    return _FEEDBACK.pack(0x80 | FMT_NACK, RTCP_RTPFB, 2 + len(fci) // 4, ssrc, media_ssrc) + fci
+
+
+def remb(ssrc: int, bitrate: int, media_ssrcs: list[int]) -> bytes:
+    """A REMB (draft-alvestrand-rmcat-remb): an upper bound on what the sender should send."""
+    exponent, mantissa = 0, max(0, bitrate)
+    while mantissa >= 1 << 18:
+        mantissa >>= 1
+        exponent += 1
+    fci = b"REMB" + struct.pack("!L", len(media_ssrcs) << 24 | exponent << 18 | mantissa)
+    fci += b"".join(struct.pack("!L", s) for s in media_ssrcs)
+    return _FEEDBACK.pack(0x80 | FMT_REMB, RTCP_PSFB, 2 + len(fci) // 4, ssrc, 0) + fci
+
+
+def pli(ssrc: int, media_ssrc: int) -> bytes:
+    """A picture loss indication (RFC 4585 6.3.1): the sender should send a keyframe."""
+    return _FEEDBACK.pack(0x80 | FMT_PLI, RTCP_PSFB, 2, ssrc, media_ssrc)
 
 
 def cname(sender: RTCRtpSender) -> bytes:

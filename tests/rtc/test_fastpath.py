@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from aiortc import MediaStreamTrack, RTCPeerConnection
+from aiortc.rtp import RtpPacket
 
 from sfu.media import TestPatternTrack
 from sfu.rtc import fastpath, rtcp
@@ -27,7 +28,12 @@ async def test_tap_sees_packets_and_sender_reports() -> None:
     @receiver_pc.on("track")
     def on_track(track: MediaStreamTrack) -> None:
         receiver = receiver_pc.getTransceivers()[0].receiver
-        fastpath.tap_rtp(receiver, lambda p: packets.append(p.sequence_number))
+
+        def consume(packet: RtpPacket) -> bool:
+            packets.append(packet.sequence_number)
+            return True
+
+        fastpath.tap_rtp(receiver, consume)
         fastpath.tap_sender_reports(receiver, lambda ntp, rtp: reports.append((ntp, rtp)))
 
     try:
@@ -37,6 +43,8 @@ async def test_tap_sees_packets_and_sender_reports() -> None:
         await eventually(lambda: "" if len(packets) > 10 else "no RTP tapped", timeout=10)
         await eventually(lambda: "" if reports else "no sender report tapped", timeout=10)
         assert reports[0][0] > 0
+        # The tap consumed every packet: aiortc's receiver counted none.
+        assert rtc_receiver.rtp_counts(transceiver.receiver) == (0, 0, 0)
     finally:
         await sender_pc.close()
         await receiver_pc.close()
@@ -69,14 +77,17 @@ async def test_idle_sender_sends_through_rtp_output_and_hears_nacks() -> None:
         await sender_pc.setRemoteDescription(receiver_pc.localDescription)
         await asyncio.wait_for(started.wait(), 10)  # the sender started: connection is up
 
-        output = fastpath.RtpOutput(transceiver.sender)
-        assert output.bind()
         codec = fastpath.negotiated_codec(transceiver)
         assert codec is not None and codec.payloadType is not None
+        output = fastpath.RtpOutput(transceiver.sender, codec.payloadType)
+        assert output.bind()
         ssrc = fastpath.ssrc(transceiver.sender)
+        assert output.ssrc == ssrc
+        output.seq_offset, output.ts_offset = 4000, 5  # the source's 1000 goes out as 5000
         for seq, ts, payload in ((1000, 90000, VP8_KEY), (1001, 93000, VP8_DELTA)):
-            assert output.send(0x80 | codec.payloadType, seq, ts, ssrc, payload)
-        assert not output.send(0x80 | codec.payloadType, 1002, 96000, ssrc, bytes(1500))
+            assert output.forward(seq, ts, 1, payload)
+        assert not output.forward(1002, 96000, 1, bytes(1500))  # too large: refused
+        assert (output.packets, output.bytes) == (2, len(VP8_KEY) + len(VP8_DELTA))
 
         frame = await recv(got[0])
         assert bytes(frame) == VP8_KEY[1:] and frame.is_keyframe
@@ -84,8 +95,8 @@ async def test_idle_sender_sends_through_rtp_output_and_hears_nacks() -> None:
         report = rtcp.sender_report(ssrc, 1 << 40, 93000, 2, 10, b"bench")
         assert output.send_rtcp(report)
         receiver = receiver_pc.getTransceivers()[0].receiver
-        await receiver._send_rtcp_nack(ssrc, [1001, 1002])
-        await eventually(lambda: "" if nacked == [1001, 1002] else f"nacked {nacked}")
+        await receiver._send_rtcp_nack(ssrc, [5000, 5001])
+        await eventually(lambda: "" if nacked == [5000, 5001] else f"nacked {nacked}")
         # Our sender report reached the receiver, which parsed it as one.
         await eventually(lambda: "" if (1 << 40, 93000) in reports else f"reports {reports}")
     finally:
@@ -98,8 +109,8 @@ async def test_output_refuses_before_dtls() -> None:
     pc: RTCPeerConnection = new_pc()
     transceiver = pc.addTransceiver(fastpath.IdleTrack("audio", on_start=lambda: None))
     try:
-        output = fastpath.RtpOutput(transceiver.sender)
+        output = fastpath.RtpOutput(transceiver.sender, 96)
         assert not output.bind()
-        assert not output.send(96, 1, 1, 1, b"\x00")
+        assert not output.forward(1, 1, 0, b"\x00")
     finally:
         await pc.close()

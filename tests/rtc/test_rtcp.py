@@ -6,7 +6,15 @@ import asyncio
 from typing import Any
 
 import pytest
-from aiortc.rtp import RtcpPacket, RtcpSdesPacket, RtcpSrPacket
+from aiortc.rtp import (
+    RtcpPacket,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpRtpfbPacket,
+    RtcpSdesPacket,
+    RtcpSrPacket,
+    unpack_remb_fci,
+)
 
 from sfu.rtc import fastpath, rtcp
 from tests.rtc.pair import negotiate, new_pc
@@ -23,6 +31,61 @@ def test_sender_report_bytes_parse_back() -> None:
     assert (info.packet_count, info.octet_count) == (12, 3400)
     assert sdes.chunks[0].ssrc == 0x11223344 and sdes.chunks[0].items == [(1, b"cname!")]
     assert len(data) % 4 == 0
+
+
+def test_receiver_report_parses_back() -> None:
+    data = rtcp.receiver_report(1, 0xAABBCCDD, 25, -3, (2 << 16) | 17, 120, 0x1234, 0x5678)
+    assert (
+        data.hex()
+        == "81c9000700000001aabbccdd19fffffd0002001100000078000012340000 5678".replace(" ", "")
+    )
+    (rr,) = RtcpPacket.parse(data)
+    assert isinstance(rr, RtcpRrPacket) and rr.ssrc == 1
+    (block,) = rr.reports
+    assert (block.ssrc, block.fraction_lost, block.packets_lost) == (0xAABBCCDD, 25, -3)
+    assert (block.highest_sequence, block.jitter, block.lsr, block.dlsr) == (
+        (2 << 16) | 17,
+        120,
+        0x1234,
+        0x5678,
+    )
+
+
+def test_receiver_report_clamps_the_cumulative_loss() -> None:
+    (rr,) = RtcpPacket.parse(rtcp.receiver_report(1, 2, 0, 1 << 30, 0, 0, 0, 0))
+    assert isinstance(rr, RtcpRrPacket) and rr.reports[0].packets_lost == 0x7FFFFF
+
+
+@pytest.mark.parametrize(
+    ("lost", "fci"),
+    [
+        ([5], "00050000"),
+        ([5, 6, 21], "00058001"),  # 6 is bit 0, 21 (pid + 16) is bit 15
+        ([21, 5, 22], "0005800000160000"),  # unsorted in; 22 needs an entry of its own
+        ([65535, 0], "00000000ffff0000"),  # sorted numerically, as aiortc does
+    ],
+)
+def test_nack_packs_like_rfc_4585(lost: list[int], fci: str) -> None:
+    data = rtcp.nack(7, 9, lost)
+    assert data[:12].hex() == f"81cd{2 + len(fci) // 8:04x}0000000700000009"
+    assert data[12:].hex() == fci
+    (packet,) = RtcpPacket.parse(data)
+    assert isinstance(packet, RtcpRtpfbPacket) and packet.fmt == 1
+    assert (packet.ssrc, packet.media_ssrc, sorted(packet.lost)) == (7, 9, sorted(lost))
+
+
+def test_remb_parses_back_with_aiortc() -> None:
+    data = rtcp.remb(3, 2_500_000, [0x11111111, 0x22222222])
+    (packet,) = RtcpPacket.parse(data)
+    assert isinstance(packet, RtcpPsfbPacket) and packet.fmt == 15
+    assert (packet.ssrc, packet.media_ssrc) == (3, 0)
+    bitrate, ssrcs = unpack_remb_fci(packet.fci)
+    assert ssrcs == [0x11111111, 0x22222222]
+    assert 2_500_000 - 2**4 < bitrate <= 2_500_000  # 18-bit mantissa: exact to the exponent
+
+
+def test_pli_bytes() -> None:
+    assert rtcp.pli(1, 2).hex() == "81ce00020000000100000002"
 
 
 RR = bytes([0x80, 201, 0, 1, 0, 0, 0, 1])  # an RR with no report blocks

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 
 import aiohttp
 
@@ -97,3 +98,35 @@ async def test_a_closed_socket_removes_the_participant(
     await asyncio.wait_for(from_bob.ended.wait(), 10)
     await eventually(lambda: "" if len(server.backend.participants()) == 1 else "not removed")
     await bob.close()
+
+
+async def test_stray_datagrams_on_the_media_port_end_no_connection(
+    server: RunningServer, make_client: MakeClient
+) -> None:
+    # Anyone who can reach the server's ICE port can send it anything. aiortc ends a connection
+    # (its DTLS task dies) on an empty datagram or an SRTP one larger than its buffer: the
+    # server's ingress drops both, and forged SRTP fails authentication as it should.
+    alice = await make_client("stray", name="alice")
+    await alice.publish(TestPatternTrack(160, 120, fps=30))
+    bob = await make_client("stray", name="bob")
+    remote = await bob.next_track()
+    await recv(remote.track, 5)
+
+    for participant in server.backend.participants():
+        conn = participant.pc.getTransceivers()[0].receiver.transport.transport._connection
+        pair = conn._nominated[1]
+        host, port = pair.local_candidate.host, pair.local_candidate.port
+        with socket.socket(
+            socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM
+        ) as s:
+            for datagram in (b"", b"\x80\x60" + bytes(1600), b"\x80\xc8" + bytes(1600)):
+                s.sendto(datagram, (host, port))
+            s.sendto(b"\x80\x60" + bytes(200), (host, port))  # SRTP that fails authentication
+    await asyncio.sleep(0.5)
+
+    for participant in server.backend.participants():
+        assert participant.pc.connectionState == "connected", participant.id
+        (ingress,) = participant._ingresses
+        assert ingress.dropped >= 3, ingress.dropped
+    frame = await recv(remote.track, 5)  # media still flows, end to end
+    assert (frame.width, frame.height) == (160, 120)

@@ -4,11 +4,16 @@ keyframe, shift sequence numbers and timestamps, resend on NACK."""
 from __future__ import annotations
 
 import logging
+import os
 import struct
+from collections.abc import Callable
+from types import SimpleNamespace
 
 import pytest
+from pylibsrtp import Policy, Session
 
 from sfu.keyframes import KeyframeThrottle
+from sfu.rtc.fastpath import RtpOutput
 from sfu.subscription import Subscription
 
 
@@ -42,7 +47,7 @@ def test_throttle_rejects_bad_settings() -> None:
 
 
 class FakePublication:
-    """Just what a Subscription reads of its publication."""
+    """Just what a Subscription reads of its publication, and its hot loop (`deliver`)."""
 
     kind = "video"
     publisher_id = "pub"
@@ -50,15 +55,31 @@ class FakePublication:
 
     def __init__(self) -> None:
         self.subscriptions: list[Subscription] = []
+        self.pending: list[Subscription] = []
+        self.forwarders: list[Callable[[int, int, int, bytes], bool]] = []
         self.waiting = 0
         self.keyframe_requests = 0
         self.ring: dict[int, tuple[int, int, int, bytes]] = {}
 
     def add(self, sub: Subscription) -> None:
         self.subscriptions.append(sub)
+        self.pending.append(sub)
+
+    def go_live(self, sub: Subscription) -> None:
+        self.pending.remove(sub)
+        self.forwarders.append(sub.forward)
 
     def remove(self, sub: Subscription) -> None:
         self.subscriptions.remove(sub)
+        if sub in self.pending:
+            self.pending.remove(sub)
+        self.forwarders = [f for f in self.forwarders if f is not sub.forward]
+
+    def deliver(self, seq: int, ts: int, marker: int, payload: bytes, keyframe: bool) -> None:
+        for forward in list(self.forwarders):
+            forward(seq, ts, marker, payload)
+        for sub in list(self.pending):
+            sub.offer(seq, ts, marker, payload, keyframe)
 
     def request_keyframe(self) -> None:
         self.keyframe_requests += 1
@@ -67,15 +88,24 @@ class FakePublication:
         return self.ring.get(seq)
 
 
+KEY = os.urandom(30)  # AES-128 key and salt: a profile whose keys both sessions can share
+
+
 def ready_subscription(publication: FakePublication, sent: list[bytes]) -> Subscription:
+    """A subscription with a real RtpOutput whose packets land, decrypted, in `sent`."""
     sub = Subscription(publication, "sub")  # type: ignore[arg-type]
-
-    def send(second_byte: int, seq: int, timestamp: int, ssrc: int, payload: bytes) -> bool:
-        sent.append(struct.pack("!BBHII", 0x80, second_byte, seq, timestamp, ssrc) + payload)
-        return True
-
+    tx_policy = Policy(key=KEY, ssrc_type=Policy.SSRC_ANY_OUTBOUND)
+    tx_policy.allow_repeat_tx = True  # as aiortc sets it: NACKed packets go out again
+    tx = Session(policy=tx_policy)
+    rx = Session(policy=Policy(key=KEY, ssrc_type=Policy.SSRC_ANY_INBOUND))
+    wire = SimpleNamespace(sendto=lambda data, addr: sent.append(rx.unprotect(data)))
+    pair = SimpleNamespace(protocol=SimpleNamespace(transport=wire), remote_addr=("::1", 9))
+    ice = SimpleNamespace(_connection=SimpleNamespace(_nominated={1: pair}))
+    dtls = SimpleNamespace(state="connected", _tx_srtp=tx, transport=ice)
+    output = RtpOutput(SimpleNamespace(transport=dtls, _ssrc=0xABCD), 96)  # type: ignore[arg-type]
+    assert output.bind()
     # What _on_sender_started does once the subscriber's connection is up (it needs aiortc).
-    sub.ssrc, sub._marker_pt, sub._send, sub.ready = 0xABCD, (96, 0x80 | 96), send, True
+    sub._output, sub.ready = output, True
     publication.waiting += 1
     return sub
 
@@ -88,25 +118,27 @@ def header(packet: bytes) -> tuple[int, int, int, int, int]:
 async def test_nothing_is_forwarded_before_a_keyframe() -> None:
     publication, sent = FakePublication(), list[bytes]()
     sub = ready_subscription(publication, sent)
-    sub.forward(100, 9000, 0, b"delta", keyframe=False)
-    sub.forward(101, 9000, 1, b"delta", keyframe=False)
+    publication.deliver(100, 9000, 0, b"delta", keyframe=False)
+    publication.deliver(101, 9000, 1, b"delta", keyframe=False)
     assert sent == [] and sub.dropped == 2 and not sub.live
     assert publication.keyframe_requests == 2  # asked again while waiting (the throttle decides)
-    sub.forward(102, 12000, 0, b"key", keyframe=True)
-    sub.forward(103, 12000, 1, b"rest", keyframe=False)  # after the keyframe, everything passes
+    publication.deliver(102, 12000, 0, b"key", keyframe=True)
+    publication.deliver(
+        103, 12000, 1, b"rest", keyframe=False
+    )  # after the keyframe, everything passes
     assert sub.live and publication.waiting == 0
     (first, second, seq0, ts0, ssrc), (_, second1, seq1, ts1, _) = map(header, sent)
     assert (first, second, second1, ssrc) == (0x80, 96, 0x80 | 96, 0xABCD)
     assert (seq1 - seq0) & 0xFFFF == 1 and ts1 == ts0
     assert sent[0][12:] == b"key" and sent[1][12:] == b"rest"
-    assert sub.packets == 2 and sub.bytes == 7
+    assert sub.packets == 2 and sub.payload_bytes == 7
 
 
 async def test_sequence_numbers_and_timestamps_wrap() -> None:
     publication, sent = FakePublication(), list[bytes]()
-    sub = ready_subscription(publication, sent)
-    sub.forward(0xFFFF, 0xFFFFFF00, 0, b"k", keyframe=True)
-    sub.forward(0x0000, 0x00000100, 0, b"d", keyframe=False)
+    ready_subscription(publication, sent)
+    publication.deliver(0xFFFF, 0xFFFFFF00, 0, b"k", keyframe=True)
+    publication.deliver(0x0000, 0x00000100, 0, b"d", keyframe=False)
     (_, _, seq0, ts0, _), (_, _, seq1, ts1, _) = map(header, sent)
     assert (seq1 - seq0) & 0xFFFF == 1
     assert (ts1 - ts0) & 0xFFFFFFFF == 0x200
@@ -116,7 +148,7 @@ async def test_nack_resends_from_the_publication_ring_under_our_numbering() -> N
     publication, sent = FakePublication(), list[bytes]()
     sub = ready_subscription(publication, sent)
     publication.ring[500] = (500, 3000, 1, b"lost one")
-    sub.forward(499, 3000, 0, b"key", keyframe=True)
+    publication.deliver(499, 3000, 0, b"key", keyframe=True)
     (_, _, seq0, _, _) = header(sent[0])
     sub.on_nack((seq0 + 1) & 0xFFFF)  # the subscriber missed the packet after the keyframe
     sub.on_nack((seq0 + 7) & 0xFFFF)  # and one the ring never had
@@ -132,5 +164,5 @@ async def test_picture_loss_asks_the_publication_and_close_detaches() -> None:
     assert (sub.plis, publication.keyframe_requests) == (1, 1)
     sub.close()
     assert publication.subscriptions == [] and publication.waiting == 0
-    sub.forward(1, 1, 0, b"k", keyframe=True)
+    publication.deliver(1, 1, 0, b"k", keyframe=True)
     assert sent == []

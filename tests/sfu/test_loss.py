@@ -10,6 +10,7 @@ number: the subscriber's SRTP never saw the lost original).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from sfu.media import TestPatternTrack
@@ -19,30 +20,30 @@ from tests.util import recv
 
 
 def drop_every(dtls: Any, n: int) -> list[int]:
-    """Drop every n-th SRTP packet arriving on this DTLS transport, before decryption, as the
-    network would; returns the (encrypted, so still readable) sequence numbers dropped.
+    """Drop every n-th SRTP packet arriving on this DTLS transport, as the network would: as
+    the socket hands it over, before anything else sees it; returns the (encrypted, so still
+    readable) sequence numbers dropped.
 
-    Fault injection for tests: the ICE transport's receive coroutine is wrapped (an aiortc
-    internal).
+    Fault injection for tests: the datagram callback of each of the ICE connection's sockets is
+    wrapped (an aioice internal).
     """
-    ice = dtls.transport
-    receive = ice._recv
     dropped: list[int] = []
     count = 0
 
-    async def lossy() -> bytes:
-        nonlocal count
-        while True:
-            data: bytes = await receive()
-            is_rtp = len(data) > 12 and 127 < data[0] < 192 and not 192 <= data[1] <= 223
-            if is_rtp:
+    def lossy(receive: Callable[[bytes, Any], None]) -> Callable[[bytes, Any], None]:
+        def datagram_received(data: bytes, addr: Any) -> None:
+            nonlocal count
+            if len(data) > 12 and 127 < data[0] < 192 and not 192 <= data[1] <= 223:
                 count += 1
                 if count % n == 0 and count > 30:  # let the first keyframe through whole
                     dropped.append(int.from_bytes(data[2:4], "big"))
-                    continue
-            return data
+                    return
+            receive(data, addr)
 
-    ice._recv = lossy
+        return datagram_received
+
+    for protocol in dtls.transport._connection._protocols:
+        protocol.datagram_received = lossy(protocol.datagram_received)
     return dropped
 
 
@@ -68,7 +69,7 @@ async def test_a_lossy_subscriber_keeps_decoding(
             raise AssertionError(
                 f"stalled after {frames} frames; dropped {dropped[:10]}; "
                 f"nacks {[s.nacks for s in subs]} resent {[s.retransmitted for s in subs]} "
-                f"live {[s.live for s in subs]} seq_offset {[s.seq_offset for s in subs]}"
+                f"live {[s.live for s in subs]}"
             ) from None
         frames += 1
 
@@ -81,8 +82,8 @@ async def test_a_lossy_subscriber_keeps_decoding(
 async def test_loss_from_the_publisher_is_repaired_by_its_retransmissions(
     server: RunningServer, make_client: MakeClient
 ) -> None:
-    # Lost on the way in: the server's receiver NACKs the publisher, whose RTX retransmission
-    # the publication unwraps and forwards under the lost packet's own number.
+    # Lost on the way in: the server NACKs the publisher (sfu.inbound notes the gap), whose
+    # RTX retransmission the publication unwraps and forwards under the lost number.
     alice = await make_client("loss-in", name="alice")
     await alice.publish(TestPatternTrack(320, 240, fps=30))
     (publisher,) = server.backend.participants()

@@ -9,7 +9,7 @@ from sfu.media import TestPatternTrack
 from sfu.metrics import LoopLagMonitor, MediaTotals
 from sfu.server import RunningServer
 from tests.conftest import MakeClient
-from tests.util import eventually_async, recv
+from tests.util import eventually, eventually_async, recv
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -134,7 +134,9 @@ async def test_counts_of_a_participant_that_left_are_kept(
     await bob.next_track()
     [pub] = [pub for p in server.backend.participants() for pub in p.publications.values()]
     [sub] = [s for p in server.backend.participants() for s in p.subscriptions.values()]
-    sub.packets += 1_000_000  # far above what forwarding adds meanwhile
+    await eventually(lambda: "" if sub.ready else "the subscription's sender has not started")
+    assert sub._output is not None
+    sub._output.packets += 1_000_000  # far above what forwarding adds meanwhile
     sub.nacks += 7
     pub.packets += 2_000_000
     before = await scrape(server)
@@ -192,7 +194,7 @@ class _Closable:
 
     def __init__(self) -> None:
         self.closed = False
-        self.packets = self.bytes = self.nacks = self.plis = 0
+        self.packets = self.payload_bytes = self.nacks = self.plis = 0
         self.publication = type("Pub", (), {"kind": "video"})()
 
 

@@ -1,0 +1,128 @@
+"""A lean receive path for a peer connection's RTP, past aiortc's queue, task, parser and receiver.
+
+aiortc hands every datagram from aioice to an asyncio queue; a task per DTLS transport awaits it,
+decrypts with pylibsrtp (two copies), parses the packet into objects (header extensions
+included), routes it and awaits the receiver, which runs a jitter buffer, a bandwidth estimator
+and statistics. A forwarding server needs four header fields and the payload. `RtpIngress`
+hooks the aioice connection's `data_received`: SRTP packets from SSRCs registered here are
+decrypted in place, in the socket's callback, and given to their handler; everything else (STUN
+answers aside, which aioice keeps: DTLS, RTCP, unregistered SSRCs) takes aiortc's path as before.
+
+A handler is `(payload_type, marker, sequence_number, timestamp, payload) -> None`.
+The caller learns the SSRCs from aiortc's path (sfu.rtc.fastpath.tap_rtp sees the first packets)
+and registers them; an ICE restart that replaces the connection is followed on the next register.
+
+The hook also drops two datagrams that would end aiortc's DTLS task, and with it the peer
+connection, whoever sent them (aioice passes on data from any address): an empty one (aiortc
+reads its first byte) and an SRTP one longer than pylibsrtp's buffer (its ValueError is not the
+error aiortc catches). `install()` puts it in place before any media flows.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from aiortc import RTCDtlsTransport
+from pylibsrtp._binding import ffi as _ffi
+from pylibsrtp._binding import lib as _srtp_lib
+
+Handler = Callable[[int, int, int, int, bytes], None]
+
+_srtp_unprotect = _srtp_lib.srtp_unprotect
+_header = struct.Struct("!BBHII").unpack_from
+_MAX_SRTP = 1500  # pylibsrtp's buffer
+
+
+class RtpIngress:
+    __slots__ = ("_conn", "_dtls", "_handlers", "_len", "_original", "dropped")
+
+    def __init__(self, dtls: RTCDtlsTransport) -> None:
+        self._dtls = dtls
+        self._handlers: dict[int, Handler] = {}
+        self._conn: Any = None
+        self._original: Callable[[bytes, int], None] | None = None
+        self._len = _ffi.new("int *")
+        self.dropped = 0  # datagrams dropped: failed SRTP (forged, replayed), malformed, oversized
+
+    @property
+    def dtls(self) -> RTCDtlsTransport:
+        return self._dtls
+
+    def register(self, ssrc: int, handler: Handler) -> None:
+        self._handlers[ssrc] = handler
+        self.install()
+
+    def unregister(self, ssrc: int) -> None:
+        self._handlers.pop(ssrc, None)
+
+    def close(self) -> None:
+        """Give the connection back its own `data_received`."""
+        self._handlers.clear()
+        self._uninstall()
+
+    def install(self) -> None:
+        """Hook the DTLS transport's current ICE connection (idempotent)."""
+        conn = self._dtls.transport._connection
+        if conn is self._conn:
+            return
+        self._uninstall()  # from a connection an ICE restart replaced
+        original = conn.data_received
+        take = self._take
+        handlers = self._handlers
+
+        def data_received(data: bytes, component: int) -> None:
+            n = len(data)
+            if n == 0 or (n > _MAX_SRTP and 127 < data[0] < 192):
+                self.dropped += 1
+                return
+            # RTP, not RTCP (RFC 5761 4: RTCP's packet types 192-223 sit in the second byte).
+            if 127 < data[0] < 192 and n >= 12 and not 191 < data[1] < 224:
+                handler = handlers.get(int.from_bytes(data[8:12], "big"))
+                if handler is not None and take(data, handler):
+                    return
+            original(data, component)
+
+        conn.data_received = data_received  # type: ignore[method-assign]
+        self._conn, self._original = conn, original
+
+    def _uninstall(self) -> None:
+        conn, original = self._conn, self._original
+        self._conn = self._original = None
+        if conn is None or original is None:
+            return
+        if getattr(original, "__func__", None) is type(conn).data_received:
+            del conn.data_received  # the class's own method again, and no cycle through us
+        else:
+            conn.data_received = original
+
+    def _take(self, data: bytes, handler: Handler) -> bool:
+        srtp = self._dtls._rx_srtp
+        if srtp is None:
+            return False  # not keyed yet: aiortc's path knows what to do
+        n = len(data)
+        buf = srtp._buffer
+        buf[0:n] = data
+        length = self._len
+        length[0] = n
+        if _srtp_unprotect(srtp._srtp[0], srtp._cdata, length):
+            self.dropped += 1
+            return True
+        n = length[0]
+        b0, b1, seq, timestamp, _ = _header(buf, 0)
+        start = 12 + 4 * (b0 & 0x0F)
+        if b0 & 0x10:  # a header extension: 4 bytes, then its length in 32-bit words
+            if start + 4 > n:
+                self.dropped += 1
+                return True
+            ext = buf[start + 2 : start + 4]
+            start += 4 + 4 * ((ext[0] << 8) | ext[1])
+        end = n
+        if b0 & 0x20:  # padding: its length is the last byte
+            end -= buf[n - 1 : n][0]
+        if start > end:
+            self.dropped += 1
+            return True
+        handler(b1 & 0x7F, b1 >> 7, seq, timestamp, buf[start:end])
+        return True

@@ -1,0 +1,355 @@
+"""Hooks: sfu.rtc.ingress (SRTP RTP straight from the socket), on a real pair over 127.0.0.1.
+
+The sender is plain aiortc: its packets carry header extensions (mid, abs-send-time...). What it
+sent is recorded in clear, before SRTP (its DTLS transport's `_send_rtp` is wrapped), so what a
+handler gets can be compared, field by field, with what aiortc's own parser makes of the packet.
+"""
+
+from __future__ import annotations
+
+import itertools
+import struct
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiortc import MediaStreamTrack, RTCPeerConnection
+from aiortc.codecs.vpx import VpxPayloadDescriptor
+from aiortc.rtp import RtpPacket, is_rtcp
+
+from sfu.media import TestPatternTrack
+from sfu.rtc import fastpath
+from sfu.rtc import receiver as rtc_receiver
+from sfu.rtc.ingress import RtpIngress
+from tests.rtc.pair import negotiate, new_pc
+from tests.util import eventually
+
+# (payload_type, marker, sequence_number, timestamp, payload), as a handler gets it
+Handled = tuple[int, int, int, int, bytes]
+
+
+@dataclass
+class Pair:
+    sender_pc: RTCPeerConnection
+    receiver_pc: RTCPeerConnection
+    sender_dtls: Any = None
+    receiver: Any = None
+    ssrc: int = 0
+    payload_type: int = 0
+    tapped: list[int] = field(default_factory=list)  # seqs aiortc's path saw (media SSRC)
+    sent: dict[int, bytes] = field(default_factory=dict)  # seq -> RTP in clear, as sent
+
+    @property
+    def dtls(self) -> Any:
+        return self.receiver.transport
+
+    @property
+    def conn(self) -> Any:
+        return self.receiver.transport.transport._connection
+
+    def counts(self) -> int:
+        """Media packets aiortc's receiver has counted."""
+        return rtc_receiver.rtp_counts(self.receiver)[0]
+
+
+def collect(into: list[Handled]) -> Callable[[int, int, int, int, bytes], None]:
+    def handler(pt: int, marker: int, seq: int, timestamp: int, payload: bytes) -> None:
+        assert isinstance(payload, bytes)
+        into.append((pt, marker, seq, timestamp, payload))
+
+    return handler
+
+
+def more(items: list[Any], n: int, what: str) -> Callable[[], str]:
+    """A check for eventually(): at least n more items than now."""
+    target = len(items) + n
+
+    def check() -> str:
+        return "" if len(items) >= target else f"{len(items)}/{target} {what}"
+
+    return check
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[Pair]:
+    sender_pc, receiver_pc = new_pc(), new_pc()
+    transceiver = sender_pc.addTransceiver(TestPatternTrack(160, 120), direction="sendonly")
+    p = Pair(sender_pc, receiver_pc)
+
+    @receiver_pc.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        receiver = receiver_pc.getTransceivers()[0].receiver
+
+        def tap(packet: RtpPacket) -> bool:
+            if packet.ssrc == p.ssrc:
+                p.tapped.append(packet.sequence_number)
+            return False  # aiortc still handles it
+
+        fastpath.tap_rtp(receiver, tap)
+
+    try:
+        await negotiate(sender_pc, receiver_pc)
+        p.ssrc = fastpath.ssrc(transceiver.sender)
+        (received,) = receiver_pc.getTransceivers()
+        p.receiver = received.receiver
+        codec = fastpath.negotiated_codec(received)
+        assert codec is not None and codec.mimeType == "video/VP8"
+        assert codec.payloadType is not None
+        p.payload_type = codec.payloadType
+
+        p.sender_dtls = dtls = transceiver.sender.transport
+        send_rtp = dtls._send_rtp
+
+        async def record(data: bytes) -> None:
+            if not is_rtcp(data) and int.from_bytes(data[8:12], "big") == p.ssrc:
+                p.sent[int.from_bytes(data[2:4], "big")] = data
+            await send_rtp(data)
+
+        dtls._send_rtp = record  # type: ignore[method-assign]
+        await eventually(more(p.tapped, 10, "packets on aiortc's path"), timeout=10)
+        yield p
+    finally:
+        await sender_pc.close()
+        await receiver_pc.close()
+
+
+async def test_registered_packets_skip_aiortc_and_match_its_parser(pair: Pair) -> None:
+    ingress = RtpIngress(pair.dtls)
+    assert ingress.dtls is pair.dtls
+    handled: list[Handled] = []
+    ingress.register(pair.ssrc, collect(handled))
+    assert "data_received" in vars(pair.conn)  # hooked on the instance
+
+    # Datagrams aioice queued before the hook still take aiortc's path: let them drain.
+    await eventually(more(handled, 10, "handled"), timeout=5)
+    counted, tapped = pair.counts(), len(pair.tapped)
+    assert counted > 0
+    await eventually(more(handled, 40, "handled"), timeout=10)
+    assert pair.counts() == counted, "aiortc's receiver still counts registered packets"
+    assert len(pair.tapped) == tapped, "aiortc's path still sees registered packets"
+    assert ingress.dropped == 0
+
+    seqs = [h[2] for h in handled]
+    assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs)), seqs
+    assert {h[0] for h in handled} == {pair.payload_type}
+    for (_, marker, _, ts, _), (_, _, _, next_ts, _) in itertools.pairwise(handled):
+        # A frame ends on its marker: the next packet starts another one (timestamp).
+        assert bool(marker) == (next_ts != ts), (marker, ts, next_ts)
+
+    # Field by field what aiortc's parser makes of the same packet, as the sender sent it.
+    with_extensions = 0
+    for pt, marker, seq, ts, payload in handled:
+        raw = pair.sent[seq]
+        with_extensions += bool(raw[0] & 0x10)
+        parsed = RtpPacket.parse(raw)
+        assert (pt, marker, seq, ts, payload) == (
+            parsed.payload_type,
+            parsed.marker,
+            parsed.sequence_number,
+            parsed.timestamp,
+            parsed.payload,
+        )
+    assert with_extensions == len(handled), "aiortc's sender sent no header extensions?"
+    ingress.close()
+
+
+async def test_payloads_start_with_the_vp8_descriptor_and_a_keyframe_arrives(
+    pair: Pair,
+) -> None:
+    ingress = RtpIngress(pair.dtls)
+    handled: list[Handled] = []
+    ingress.register(pair.ssrc, collect(handled))
+    await eventually(more(handled, 3, "handled"), timeout=5)
+    await pair.receiver._send_rtcp_pli(pair.ssrc)  # aiortc's encoder is pinned: ask for a key
+
+    def keyframe_tag(payload: bytes) -> bool:
+        descriptor, data = VpxPayloadDescriptor.parse(payload)
+        return bool(
+            descriptor.partition_start
+            and descriptor.partition_id == 0
+            and len(data) >= 6
+            and not data[0] & 0x01
+            and data[3:6] == b"\x9d\x01\x2a"
+        )
+
+    await eventually(
+        lambda: "" if any(keyframe_tag(h[4]) for h in handled) else "no keyframe", timeout=10
+    )
+    for *_, payload in handled:
+        descriptor, data = VpxPayloadDescriptor.parse(payload)  # raises on garbage
+        assert data
+        assert descriptor.partition_id == 0  # aiortc's VP8 packetizer: one partition
+    ingress.close()
+
+
+async def test_unregister_hands_the_packets_back_to_aiortc(pair: Pair) -> None:
+    ingress = RtpIngress(pair.dtls)
+    handled: list[Handled] = []
+    ingress.register(pair.ssrc, collect(handled))
+    await eventually(more(handled, 10, "handled"), timeout=5)
+
+    ingress.unregister(pair.ssrc)
+    ingress.unregister(pair.ssrc)  # twice: harmless
+    ingress.unregister(0x1234)  # never registered: harmless
+    stop = len(handled)
+    counted, tapped = pair.counts(), len(pair.tapped)
+    await eventually(more(pair.tapped, 10, "packets on aiortc's path again"), timeout=5)
+    await eventually(lambda: "" if pair.counts() > counted else "aiortc counts nothing")
+    assert len(handled) == stop
+    # Back where they left: the first one aiortc saw again follows the last one handled.
+    assert pair.tapped[tapped] == (handled[-1][2] + 1) & 0xFFFF
+    ingress.close()
+
+
+async def test_close_restores_data_received(pair: Pair) -> None:
+    conn = pair.conn
+    original = conn.data_received
+    ingress = RtpIngress(pair.dtls)
+    handled: list[Handled] = []
+    ingress.register(pair.ssrc, collect(handled))
+    assert conn.data_received != original
+    await eventually(more(handled, 5, "handled"), timeout=5)
+
+    ingress.close()
+    # The connection's own method again (close() puts the bound method back as an instance
+    # attribute rather than deleting the hook's: the same method all the same).
+    assert conn.data_received == original
+    assert conn.data_received == type(conn).data_received.__get__(conn)
+    assert conn.data_received.__func__ is type(conn).data_received
+    stop, counted = len(handled), pair.counts()
+    await eventually(more(pair.tapped, 10, "packets on aiortc's path again"), timeout=5)
+    await eventually(lambda: "" if pair.counts() > counted else "aiortc counts nothing")
+    assert len(handled) == stop
+    ingress.close()  # twice: harmless
+    assert conn.data_received == original
+
+    # Registering again hooks the connection again.
+    ingress.register(pair.ssrc, collect(handled))
+    await eventually(more(handled, 5, "handled after a new register"), timeout=5)
+    ingress.close()
+    assert conn.data_received == original
+
+
+def hold_one(conn: Any, ssrc: int) -> list[bytes]:
+    """Keep the next SRTP datagram of `ssrc` from the connection (as the network would lose
+    it) and return it, still encrypted, in the list; the ICE sockets' datagram callbacks are
+    wrapped (an aioice internal)."""
+    held: list[bytes] = []
+
+    def holding(receive: Callable[[bytes, Any], None]) -> Callable[[bytes, Any], None]:
+        def datagram_received(data: bytes, addr: Any) -> None:
+            if (
+                not held
+                and len(data) > 12
+                and 127 < data[0] < 192
+                and int.from_bytes(data[8:12], "big") == ssrc
+            ):
+                held.append(bytes(data))
+                return
+            receive(data, addr)
+
+        return datagram_received
+
+    for protocol in conn._protocols:
+        protocol.datagram_received = holding(protocol.datagram_received)
+    return held
+
+
+async def test_forged_packets_are_dropped_before_the_handler(pair: Pair) -> None:
+    ingress = RtpIngress(pair.dtls)
+    handled: list[Handled] = []
+    ingress.register(pair.ssrc, collect(handled))
+    await eventually(more(handled, 5, "handled"), timeout=5)
+    held = hold_one(pair.conn, pair.ssrc)
+    await eventually(lambda: "" if held else "no datagram held", timeout=5)
+    (data,) = held
+    seq = int.from_bytes(data[2:4], "big")
+    conn = pair.conn
+
+    def seen(seq: int) -> bool:
+        return any(h[2] == seq for h in handled)
+
+    bad_tag = bytearray(data)
+    bad_tag[-1] ^= 0x01  # the last byte of the authentication tag
+    bad_payload = bytearray(data)
+    bad_payload[len(data) // 2] ^= 0x80
+    conn.data_received(bytes(bad_tag), 1)
+    conn.data_received(bytes(bad_payload), 1)
+    assert ingress.dropped == 2
+    assert not seen(seq)
+    counted = pair.counts()
+
+    # The untouched original still gets through (libsrtp did not take the forgeries for it)...
+    conn.data_received(data, 1)
+    assert ingress.dropped == 2
+    assert seen(seq)
+    (got,) = [h for h in handled if h[2] == seq]
+    assert got[4] == RtpPacket.parse(pair.sent[seq]).payload
+    # ...once: a replay is dropped as well.
+    conn.data_received(data, 1)
+    assert ingress.dropped == 3
+    assert len([h for h in handled if h[2] == seq]) == 1
+    assert pair.counts() == counted  # none of them reached aiortc's receiver
+    ingress.close()
+
+
+def rtp(
+    pt: int,
+    seq: int,
+    ts: int,
+    ssrc: int,
+    payload: bytes,
+    *,
+    marker: int = 0,
+    csrcs: tuple[int, ...] = (),
+    extension: bytes | None = None,
+    padding: int = 0,
+    padding_byte: int | None = None,
+) -> bytes:
+    """An RTP packet in clear, by hand: CSRCs, a header extension, padding as asked."""
+    b0 = 0x80 | len(csrcs) | (0x10 if extension is not None else 0) | (0x20 if padding else 0)
+    out = struct.pack("!BBHII", b0, (marker << 7) | pt, seq, ts, ssrc)
+    out += b"".join(struct.pack("!I", c) for c in csrcs)
+    if extension is not None:
+        assert len(extension) % 4 == 0
+        out += struct.pack("!HH", 0xBEDE, len(extension) // 4) + extension
+    out += payload
+    if padding:
+        last = padding if padding_byte is None else padding_byte
+        out += bytes(padding - 1) + bytes([last])
+    return out
+
+
+async def test_csrcs_extensions_and_padding_are_stripped(pair: Pair) -> None:
+    # Packets written by hand, protected and sent by the sender's DTLS transport on an SSRC of
+    # their own (so they never collide with the real stream in libsrtp's replay window).
+    ssrc = 0x0A0B0C0D
+    ingress = RtpIngress(pair.dtls)
+    handled: list[Handled] = []
+    ingress.register(ssrc, collect(handled))
+    ext = bytes([0x10, 0x01, 0x22, 0x33, 0x44, 0x55, 0x00, 0x00])  # two elements, padded
+    packets = [
+        (rtp(100, 7, 900, ssrc, b"plain"), (100, 0, 7, 900, b"plain")),
+        (rtp(100, 8, 900, ssrc, b"csrc", csrcs=(1, 2)), (100, 0, 8, 900, b"csrc")),
+        (rtp(100, 9, 900, ssrc, b"ext", extension=ext), (100, 0, 9, 900, b"ext")),
+        (rtp(100, 10, 900, ssrc, b"pad", padding=4), (100, 0, 10, 900, b"pad")),
+        (
+            rtp(101, 11, 3900, ssrc, b"all", marker=1, csrcs=(3,), extension=ext, padding=7),
+            (101, 1, 11, 3900, b"all"),
+        ),
+        (rtp(100, 12, 3900, ssrc, b"", extension=ext), (100, 0, 12, 3900, b"")),
+    ]
+    for data, _ in packets:
+        parsed = RtpPacket.parse(data)  # what aiortc's parser would give
+        assert parsed.payload in (b"plain", b"csrc", b"ext", b"pad", b"all", b"")
+        await pair.sender_dtls._send_rtp(data)
+    await eventually(more(handled, len(packets), "hand-made packets"), timeout=5)
+    assert handled == [expected for _, expected in packets]
+    assert ingress.dropped == 0
+
+    # Padding longer than the payload and header: a broken packet, dropped.
+    await pair.sender_dtls._send_rtp(rtp(100, 13, 3900, ssrc, b"x", padding=4, padding_byte=200))
+    await eventually(lambda: "" if ingress.dropped == 1 else "not dropped", timeout=5)
+    assert len(handled) == len(packets)
+    ingress.close()
