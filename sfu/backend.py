@@ -17,7 +17,8 @@ logger = logging.getLogger(__name__)
 
 
 # How often subscriptions are given the chance to send an RTCP sender report (each sends one
-# every 0.5-1.5 s): one timer for the whole server rather than a task per subscriber.
+# every 0.5-1.5 s) and to follow their ICE pair, and publications to send their feedback: one
+# timer for the whole server rather than a task per subscriber.
 REPORT_INTERVAL = 0.25
 
 

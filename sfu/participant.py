@@ -30,6 +30,7 @@ from signaling.log import bind
 from .config import SfuConfig
 from .peerconfig import rtc_configuration
 from .publication import Publication
+from .rtc import dtls as rtc_dtls
 from .rtc import receiver as rtc_receiver
 from .rtc import rtcp
 from .rtc.ingress import RtpIngress
@@ -198,6 +199,7 @@ class Participant:
         transceivers = self.pc.getTransceivers()
         if transceivers:
             dtls = transceivers[0].receiver.transport
+            rtc_dtls.prefer_aes_128_gcm(dtls)  # before the handshake: ICE has not even begun
             rtcp.skip_receiver_reports(dtls)
             self._ingress(dtls).install()  # its guard against datagrams that end a connection
 

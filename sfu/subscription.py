@@ -157,13 +157,17 @@ class Subscription:
     # --- RTCP sender reports ------------------------------------------------------------------
 
     def report(self, now: float) -> None:
-        """Send an RTCP sender report when one is due (every 0.5-1.5 s, as aiortc would).
+        """Called every REPORT_INTERVAL: follow the nominated ICE pair, and send an RTCP sender
+        report when one is due (every 0.5-1.5 s, as aiortc would).
 
         Its clock pair keeps lip sync: the publisher's own (NTP, RTP) pair, shifted into our
         timestamps, once the publisher has sent one; until then, now and our latest timestamp.
         """
         output = self._output
-        if not self.live or output is None or now < self.next_report:
+        if not self.live or output is None:
+            return
+        output.refresh()  # the ICE pair forward() sends on, followed at this pace
+        if now < self.next_report:
             return
         self.next_report = now + random.uniform(0.5, 1.5)
         pub = self.publication

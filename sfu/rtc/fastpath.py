@@ -39,6 +39,7 @@ from pylibsrtp._binding import ffi as _ffi
 from pylibsrtp._binding import lib as _srtp_lib
 
 _srtp_protect = _srtp_lib.srtp_protect
+_srtp_protect_rtcp = _srtp_lib.srtp_protect_rtcp
 _pack_header = struct.Struct("!BBHII").pack_into
 _MAX_RTP = 1500 - 16 - 12  # pylibsrtp's buffer, less the largest SRTP trailer, less margin
 
@@ -82,29 +83,35 @@ def send_rtcp(dtls: RTCDtlsTransport, packet: bytes) -> bool:
     return True
 
 
+# One scratch buffer for every output: libsrtp protects wherever it is told to, and the packets
+# of one fan-out go out one after the other, so this stays in the cache where a buffer per
+# subscriber (pylibsrtp's own) would be another 1.5 KB to bring in for each.
+_SCRATCH = _ffi.new("char[]", 1500)
+_SCRATCH_BUFFER = _ffi.buffer(_SCRATCH)
+_SCRATCH_LEN = _ffi.new("int *")
+
+
 class RtpOutput:
     """Rewrite, SRTP-protect and send one stream's RTP on a sender's transport, with no coroutine
     per packet.
 
     `forward()` is the forwarding hot path: the header is rewritten into the stream's own SSRC,
-    payload type and numbering (the source's, shifted by fixed offsets), packed straight into
-    libsrtp's buffer and protected in place (pylibsrtp's own `protect()` allocates and copies
-    twice more per call). The UDP send goes to the nominated ICE pair, cached until aioice
-    nominates another pair or an ICE restart swaps the connection. On a plain UDP pair it goes
-    through a duplicate of that pair's socket: the event loop's transport would check its state,
-    convert the address and look for a write buffer on every call, and a datagram socket that
-    cannot take one more packet drops it either way.
+    payload type and numbering (the source's, shifted by fixed offsets), packed into a scratch
+    buffer with the payload and protected there, in place (pylibsrtp's own `protect()`
+    allocates and copies twice more per call). The UDP send goes to the ICE pair nominated when
+    `refresh()` last looked (the caller looks a few times a second: aioice may nominate another
+    pair, an ICE restart may swap the connection). On a plain UDP pair it goes through a
+    duplicate of that pair's socket: the event loop's transport would check its state, convert
+    the address and look for a write buffer on every call, and a datagram socket that cannot
+    take one more packet drops it either way.
     """
 
     __slots__ = (
         "_addr",
-        "_buf",
-        "_cdata",
         "_conn",
         "_ctx",
         "_dtls",
         "_ice",
-        "_len",
         "_pair",
         "_sendto",
         "_sock",
@@ -133,35 +140,32 @@ class RtpOutput:
         self.bytes = 0  # their payload bytes
 
     def bind(self) -> bool:
-        """Ready once DTLS is up (the SRTP keys exist)."""
+        """Ready once DTLS is up (the SRTP keys exist) and ICE has nominated a pair."""
         dtls = self._dtls
         srtp = getattr(dtls, "_tx_srtp", None)
         if dtls.state != "connected" or srtp is None:
             return False
-        # One buffer per session, as pylibsrtp has: protect works in place, in its buffer.
         self._ctx = srtp._srtp[0]
-        self._cdata = srtp._cdata
-        self._buf = srtp._buffer
-        self._len = _ffi.new("int *")
-        return True
+        return self.refresh()
+
+    def refresh(self) -> bool:
+        """Follow the nominated pair, if it changed; False when there is none."""
+        conn = self._ice._connection
+        if conn is self._conn and conn._nominated.get(1) is self._pair is not None:
+            return True
+        return self._repair(conn)
 
     def forward(self, seq: int, timestamp: int, marker: int, payload: bytes) -> bool:
         """Send one packet of the source (its numbering; no CSRCs, no extensions).
 
-        False when it could not go: the path is down, or it is too large.
+        False when it could not go: not bound, or too large, or the socket refused it.
         """
-        conn = self._ice._connection
-        if (
-            conn is not self._conn or conn._nominated.get(1) is not self._pair
-        ) and not self._repair(conn):
-            return False
-        ctx = self._ctx
+        sendto = self._sendto
         n = 12 + len(payload)
-        if ctx is None or n > _MAX_RTP:
+        if sendto is None or n > _MAX_RTP:
             return False
-        buf = self._buf
         _pack_header(
-            buf,
+            _SCRATCH_BUFFER,
             0,
             0x80,
             self.marker_pt[marker],
@@ -169,13 +173,12 @@ class RtpOutput:
             (timestamp + self.ts_offset) & 0xFFFFFFFF,
             self.ssrc,
         )
-        buf[12:n] = payload
-        length = self._len
-        length[0] = n
-        if _srtp_protect(ctx, self._cdata, length):
+        _SCRATCH_BUFFER[12:n] = payload
+        _SCRATCH_LEN[0] = n
+        if _srtp_protect(self._ctx, _SCRATCH, _SCRATCH_LEN):
             return False
         try:
-            self._sendto(buf[0 : length[0]], self._addr)  # type: ignore[misc]
+            sendto(_SCRATCH_BUFFER[0 : _SCRATCH_LEN[0]], self._addr)
         except OSError:
             return False  # e.g. the socket buffer is full (EAGAIN): a lost packet, as in UDP
         self.packets += 1
@@ -183,8 +186,21 @@ class RtpOutput:
         return True
 
     def send_rtcp(self, packet: bytes) -> bool:
-        """Protect and send one compound RTCP packet (rare: pylibsrtp's own call will do)."""
-        return send_rtcp(self._dtls, packet)
+        """Protect and send one compound RTCP packet (a sender report, once a second per
+        subscriber: in place and on the same socket too, which is half the cost)."""
+        sendto = self._sendto
+        n = len(packet)
+        if sendto is None or n > _MAX_RTP:
+            return False
+        _SCRATCH_BUFFER[0:n] = packet
+        _SCRATCH_LEN[0] = n
+        if _srtp_protect_rtcp(self._ctx, _SCRATCH, _SCRATCH_LEN):
+            return False
+        try:
+            sendto(_SCRATCH_BUFFER[0 : _SCRATCH_LEN[0]], self._addr)
+        except OSError:
+            return False
+        return True
 
     def close(self) -> None:
         """Release the socket duplicate (the pair's own socket is aioice's to close)."""
@@ -193,7 +209,6 @@ class RtpOutput:
         self._conn = self._pair = None
 
     def _repair(self, conn: Any) -> bool:
-        # Looked up again when the pair changes: an ICE restart may replace the connection.
         self._conn = conn
         pair = conn._nominated.get(1) if conn is not None else None
         self._pair = pair

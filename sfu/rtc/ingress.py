@@ -8,6 +8,10 @@ hooks the aioice connection's `data_received`: SRTP packets from SSRCs registere
 decrypted in place, in the socket's callback, and given to their handler; everything else (STUN
 answers aside, which aioice keeps: DTLS, RTCP, unregistered SSRCs) takes aiortc's path as before.
 
+SRTCP takes the same shortcut, since every subscriber sends a report a second: it is decrypted
+here, a compound of receiver reports only (which nothing here acts on) ends there, and anything
+else (feedback, SR, BYE) goes on, decrypted, to aiortc's RTCP handling.
+
 A handler is `(payload_type, marker, sequence_number, timestamp, payload) -> None`.
 The caller learns the SSRCs from aiortc's path (sfu.rtc.fastpath.tap_rtp sees the first packets)
 and registers them; an ICE restart that replaces the connection is followed on the next register.
@@ -20,6 +24,7 @@ error aiortc catches). `install()` puts it in place before any media flows.
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -28,15 +33,27 @@ from aiortc import RTCDtlsTransport
 from pylibsrtp._binding import ffi as _ffi
 from pylibsrtp._binding import lib as _srtp_lib
 
+from .rtcp import only_reports
+
 Handler = Callable[[int, int, int, int, bytes], None]
 
 _srtp_unprotect = _srtp_lib.srtp_unprotect
+_srtp_unprotect_rtcp = _srtp_lib.srtp_unprotect_rtcp
 _header = struct.Struct("!BBHII").unpack_from
 _MAX_SRTP = 1500  # pylibsrtp's buffer
 
 
 class RtpIngress:
-    __slots__ = ("_conn", "_dtls", "_handlers", "_len", "_original", "dropped")
+    __slots__ = (
+        "_conn",
+        "_dtls",
+        "_handlers",
+        "_len",
+        "_original",
+        "_tasks",
+        "dropped",
+        "reports",
+    )
 
     def __init__(self, dtls: RTCDtlsTransport) -> None:
         self._dtls = dtls
@@ -44,7 +61,9 @@ class RtpIngress:
         self._conn: Any = None
         self._original: Callable[[bytes, int], None] | None = None
         self._len = _ffi.new("int *")
+        self._tasks: set[asyncio.Task[None]] = set()  # RTCP on its way through aiortc
         self.dropped = 0  # datagrams dropped: failed SRTP (forged, replayed), malformed, oversized
+        self.reports = 0  # compound RTCP packets of receiver reports only, ended here
 
     @property
     def dtls(self) -> RTCDtlsTransport:
@@ -60,6 +79,8 @@ class RtpIngress:
     def close(self) -> None:
         """Give the connection back its own `data_received`."""
         self._handlers.clear()
+        for task in self._tasks:
+            task.cancel()
         self._uninstall()
 
     def install(self) -> None:
@@ -72,16 +93,22 @@ class RtpIngress:
         take = self._take
         handlers = self._handlers
 
+        take_rtcp = self._take_rtcp
+
         def data_received(data: bytes, component: int) -> None:
             n = len(data)
             if n == 0 or (n > _MAX_SRTP and 127 < data[0] < 192):
                 self.dropped += 1
                 return
-            # RTP, not RTCP (RFC 5761 4: RTCP's packet types 192-223 sit in the second byte).
-            if 127 < data[0] < 192 and n >= 12 and not 191 < data[1] < 224:
-                handler = handlers.get(int.from_bytes(data[8:12], "big"))
-                if handler is not None and take(data, handler):
-                    return
+            if 127 < data[0] < 192 and n >= 12:
+                # RTCP's packet types 192-223 sit in RTP's second byte (RFC 5761 4).
+                if 191 < data[1] < 224:
+                    if take_rtcp(data):
+                        return
+                else:
+                    handler = handlers.get(int.from_bytes(data[8:12], "big"))
+                    if handler is not None and take(data, handler):
+                        return
             original(data, component)
 
         conn.data_received = data_received  # type: ignore[method-assign]
@@ -96,6 +123,26 @@ class RtpIngress:
             del conn.data_received  # the class's own method again, and no cycle through us
         else:
             conn.data_received = original
+
+    def _take_rtcp(self, data: bytes) -> bool:
+        srtp = self._dtls._rx_srtp
+        if srtp is None:
+            return False
+        n = len(data)
+        buf, length = srtp._buffer, self._len
+        buf[0:n] = data
+        length[0] = n
+        if _srtp_unprotect_rtcp(srtp._srtp[0], srtp._cdata, length):
+            self.dropped += 1
+            return True
+        plain = buf[0 : length[0]]
+        if only_reports(plain):
+            self.reports += 1
+        else:
+            task = asyncio.ensure_future(self._dtls._handle_rtcp_data(plain))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return True
 
     def _take(self, data: bytes, handler: Handler) -> bool:
         srtp = self._dtls._rx_srtp

@@ -8,6 +8,7 @@ import asyncio
 from aiortc.mediastreams import AudioStreamTrack
 
 from sfu.media import TestPatternTrack
+from sfu.rtc import dtls as rtc_dtls
 from sfu.server import RunningServer
 from tests.browser.conftest import ARTIFACTS, OpenPage
 from tests.browser.roompage import RoomPage, describe_missing_media, frames_decoded
@@ -99,7 +100,7 @@ async def test_three_pages_see_and_hear_each_other(open_page: OpenPage) -> None:
 
 
 async def test_page_and_python_client_see_each_other(
-    open_page: OpenPage, make_client: MakeClient
+    server: RunningServer, open_page: OpenPage, make_client: MakeClient
 ) -> None:
     bot = await make_client("mixed", name="bot")
     await bot.publish(TestPatternTrack(320, 240, fps=15), AudioStreamTrack())
@@ -123,6 +124,10 @@ async def test_page_and_python_client_see_each_other(
     ]
     frame = await recv(video.track, 15)
     assert 0 < frame.width <= CAMERA_WIDTH
+    # Chromium agreed to the cheaper SRTP profile the server offers (sfu.rtc.dtls).
+    (on_server,) = [p for p in server.backend.participants() if p.id == page_peer]
+    dtls = on_server.pc.getTransceivers()[0].receiver.transport
+    assert rtc_dtls.selected_profile(dtls) == "SRTP_AEAD_AES_128_GCM"
     assert_no_console_errors(page)
 
 

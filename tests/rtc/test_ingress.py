@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.codecs.vpx import VpxPayloadDescriptor
-from aiortc.rtp import RtpPacket, is_rtcp
+from aiortc.rtp import RtcpPacket, RtcpPsfbPacket, RtpPacket, is_rtcp
 
 from sfu.media import TestPatternTrack
 from sfu.rtc import fastpath
@@ -353,3 +353,28 @@ async def test_csrcs_extensions_and_padding_are_stripped(pair: Pair) -> None:
     await eventually(lambda: "" if ingress.dropped == 1 else "not dropped", timeout=5)
     assert len(handled) == len(packets)
     ingress.close()
+
+
+async def test_reports_end_in_the_hook_and_feedback_reaches_aiortc(pair: Pair) -> None:
+    # The RTCP direction: the sender's transport hears the receiver's reports and feedback.
+    dtls = pair.sender_dtls
+    reached: list[bytes] = []
+    handle = dtls._handle_rtcp_data
+
+    async def spy(data: bytes) -> None:
+        reached.append(data)
+        await handle(data)
+
+    dtls._handle_rtcp_data = spy
+    ingress = RtpIngress(dtls)
+    ingress.install()
+    try:
+        # aiortc's receiver sends a receiver report every 0.5-1.5 s.
+        await eventually(lambda: "" if ingress.reports >= 2 else "no report yet", timeout=5)
+        assert reached == [] and ingress.dropped == 0
+        await pair.receiver._send_rtcp_pli(pair.ssrc)
+        await eventually(lambda: "" if reached else "the PLI did not reach aiortc", timeout=5)
+        (packet,) = RtcpPacket.parse(reached[0])  # decrypted, as aiortc's handler expects
+        assert isinstance(packet, RtcpPsfbPacket) and packet.media_ssrc == pair.ssrc
+    finally:
+        ingress.close()
