@@ -64,6 +64,7 @@ def _count_publication(tally: Tally, pub: Publication) -> None:
     tally["received_packets", kind] += pub.packets
     tally["received_bytes", kind] += pub.bytes
     tally["plis_sent", kind] += pub.keyframes.sent
+    tally["keyframe_replays", kind] += pub.replays
 
 
 def _count_subscription(tally: Tally, sub: Subscription) -> None:
@@ -196,6 +197,7 @@ class SfuCollector(Collector):
             ("nacks_received", "NACKed sequence numbers reported by subscribers"),
             ("plis_received", "PLI/FIR keyframe requests from subscribers"),
             ("plis_sent", "PLI keyframe requests sent to publishers (after throttling)"),
+            ("keyframe_replays", "subscriptions started on a recent keyframe from the ring"),
         ):
             values = {kind: tally[name, kind] for kind in KINDS}
             yield _by_kind(CounterMetricFamily, f"aiosfu_{name}", doc, values)

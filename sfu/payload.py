@@ -1,7 +1,8 @@
 """What the forwarder must know of payload formats: where a decoder can start.
 
-Packet-level (RTP payload) checks, for the hot path: they run only while some subscription
-waits for a keyframe. Frame-level checks for encoded frames live in sfu.rtc.receiver.
+Packet-level (RTP payload) checks: they run once per packet a publisher sends (not per
+subscriber), so that a publication knows where its latest keyframe starts. Frame-level checks
+for encoded frames live in sfu.rtc.receiver.
 """
 
 from __future__ import annotations

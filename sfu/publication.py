@@ -51,6 +51,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 RING_SIZE = 1024  # packets kept for retransmission: ~1 s of 8 Mbps video
+# A subscription that becomes ready starts on the latest keyframe, replayed from the ring with
+# what followed it, when that keyframe is at most this old and this many packets back: a
+# burst this short beats waiting for a new keyframe (a request, the publisher's encoder, the
+# trip). Older, it asks for a new one, as before.
+REPLAY_MAX_AGE = 0.5  # seconds
+REPLAY_MAX_PACKETS = 64
 RING_MASK = RING_SIZE - 1
 assert RING_SIZE & RING_MASK == 0, "the ring size must be a power of 2"
 
@@ -107,6 +113,9 @@ class Publication:
         self.stream: InboundStream | None = None  # the media SSRC's, on the lean path
         self.rtx_ssrc: int | None = None
         self.sender_report_at = 0.0  # time.monotonic() when `sender_report` arrived
+        self._last_seq: int | None = None  # the newest sequence number received
+        self._keyframe: tuple[int, float] | None = None  # where the latest keyframe starts, when
+        self.replays = 0  # subscriptions started on a replayed keyframe
         self.next_report = 0.0  # event-loop time of our next RR (+ REMB) to the publisher
         self.log = bind(log, track=self.id[:8], kind=self.kind)
         self._loop = asyncio.get_running_loop()
@@ -187,14 +196,39 @@ class Publication:
         self.last_timestamp = timestamp
         self.last_arrival = now
         self._ring[seq & RING_MASK] = (seq, timestamp, marker, payload)
-        keyframe = False
-        if (self.waiting > 0 or self.keyframes.outstanding) and self.keyframe_start(payload):
-            keyframe = True
-            self.keyframes.keyframe()
+        last = self._last_seq
+        if last is None or (seq - last) & 0xFFFF < 0x8000:
+            self._last_seq = seq
+        keyframe = self.keyframe_start(payload)
+        if keyframe:
+            self._keyframe = (seq, now)
+            if self.waiting > 0 or self.keyframes.outstanding:
+                self.keyframes.keyframe()
         for forward in self._forwarders:
             forward(seq, timestamp, marker, payload)
         for sub in self._pending:
             sub.offer(seq, timestamp, marker, payload, keyframe)
+
+    def start(self, subscription: Subscription) -> None:
+        """A subscription is ready to send: start it on the latest keyframe if that is recent
+        and the ring holds it, else ask the publisher for a new one."""
+        if self._keyframe is not None and self._last_seq is not None and self.kind == "video":
+            seq, at = self._keyframe
+            span = (self._last_seq - seq) & 0xFFFF
+            first = self.packet(seq)
+            if (
+                first is not None
+                and span < REPLAY_MAX_PACKETS
+                and time.monotonic() - at <= REPLAY_MAX_AGE
+            ):
+                subscription.offer(*first, True)
+                for i in range(1, span + 1):
+                    entry = self.packet((seq + i) & 0xFFFF)
+                    if entry is not None:  # a hole: the subscriber will NACK it
+                        subscription.forward(*entry)
+                self.replays += 1
+                return
+        self.request_keyframe()
 
     def packet(self, seq: int) -> RingEntry | None:
         """A recent packet by its (publisher) sequence number, for a retransmission."""

@@ -103,7 +103,7 @@ class Subscription:
             "subscriber %s: ready, waiting for a keyframe", self.subscriber_id
         )
         self.publication.waiting += 1
-        self.publication.request_keyframe()
+        self.publication.start(self)
 
     @property
     def packets(self) -> int:

@@ -84,6 +84,9 @@ class FakePublication:
     def request_keyframe(self) -> None:
         self.keyframe_requests += 1
 
+    def start(self, sub: Subscription) -> None:
+        self.request_keyframe()
+
     def packet(self, seq: int) -> tuple[int, int, int, bytes] | None:
         return self.ring.get(seq)
 
