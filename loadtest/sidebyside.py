@@ -1,6 +1,6 @@
 """Side-by-side benchmark: aiosfu and Janus VideoRoom, one scenario, one run, one machine.
 
-    python -m loadtest.sidebyside [--subscribers 10 --subscribers 25 --subscribers 50]
+    python -m loadtest.sidebyside [--subscribers 10 --subscribers 25 ...] (default: 10 25 50 100)
         [--duration 20] [--warmup 5] [--servers aiosfu,janus] [--event-loops 2] [--rounds 1]
         [--quiet 25] [--quiet-timeout 120] [--pin | --no-pin] [--json PATH]
 
@@ -100,7 +100,7 @@ PAUSE_BETWEEN_RUNS = 2.0  # let the last run's sockets and processes go before t
 
 @dataclass
 class SideBySideConfig:
-    bench: BenchConfig = field(default_factory=lambda: BenchConfig(subscribers=[10, 25, 50]))
+    bench: BenchConfig = field(default_factory=lambda: BenchConfig(subscribers=[10, 25, 50, 100]))
     servers: list[str] = field(default_factory=lambda: list(SERVERS))
     janus: JanusSettings = field(default_factory=JanusSettings)
     rounds: int = 1  # runs of each (server, N); the report shows the least disturbed one
@@ -464,7 +464,7 @@ def parse_args(argv: Sequence[str]) -> tuple[SideBySideConfig, str | None]:
     if any(n < 1 for n in args.subscribers or []):
         parser.error("N must be at least 1")
     bench = BenchConfig(
-        subscribers=args.subscribers or [10, 25, 50],
+        subscribers=args.subscribers or [10, 25, 50, 100],
         duration=args.duration,
         warmup=args.warmup,
         pin=args.pin,
