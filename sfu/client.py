@@ -227,7 +227,10 @@ class Client:
                 try:
                     await self._handle(msg)
                 except Exception:
-                    self.log.exception("failed to handle %s", type(msg).__name__)
+                    if self._closed:  # e.g. an answer to a socket close() already shut
+                        self.log.debug("closing: dropped %s", type(msg).__name__, exc_info=True)
+                    else:
+                        self.log.exception("failed to handle %s", type(msg).__name__)
         finally:
             if not self._welcome.done():
                 self._welcome.set_exception(ConnectionError("signaling socket closed"))

@@ -93,6 +93,8 @@ class Publication:
         self.payload_type: int = codec.payloadType
         self.rtx_payload_type = fastpath.rtx_payload_type(transceiver, self.payload_type)
         self.clock_rate: int = codec.clockRate
+        # Whether the publisher takes NACKs for this codec (browsers negotiate them for video).
+        self.nack = any(fb.type == "nack" and not fb.parameter for fb in codec.rtcpFeedback)
         self.keyframe_start = keyframe_check(codec.mimeType)
         self.relay = MediaRelay()
         self.keyframes = KeyframeThrottle(keyframe_interval)
@@ -170,7 +172,7 @@ class Publication:
             stream = self.stream
             if stream is not None and self.lean:
                 lost = stream.add(seq, timestamp, now)
-                if lost:
+                if lost and self.nack:
                     self._send_rtcp(rtcp.nack(self.rtcp_ssrc, stream.ssrc, lost))
         elif pt == self.rtx_payload_type:
             if len(payload) < 2:
@@ -248,7 +250,7 @@ class Publication:
         if not self.lean or self.closed or stream is None:
             return
         again = stream.nack_again()
-        if again:
+        if again and self.nack:
             self._send_rtcp(rtcp.nack(self.rtcp_ssrc, stream.ssrc, again))
         if now < self.next_report:
             return

@@ -13,10 +13,12 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from aiortc.mediastreams import AudioStreamTrack
+
 from sfu.media import TestPatternTrack
 from sfu.server import RunningServer
 from tests.conftest import MakeClient
-from tests.util import recv
+from tests.util import eventually, recv
 
 
 def drop_every(dtls: Any, n: int) -> list[int]:
@@ -101,3 +103,14 @@ async def test_loss_from_the_publisher_is_repaired_by_its_retransmissions(
     (publication,) = publisher.publications.values()
     assert frames > 60, f"only {frames} frames in 4 s with {len(dropped)} packets dropped"
     assert publication.retransmissions > 0
+
+
+async def test_only_codecs_negotiated_with_nack_get_nacks(
+    server: RunningServer, make_client: MakeClient
+) -> None:
+    alice = await make_client("nack-kinds", name="alice")
+    await alice.publish(TestPatternTrack(160, 120, fps=15), AudioStreamTrack())
+    (publisher,) = server.backend.participants()
+    await eventually(lambda: "" if len(publisher.publications) == 2 else "not published yet")
+    kinds = {pub.kind: pub.nack for pub in publisher.publications.values()}
+    assert kinds == {"video": True, "audio": False}  # aiortc offers no NACK for Opus
