@@ -99,26 +99,6 @@ def capture_encoded_frames(receiver: RTCRtpReceiver) -> EncodedFrameSink:
     return sink
 
 
-def media_ssrcs(receiver: RTCRtpReceiver) -> list[int]:
-    """SSRCs the receiver has seen media on (RTX SSRCs excluded), first seen first."""
-    remote: dict[int, Any] = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
-    rtx: dict[int, int] = receiver._RTCRtpReceiver__rtx_ssrc  # type: ignore[attr-defined]
-    return [ssrc for ssrc in remote if ssrc not in rtx]
-
-
-async def send_pli(receiver: RTCRtpReceiver) -> bool:
-    """Ask the remote sender for a keyframe (RTCP PLI on its media SSRC).
-
-    Returns False when no media has arrived yet, so there is no SSRC to name.
-    """
-    ssrcs = media_ssrcs(receiver)
-    if not ssrcs:
-        return False
-    for ssrc in ssrcs:
-        await receiver._send_rtcp_pli(ssrc)
-    return True
-
-
 def end_track(receiver: RTCRtpReceiver) -> None:
     """End the receiver's track now: its consumers (the relay) see the end of stream."""
     track: Any = receiver.track
