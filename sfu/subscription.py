@@ -30,6 +30,9 @@ from .rtc import sender as rtc_sender
 if TYPE_CHECKING:
     from .publication import Publication
 
+VIDEO_REPORT_INTERVAL = 1.0  # seconds, on average, between RTCP sender reports
+AUDIO_REPORT_INTERVAL = 5.0
+
 # (sequence number, timestamp, marker, payload), in the publisher's numbering
 Forward = Callable[[int, int, int, bytes], bool]
 
@@ -158,7 +161,7 @@ class Subscription:
 
     def report(self, now: float) -> None:
         """Called every REPORT_INTERVAL: follow the nominated ICE pair, and send an RTCP sender
-        report when one is due (every 0.5-1.5 s, as aiortc would).
+        report when one is due.
 
         Its clock pair keeps lip sync: the publisher's own (NTP, RTP) pair, shifted into our
         timestamps, once the publisher has sent one; until then, now and our latest timestamp.
@@ -169,8 +172,11 @@ class Subscription:
         output.refresh()  # the ICE pair forward() sends on, followed at this pace
         if now < self.next_report:
             return
-        self.next_report = now + random.uniform(0.5, 1.5)
+        # Randomised over 0.5-1.5 intervals (RFC 3550 6.2): 1 s for video, 5 s for audio, as
+        # libwebrtc and mediasoup space theirs (an audio stream's RTCP share is small).
         pub = self.publication
+        interval = AUDIO_REPORT_INTERVAL if pub.kind == "audio" else VIDEO_REPORT_INTERVAL
+        self.next_report = now + random.uniform(0.5, 1.5) * interval
         if pub.sender_report is not None:
             ntp, rtp = pub.sender_report
         else:
