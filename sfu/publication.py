@@ -180,10 +180,13 @@ class Publication:
             seq = (payload[0] << 8) | payload[1]
             if self._have(seq):
                 return  # a probe or a duplicate: subscribers have it
+            if self.lean and self.stream is not None and not self.stream.recovered(seq):
+                # Not a hole we asked to fill: a bandwidth probe resending a packet the ring has
+                # already dropped, or an answer given up on. Forwarded, a packet that old would
+                # make subscribers' jitter buffers take it for a restart of the stream.
+                return
             payload = payload[2:]
             self.retransmissions += 1
-            if self.stream is not None:
-                self.stream.recovered(seq)
         else:
             return
         self._on_media(seq, timestamp, marker, payload, now)

@@ -10,6 +10,7 @@ number: the subscriber's SRTP never saw the lost original).
 from __future__ import annotations
 
 import asyncio
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -114,3 +115,33 @@ async def test_only_codecs_negotiated_with_nack_get_nacks(
     await eventually(lambda: "" if len(publisher.publications) == 2 else "not published yet")
     kinds = {pub.kind: pub.nack for pub in publisher.publications.values()}
     assert kinds == {"video": True, "audio": False}  # aiortc offers no NACK for Opus
+
+
+async def test_a_retransmission_nobody_asked_for_is_not_forwarded(
+    server: RunningServer, make_client: MakeClient
+) -> None:
+    # Chromium probes bandwidth by resending old packets on its RTX stream. One the ring still
+    # holds is a duplicate; one it has dropped must not reach subscribers either: a packet that
+    # old would look like a restart of the stream to their jitter buffers.
+    alice = await make_client("probe", name="alice")
+    await alice.publish(TestPatternTrack(160, 120, fps=30))
+    bob = await make_client("probe", name="bob")
+    remote = await bob.next_track()
+    await recv(remote.track, 5)
+    (publisher,) = [p for p in server.backend.participants() if p.id == alice.peer_id]
+    (publication,) = publisher.publications.values()
+    assert publication.lean and publication.stream is not None
+    assert alice.pc is not None
+    (sender,) = [s for s in alice.pc.getSenders() if s.track and s.track.kind == "video"]
+    assert publication.rtx_payload_type is not None
+    old = (publication.stream.max_seq - 3000) & 0xFFFF  # long gone from the ring
+    before = publication.retransmissions
+    for i, seq in enumerate((old, (old + 1) & 0xFFFF)):
+        probe = struct.pack(
+            "!BBHII", 0x80, publication.rtx_payload_type, 40000 + i, 0, sender._rtx_ssrc
+        )
+        await sender.transport._send_rtp(probe + seq.to_bytes(2, "big") + b"\x10stale")
+    for _ in range(15):  # bob keeps decoding, and nothing of the probes was forwarded
+        await recv(remote.track, 3)
+    assert publication.retransmissions == before
+    assert publication.stream.received > 0 and not publication.stream.missing
