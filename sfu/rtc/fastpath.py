@@ -140,13 +140,15 @@ class RtpOutput:
         self.bytes = 0  # their payload bytes
 
     def bind(self) -> bool:
-        """Ready once DTLS is up (the SRTP keys exist) and ICE has nominated a pair."""
+        """Ready once DTLS is up (the SRTP keys exist). ICE has nominated a pair by then; were
+        it not so, packets would be refused until a refresh() found one."""
         dtls = self._dtls
         srtp = getattr(dtls, "_tx_srtp", None)
         if dtls.state != "connected" or srtp is None:
             return False
         self._ctx = srtp._srtp[0]
-        return self.refresh()
+        self.refresh()
+        return True
 
     def refresh(self) -> bool:
         """Follow the nominated pair, if it changed; False when there is none."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.rtp import RtpPacket
+from pylibsrtp import Policy, Session
 
 from sfu.media import TestPatternTrack
 from sfu.rtc import fastpath, rtcp
@@ -114,3 +116,30 @@ async def test_output_refuses_before_dtls() -> None:
         assert not output.forward(1, 1, 0, b"\x00")
     finally:
         await pc.close()
+
+
+def test_output_follows_the_nominated_pair_on_refresh() -> None:
+    # Stand-ins for the DTLS transport -> ICE transport -> aioice connection -> pair chain
+    # (a pair whose protocol is not aioice's StunProtocol is sent to through its transport).
+    sent: dict[str, list[bytes]] = {"a": [], "b": []}
+
+    def pair(name: str) -> SimpleNamespace:
+        wire = SimpleNamespace(sendto=lambda data, addr: sent[name].append(data))
+        return SimpleNamespace(protocol=SimpleNamespace(transport=wire), remote_addr=(name, 9))
+
+    policy = Policy(key=bytes(30), ssrc_type=Policy.SSRC_ANY_OUTBOUND)
+    nominated: dict[int, SimpleNamespace] = {}
+    ice = SimpleNamespace(_connection=SimpleNamespace(_nominated=nominated))
+    dtls = SimpleNamespace(state="connected", _tx_srtp=Session(policy=policy), transport=ice)
+    output = fastpath.RtpOutput(SimpleNamespace(transport=dtls, _ssrc=7), 96)  # type: ignore[arg-type]
+
+    assert output.bind()  # keyed; no pair yet: packets are refused until a refresh finds one
+    assert not output.forward(1, 0, 0, b"x") and not output.refresh()
+    nominated[1] = pair("a")
+    assert output.refresh() and output.forward(2, 0, 0, b"x")
+    nominated[1] = pair("b")  # aioice nominated another pair: followed on the next refresh only
+    assert output.forward(3, 0, 0, b"x")
+    assert output.refresh() and output.forward(4, 0, 0, b"x")
+    assert [len(sent["a"]), len(sent["b"])] == [2, 1]
+    output.close()
+    assert not output.forward(5, 0, 0, b"x")
