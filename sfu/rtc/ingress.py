@@ -5,8 +5,9 @@ decrypts with pylibsrtp (two copies), parses the packet into objects (header ext
 included), routes it and awaits the receiver, which runs a jitter buffer, a bandwidth estimator
 and statistics. A forwarding server needs four header fields and the payload. `RtpIngress`
 hooks the aioice connection's `data_received`: SRTP packets from SSRCs registered here are
-decrypted in place, in the socket's callback, and given to their handler; everything else (STUN
-answers aside, which aioice keeps: DTLS, RTCP, unregistered SSRCs) takes aiortc's path as before.
+decrypted in place, in the socket's callback, and given to their handler; DTLS, and RTP from
+SSRCs not registered (yet), take aiortc's path as before (STUN never reaches the hook: aioice
+keeps it).
 
 SRTCP takes the same shortcut, since every subscriber sends a report a second: it is decrypted
 here, a compound of receiver reports only (which nothing here acts on) ends there, and anything
