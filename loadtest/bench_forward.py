@@ -21,6 +21,7 @@ import random
 import resource
 import socket
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 from aioice.ice import StunProtocol
@@ -28,13 +29,6 @@ from pylibsrtp import Policy, Session
 
 from sfu.rtc.fastpath import RtpOutput
 from sfu.subscription import Subscription
-
-
-class _Chain:
-    """Stands in for aiortc's sender -> DTLS -> ICE -> aioice objects RtpOutput walks."""
-
-    def __init__(self, **attrs: Any) -> None:
-        self.__dict__.update(attrs)
 
 
 class _Publication:
@@ -67,7 +61,7 @@ def _cpu() -> tuple[float, float]:
 
 async def run(subscribers: int, packets: int) -> dict[str, float]:
     loop = asyncio.get_running_loop()
-    no_connection: Any = _Chain(protocol_lost=lambda protocol: None)  # it only sends here
+    no_connection: Any = SimpleNamespace(protocol_lost=lambda protocol: None)  # it only sends here
     transport, protocol = await loop.create_datagram_endpoint(
         lambda: StunProtocol(no_connection), local_addr=("127.0.0.1", 0)
     )
@@ -84,13 +78,14 @@ async def run(subscribers: int, packets: int) -> dict[str, float]:
             srtp_profile=Policy.SRTP_PROFILE_AEAD_AES_256_GCM,
         )
         policy.allow_repeat_tx = True  # as aiortc sets it: NACKed packets go out again
-        pair = _Chain(protocol=protocol, remote_addr=sink.getsockname())
-        dtls = _Chain(
+        # Stand-ins for the sender -> DTLS -> ICE -> aioice pair chain RtpOutput walks.
+        pair = SimpleNamespace(protocol=protocol, remote_addr=sink.getsockname())
+        dtls = SimpleNamespace(
             state="connected",
             _tx_srtp=Session(policy=policy),
-            transport=_Chain(_connection=_Chain(_nominated={1: pair})),
+            transport=SimpleNamespace(_connection=SimpleNamespace(_nominated={1: pair})),
         )
-        sender = _Chain(transport=dtls, _ssrc=random.getrandbits(32))
+        sender = SimpleNamespace(transport=dtls, _ssrc=random.getrandbits(32))
         output = RtpOutput(sender, 96)  # type: ignore[arg-type]
         assert output.bind()
         sub = Subscription(publication, "bench")  # type: ignore[arg-type]

@@ -39,7 +39,6 @@ import itertools
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -47,8 +46,7 @@ import time
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
 import aiohttp
 from aiortc import (
@@ -64,7 +62,7 @@ from aiortc import (
 from sfu.rtc import receiver as rtc_receiver
 from sfu.rtc.ice import set_ice_addresses
 
-from . import procstat
+from .child import ChildProcess
 
 HOST = "127.0.0.1"
 PLUGIN = "janus.plugin.videoroom"
@@ -194,8 +192,10 @@ def write_config(settings: JanusSettings, folder: Path) -> Path:
     return folder / "janus.jcfg"
 
 
-class JanusProcess:
+class JanusProcess(ChildProcess):
     """Janus with its own configuration folder; the CPU and memory readings of its process."""
+
+    name = "Janus"
 
     def __init__(
         self,
@@ -205,26 +205,12 @@ class JanusProcess:
     ) -> None:
         self.settings = settings or JanusSettings()
         self.startup_timeout = startup_timeout
-        # Pinned like loadtest.serverproc.ServerProcess: at the spawn, again once it listens.
-        self.cpus = frozenset(cpus) if cpus is not None else None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._proc: asyncio.subprocess.Process | None = None
-        self._output: IO[bytes] | None = None
-        self._final_output = ""
+        super().__init__(cpus)  # pinned at the spawn, and again once it listens
 
     @property
     def url(self) -> str:
         return f"ws://{HOST}:{self.settings.ws_port}"
-
-    @property
-    def pid(self) -> int:
-        if self._proc is None:
-            raise RuntimeError("Janus is not started")
-        return self._proc.pid
-
-    @property
-    def returncode(self) -> int | None:
-        return None if self._proc is None else self._proc.returncode
 
     @property
     def config_dir(self) -> Path:
@@ -232,54 +218,17 @@ class JanusProcess:
             raise RuntimeError("Janus is not started")
         return Path(self._tmp.name)
 
-    def cpu_seconds(self) -> float:
-        return procstat.cpu_seconds(self.pid)
-
-    def rss_bytes(self) -> int:
-        return procstat.rss_bytes(self.pid)
-
-    def output(self) -> str:
-        if self._output is None:
-            return self._final_output
-        self._output.flush()
-        with open(self._output.fileno(), "rb", closefd=False) as f:
-            f.seek(0)
-            return f.read().decode(errors="replace")
-
     async def start(self) -> JanusProcess:
         binary = janus_binary()
         if binary is None:
             raise FileNotFoundError("janus is not installed (apt-get install -y janus)")
         self._tmp = tempfile.TemporaryDirectory(prefix="aiosfu-janus-")
         jcfg = write_config(self.settings, self.config_dir)
-        self._output = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop())
-        self._proc = await asyncio.create_subprocess_exec(
-            binary,
-            "-F",
-            str(self.config_dir),
-            "-C",
-            str(jcfg),
-            "--disable-colors",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=self._output,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        try:
-            self._pin()
-            await self._wait_listening()
-            self._pin()  # threads started before the first call kept their mask
-        except BaseException:
-            await self.stop()
-            raise
+        argv = [binary, "-F", str(self.config_dir), "-C", str(jcfg), "--disable-colors"]
+        await self._spawn(argv)
         return self
 
-    def _pin(self) -> None:
-        if self.cpus is None:
-            return
-        with contextlib.suppress(ProcessLookupError):  # _wait_listening reports a dead Janus
-            procstat.pin_process(self.pid, self.cpus)
-
-    async def _wait_listening(self) -> None:
+    async def _wait_ready(self) -> None:  # it listens on its WebSocket port
         deadline = time.monotonic() + self.startup_timeout
         while True:
             if (rc := self.returncode) is not None:
@@ -296,36 +245,12 @@ class JanusProcess:
             await asyncio.sleep(0.1)
 
     async def stop(self, timeout: float = 10.0) -> int | None:
-        """SIGTERM to this pid only (Janus shuts down cleanly), SIGKILL if it lingers."""
-        proc = self._proc
-        if proc is not None and proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), timeout)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGKILL)
-                await proc.wait()
-        if self._output is not None:
-            self._final_output = self.output()
-            self._output.close()
-            self._output = None
+        """SIGTERM (Janus shuts down cleanly), SIGKILL if it lingers; then its config folder."""
+        returncode = await super().stop(timeout)
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
-        return None if proc is None else proc.returncode
-
-    async def __aenter__(self) -> JanusProcess:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
+        return returncode
 
 
 # --- the Janus API over WebSocket -------------------------------------------------------------
