@@ -91,7 +91,7 @@ async def run(subscribers: int, packets: int) -> dict[str, float]:
         sub = Subscription(publication, "bench")  # type: ignore[arg-type]
         sub._output, sub.ready = output, True
         publication.waiting += 1
-        sub.offer(0, 0, 0, b"\x00", True)  # a keyframe: live from now on
+        sub.try_start(0, 0, 0, b"\x00", True)  # a keyframe: live from now on
 
     payload = os.urandom(1000)
     subs = tuple(publication.subscriptions)

@@ -6,7 +6,7 @@ Two fan-outs hang off the publisher's receiver:
   it, to each Subscription, which rewrites its header and sends it (sfu.rtc.fastpath). A ring of
   recent packets serves the subscribers' NACKs.
 - Encoded frames, for anything that wants media objects: the receiver's frames (sfu.rtc.receiver)
-  go through an aiortc MediaRelay, so `subscribe()` works for a bot that decodes, a recorder or
+  go through an aiortc MediaRelay, so `frames()` works for a bot that decodes, a recorder or
   any aiortc consumer.
 
 Until something subscribes to frames, the publication takes the lean path: aiortc's receiver
@@ -14,7 +14,7 @@ never sees a packet (no jitter buffer, no frames, no bandwidth estimator), the p
 known SSRCs come straight from the socket (sfu.rtc.ingress), and the publisher's feedback is
 ours: NACKs for what it lost on the way (sfu.inbound), receiver reports, and a REMB that caps it
 at `max_bitrate`, as Janus's `bitrate` does. Its first packets always come through aiortc's
-path, which is how the SSRCs are learnt. The first `subscribe()` hands everything back to
+path, which is how the SSRCs are learnt. The first `frames()` hands everything back to
 aiortc's receiver, for good.
 
 Keyframe requests from all subscribers are throttled here. Closed by its Participant; close()
@@ -100,7 +100,7 @@ class Publication:
         self.keyframes = KeyframeThrottle(keyframe_interval)
         self.closed = False
         self.subscriptions: tuple[Subscription, ...] = ()
-        # The hot loop's two lists: the live subscriptions' forward(), the others' offer().
+        # The hot loop's two lists: the live subscriptions' forward(), the others' try_start().
         self._forwarders: tuple[Forward, ...] = ()
         self._pending: tuple[Subscription, ...] = ()
         self.waiting = 0  # subscriptions ready to forward but waiting for a keyframe
@@ -212,7 +212,7 @@ class Publication:
         for forward in self._forwarders:
             forward(seq, timestamp, marker, payload)
         for sub in self._pending:
-            sub.offer(seq, timestamp, marker, payload, keyframe)
+            sub.try_start(seq, timestamp, marker, payload, keyframe)
 
     def start(self, subscription: Subscription) -> None:
         """A subscription is ready to send: start it on the latest keyframe if that is recent
@@ -226,7 +226,7 @@ class Publication:
                 and span < REPLAY_MAX_PACKETS
                 and time.monotonic() - at <= REPLAY_MAX_AGE
             ):
-                subscription.offer(*first, True)
+                subscription.try_start(*first, True)
                 for i in range(1, span + 1):
                     entry = self.packet((seq + i) & 0xFFFF)
                     if entry is not None:  # a hole: the subscriber will NACK it
@@ -300,7 +300,7 @@ class Publication:
 
     # --- encoded frames, for aiortc consumers -------------------------------------------------
 
-    def subscribe(self) -> MediaStreamTrack:
+    def frames(self) -> MediaStreamTrack:
         """A new consumer of this publication's encoded frames (`av.Packet`s)."""
         if self.lean:
             # From now on aiortc's receiver sees every packet: it assembles the frames, and

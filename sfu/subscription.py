@@ -9,7 +9,7 @@ waits, and whenever the subscriber reports picture loss.
 The subscriber's aiortc RTCRtpSender is kept for what it does well (SDP, feedback routing) but is
 given an IdleTrack: packets go out through sfu.rtc.fastpath.RtpOutput, and sender reports from
 `report()` (sfu.rtc.rtcp), cheaper than the sender's own RTCP task.
-Until a keyframe passes, the publication offers it every packet (`offer()`); from then on it
+Until a keyframe passes, the publication hands it every packet (`try_start()`); from then on it
 calls the output's `forward()` directly, the hot path: no await, no logging, one header and one
 send. Closed by its Participant; close() is idempotent.
 """
@@ -119,7 +119,9 @@ class Subscription:
 
     # --- until a keyframe ----------------------------------------------------------------------
 
-    def offer(self, seq: int, timestamp: int, marker: int, payload: bytes, keyframe: bool) -> None:
+    def try_start(
+        self, seq: int, timestamp: int, marker: int, payload: bytes, keyframe: bool
+    ) -> None:
         """A packet, while waiting for a keyframe to start on (a decoder can only start there)."""
         if not (self.ready and keyframe):
             self.dropped += 1

@@ -1,4 +1,4 @@
-"""Session: one client WebSocket; Participant: one stay of that session in a room.
+"""Session: one client WebSocket; Membership: one stay of that session in a room.
 
 A Session reads frames in order and handles each to completion before reading the next, so one
 client's backend calls never overlap (what signaling.backend promises the media plane) and a client
@@ -9,8 +9,8 @@ Everything the server sends goes through one queue per session, drained by one w
 keep their order, never block the caller and never raise into it, which is what lets the roster
 broadcast and the backend signal (PeerSignals methods are synchronous) from anywhere.
 
-A Participant is the PeerSignals handed to MediaBackend.join. It exists per join, not per socket,
-so a MediaPeer that keeps talking after its participant left cannot reach the client's next stay.
+A Membership is the PeerSignals handed to MediaBackend.join. It exists per join, not per socket,
+so a MediaPeer that keeps talking after its membership ended cannot reach the client's next stay.
 Until the `welcome` is queued it holds what the backend signals, since the backend may offer
 during join and a client must see `welcome` first.
 """
@@ -57,7 +57,7 @@ from signaling.roster import Roster
 MAX_OUTBOX: Final = 1024
 
 
-class Participant:
+class Membership:
     def __init__(
         self, session: Session, room: str, peer_id: str, name: str | None, log: ContextLogger
     ) -> None:
@@ -134,7 +134,7 @@ class Session:
         self._config = config
         self._roster = roster
         self.log = log
-        self.participant: Participant | None = None
+        self.membership: Membership | None = None
         self._lock = asyncio.Lock()
         self._outbox: asyncio.Queue[Msg] = asyncio.Queue()
         self._closed = False
@@ -156,7 +156,7 @@ class Session:
             async with self._lock:
                 await self._leave("disconnected")
             writer.cancel()
-            # Pending media-failure tasks find the participant gone and return at once.
+            # Pending media-failure tasks find the membership gone and return at once.
             await asyncio.gather(writer, *self._tasks, return_exceptions=True)
             self._finished.set()
 
@@ -178,8 +178,8 @@ class Session:
             return
         self._outbox.put_nowait(msg)
 
-    def media_failed(self, participant: Participant, reason: str) -> None:
-        self._spawn(self._media_failed(participant, reason))
+    def media_failed(self, membership: Membership, reason: str) -> None:
+        self._spawn(self._media_failed(membership, reason))
 
     async def _read_loop(self) -> None:
         while True:
@@ -266,27 +266,27 @@ class Session:
                 assert_never(msg)
 
     def _joined(self, tag: str) -> MediaPeer:
-        if self.participant is None or self.participant.media is None:
+        if self.membership is None or self.membership.media is None:
             raise ProtocolError(ErrorCode.NOT_JOINED, f"`{tag}` before `join`: join a room first")
-        return self.participant.media
+        return self.membership.media
 
     async def _join(self, msg: Join) -> None:
-        if (current := self.participant) is not None:
+        if (current := self.membership) is not None:
             raise ProtocolError(
                 ErrorCode.ALREADY_JOINED,
                 f"already in room {current.room!r} as {current.peer_id}; send `leave` first",
             )
         peer_id = self._roster.new_peer_id()
         log = bind(self.log, room=msg.room, peer=peer_id)
-        participant = Participant(self, msg.room, peer_id, msg.name, log)
+        membership = Membership(self, msg.room, peer_id, msg.name, log)
         try:
-            participant.media = await self._backend.join(msg.room, peer_id, participant)
+            membership.media = await self._backend.join(msg.room, peer_id, membership)
         except BaseException:
-            participant.detach()
+            membership.detach()
             self._roster.release(peer_id)
             raise
-        self.participant = participant
-        others = self._roster.add(participant)
+        self.membership = membership
+        others = self._roster.add(membership)
         self.send(
             Welcome(
                 peer_id=peer_id,
@@ -298,28 +298,28 @@ class Session:
                 resume_token=secrets.token_urlsafe(16),
             )
         )
-        participant.release()
+        membership.release()
         log.info("joined as %r; %d others in the room", msg.name, len(others))
 
     async def _leave(self, reason: LeaveReason) -> None:
-        """Take the current participant out of its room and close its media. Call under _lock."""
-        participant, self.participant = self.participant, None
-        if participant is None:
+        """Take the current membership out of its room and close its media. Call under _lock."""
+        membership, self.membership = self.membership, None
+        if membership is None:
             return
-        participant.detach()
-        self._roster.remove(participant, reason)
+        membership.detach()
+        self._roster.remove(membership, reason)
         try:
-            if participant.media is not None:
-                await participant.media.close()
+            if membership.media is not None:
+                await membership.media.close()
         except Exception:
-            participant.log.exception("closing the media peer failed")
-        participant.log.info("left: %s", reason)
+            membership.log.exception("closing the media peer failed")
+        membership.log.info("left: %s", reason)
 
-    async def _media_failed(self, participant: Participant, reason: str) -> None:
+    async def _media_failed(self, membership: Membership, reason: str) -> None:
         async with self._lock:
-            if self.participant is not participant:
+            if self.membership is not membership:
                 return  # left or disconnected meanwhile
-            participant.log.warning("media failed: %s", reason)
+            membership.log.warning("media failed: %s", reason)
             self._send_error(
                 ErrorCode.MEDIA_FAILED,
                 f"the media connection failed ({reason}); you left the room, join again to retry",

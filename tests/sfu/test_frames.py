@@ -48,7 +48,7 @@ async def test_subscribe_hands_the_publication_to_aiortc_and_yields_encoded_fram
     assert rtc_receiver.rtp_counts(publication.receiver) == (0, 0, 0)
     requested = publication.keyframes.sent
 
-    track = publication.subscribe()
+    track = publication.frames()
     assert not publication.lean
 
     loop = asyncio.get_running_loop()
@@ -63,7 +63,7 @@ async def test_subscribe_hands_the_publication_to_aiortc_and_yields_encoded_fram
     assert key.time_base == fractions.Fraction(1, 90000)
     assert key.pts is not None and key.size > 0
     assert bytes(key)[0] & 0x01 == 0  # a VP8 key frame's tag
-    assert publication.keyframes.sent > requested, "subscribe() asked for no keyframe"
+    assert publication.keyframes.sent > requested, "frames() asked for no keyframe"
     # Frames go on after the keyframe, with growing timestamps.
     after = [await recv(track, 3) for _ in range(3)]
     pts = [key.pts, *(p.pts for p in after)]
@@ -76,7 +76,7 @@ async def test_subscribe_hands_the_publication_to_aiortc_and_yields_encoded_fram
     assert not publication.lean
 
     # A second consumer works too, and does not bring the lean path back.
-    second = publication.subscribe()
+    second = publication.frames()
     assert isinstance(await recv(second, 5), av.Packet)
     assert not publication.lean
 

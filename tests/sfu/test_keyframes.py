@@ -79,7 +79,7 @@ class FakePublication:
         for forward in list(self.forwarders):
             forward(seq, ts, marker, payload)
         for sub in list(self.pending):
-            sub.offer(seq, ts, marker, payload, keyframe)
+            sub.try_start(seq, ts, marker, payload, keyframe)
 
     def request_keyframe(self) -> None:
         self.keyframe_requests += 1
