@@ -35,7 +35,7 @@ from .rtc import receiver as rtc_receiver
 from .rtc import rtcp
 from .rtc.ingress import RtpIngress
 from .rtc.offer import create_offer
-from .sdpcheck import check_description
+from .sdpcheck import check_description, drop_empty_bundle
 from .subscription import Subscription
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ class Participant:
             await self._set_remote(sdp, "offer")
             answer = await self.pc.createAnswer()
             await self.pc.setLocalDescription(answer)
-            self.signals.send_answer(self.pc.localDescription.sdp)
+            self.signals.send_answer(drop_empty_bundle(self.pc.localDescription.sdp))
             self.signals.send_candidate(None)
             self._publish_new_tracks()
             self._unpublish_stopped_tracks()
@@ -200,6 +200,7 @@ class Participant:
         if transceivers:
             dtls = transceivers[0].receiver.transport
             rtc_dtls.prefer_aes_128_gcm(dtls)  # before the handshake: ICE has not even begun
+            rtc_dtls.accept_rsa_peers(dtls)  # we are the DTLS client when answering
             rtcp.skip_receiver_reports(dtls)
             self._ingress(dtls).install()  # its guard against datagrams that end a connection
 

@@ -1,12 +1,15 @@
-"""Checks on a client's SDP before aiortc applies it.
+"""Checks on a client's SDP before aiortc applies it, and one fix to aiortc's answers.
 
 aiortc applies some broken descriptions and only fails later, leaving the connection half
-changed (with no rollback to undo it): "v=0" and a line of garbage parse as an offer with no
-m-lines, and answering it then crashes. What we refuse here never reaches the connection.
+changed (with no rollback to undo it): its parser skips lines it does not know, so "v=0" and a
+line of garbage parse as a description with no m-lines. What we refuse here never reaches the
+connection. A well-formed description with no m-lines is valid, though: GStreamer's webrtcbin
+offers one as soon as it starts with nothing to send, and it gets an answer with none either.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from aiortc import sdp as aiortc_sdp
@@ -14,6 +17,23 @@ from aiortc import sdp as aiortc_sdp
 from signaling.backend import NegotiationError
 
 MEDIA_KINDS = ("audio", "video", "application")
+_LINE = re.compile(r"[a-z]=")
+_EMPTY_BUNDLE = re.compile(r"^a=group:BUNDLE *\r?\n", re.MULTILINE)
+
+
+def _check_lines(text: str, kind: str) -> None:
+    """RFC 8866's frame: `<type>=<value>` lines, v=0 first, then o=, s= and t= lines."""
+    lines = [line for line in text.splitlines() if line]
+    if not lines or lines[0] != "v=0":
+        raise NegotiationError("bad_sdp", f"the {kind} is not SDP: it does not start with v=0")
+    for number, line in enumerate(lines, 1):
+        if not _LINE.match(line):
+            raise NegotiationError(
+                "bad_sdp", f"the {kind} is not valid SDP: line {number} is {line[:40]!r}"
+            )
+    for field in "ost":
+        if not any(line.startswith(f"{field}=") for line in lines):
+            raise NegotiationError("bad_sdp", f"the {kind} has no {field}= line")
 
 
 def check_description(
@@ -24,13 +44,12 @@ def check_description(
     `negotiated` lists the connection's m-lines so far, in order, as (mid, kind): a new
     description must keep them all, in place (m-lines are never removed, only disabled).
     """
+    _check_lines(text, kind)
     try:
         description = aiortc_sdp.SessionDescription.parse(text)
     except Exception as exc:  # the parser raises whatever the bad line makes it raise
         raise NegotiationError("bad_sdp", f"the {kind} is not valid SDP: {exc}") from None
     media = description.media
-    if not media:
-        raise NegotiationError("bad_sdp", f"the {kind} has no m-lines")
     for i, m in enumerate(media):
         if m.kind not in MEDIA_KINDS:
             raise NegotiationError("bad_sdp", f"m-line {i} has unknown media kind {m.kind!r}")
@@ -53,3 +72,9 @@ def check_description(
                 "bad_sdp", f"m-line {i} is {got}, expected {(mid, media_kind)} as negotiated"
             )
     return description
+
+
+def drop_empty_bundle(sdp: str) -> str:
+    """aiortc answers an offer with no m-lines with `a=group:BUNDLE ` (an empty group, and a
+    trailing space): leave the group out, as browsers do when there is nothing to bundle."""
+    return _EMPTY_BUNDLE.sub("", sdp)

@@ -1,9 +1,15 @@
-"""Hook: sfu.rtc.dtls (the SRTP profiles a server-side DTLS transport offers), on a real pair."""
+"""Hooks: sfu.rtc.dtls (the SRTP profiles and cipher suites of a server-side DTLS transport), on
+real pairs, in both DTLS roles, against a peer with an ECDSA certificate (aiortc, browsers) and
+one with an RSA certificate (as GStreamer's webrtcbin 1.22 has)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from aiortc import RTCPeerConnection
+from aiortc.rtcdtlstransport import RTCCertificate, generate_certificate
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sfu.media import TestPatternTrack
 from sfu.rtc import dtls as rtc_dtls
@@ -11,43 +17,90 @@ from tests.rtc.pair import new_pc
 from tests.util import eventually
 
 
-def dtls_of(pc: RTCPeerConnection) -> object:
+class RsaCertificate(RTCCertificate):
+    """A peer that is not aiortc: an RSA certificate and OpenSSL's own choice of suites."""
+
+    @classmethod
+    def generate(cls) -> RsaCertificate:
+        key: Any = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        return cls(key=key, cert=generate_certificate(key))
+
+    def _create_ssl_context(self, srtp_profiles: list[Any]) -> Any:
+        context = super()._create_ssl_context(srtp_profiles)
+        context.set_cipher_list(b"HIGH:!aNULL")
+        return context
+
+
+def rsa_pc() -> RTCPeerConnection:
+    pc = new_pc()
+    pc._RTCPeerConnection__certificates = [RsaCertificate.generate()]  # type: ignore[attr-defined]
+    return pc
+
+
+def dtls_of(pc: RTCPeerConnection) -> Any:
     return pc.getTransceivers()[0].receiver.transport
 
 
-async def handshake(hooked: str | None) -> list[str | None]:
-    """Connect an offerer and an answerer, the hook on one of them (or neither); returns the
-    profile each side ended up with."""
-    offerer, answerer = new_pc(), new_pc()
+async def handshake(hooked: str | None, rsa_side: str | None = None) -> list[tuple[Any, ...]]:
+    """Connect an offerer (the DTLS server: aiortc answers `setup:active`) and an answerer (the
+    DTLS client), the hooks on one of them (or neither), an RSA certificate on one of them (or
+    neither); returns each side's (state, SRTP profile, cipher suite)."""
+    offerer = rsa_pc() if rsa_side == "offerer" else new_pc()
+    answerer = rsa_pc() if rsa_side == "answerer" else new_pc()
     offerer.addTransceiver(TestPatternTrack(160, 120), direction="sendonly")
+    pcs = (offerer, answerer)
     try:
         await offerer.setLocalDescription(await offerer.createOffer())
         await answerer.setRemoteDescription(offerer.localDescription)
         # As sfu.participant does: right after the remote description, before any handshake.
-        if hooked == "offerer":
-            rtc_dtls.prefer_aes_128_gcm(dtls_of(offerer))  # type: ignore[arg-type]
-        elif hooked == "answerer":
-            rtc_dtls.prefer_aes_128_gcm(dtls_of(answerer))  # type: ignore[arg-type]
+        if hooked is not None:
+            dtls = dtls_of(offerer if hooked == "offerer" else answerer)
+            rtc_dtls.prefer_aes_128_gcm(dtls)
+            rtc_dtls.accept_rsa_peers(dtls)
         await answerer.setLocalDescription(await answerer.createAnswer())
         await offerer.setRemoteDescription(answerer.localDescription)
-        pcs = (offerer, answerer)
-        await eventually(
-            lambda: "" if all(pc.connectionState == "connected" for pc in pcs) else "connecting",
-            timeout=10,
-        )
-        return [rtc_dtls.selected_profile(dtls_of(pc)) for pc in pcs]  # type: ignore[arg-type]
+
+        def settled() -> str:
+            states = [dtls_of(pc).state for pc in pcs]
+            return "" if all(s in ("connected", "failed") for s in states) else f"DTLS {states}"
+
+        await eventually(settled, timeout=10)
+        return [
+            (
+                dtls_of(pc).state,
+                rtc_dtls.selected_profile(dtls_of(pc)),
+                rtc_dtls.selected_cipher(dtls_of(pc)),
+            )
+            for pc in pcs
+        ]
     finally:
         await offerer.close()
         await answerer.close()
 
 
 async def test_aiortc_alone_picks_aes_256_gcm() -> None:
-    assert await handshake(None) == ["SRTP_AEAD_AES_256_GCM"] * 2
+    both = ("connected", "SRTP_AEAD_AES_256_GCM", "ECDHE-ECDSA-AES128-GCM-SHA256")
+    assert await handshake(None) == [both, both]
 
 
+async def test_aiortc_alone_as_dtls_client_refuses_an_rsa_server() -> None:
+    """Why accept_rsa_peers exists: if aiortc ever offers RSA suites itself, it can go."""
+    states = [state for state, _, _ in await handshake(None, rsa_side="offerer")]
+    assert states == ["failed", "failed"]
+
+
+@pytest.mark.parametrize("peer_certificate", ["ecdsa", "rsa"])
 @pytest.mark.parametrize("side", ["offerer", "answerer"])  # the DTLS server, then the client
-async def test_the_hooked_side_gets_aes_128_gcm_in_either_dtls_role(side: str) -> None:
-    assert await handshake(side) == ["SRTP_AEAD_AES_128_GCM"] * 2
+async def test_the_hooked_side_connects_with_aes_128_gcm_in_either_role(
+    side: str, peer_certificate: str
+) -> None:
+    peer = "answerer" if side == "offerer" else "offerer"
+    rsa_side = peer if peer_certificate == "rsa" else None
+    sides = await handshake(side, rsa_side=rsa_side)
+    assert [state[:2] for state in sides] == [("connected", "SRTP_AEAD_AES_128_GCM")] * 2
+    # The DTLS server's certificate decides the suite (its order, the client's preference).
+    auth = "RSA" if rsa_side == "offerer" else "ECDSA"
+    assert sides[0][2] == sides[1][2] and sides[0][2].startswith(f"ECDHE-{auth}-"), sides
 
 
 def test_the_offer_keeps_a_profile_for_peers_without_gcm() -> None:

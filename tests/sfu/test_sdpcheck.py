@@ -1,0 +1,93 @@
+"""sfu.sdpcheck: what is refused before aiortc sees it, and an offer with no m-lines (valid SDP,
+GStreamer's webrtcbin sends one as soon as it starts) answered, with a real offer after it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import pytest
+from aiortc import RTCSessionDescription
+from aiortc import sdp as aiortc_sdp
+
+from sfu.media import TestPatternTrack
+from sfu.sdpcheck import check_description, drop_empty_bundle
+from sfu.server import RunningServer
+from signaling.backend import NegotiationError
+from tests.conftest import MakeClient
+from tests.rtc.pair import new_pc
+from tests.util import recv
+
+# As webrtcbin 1.22 offers it, before it has a transceiver.
+EMPTY_OFFER = (
+    "v=0\r\no=- 8099539900097342347 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+    "a=ice-options:trickle\r\na=group:BUNDLE\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("sdp", "reason"),
+    [
+        ("", "does not start with v=0"),
+        ("v=0\r\nthis is not an offer\r\n", "line 2 is 'this is not an offer'"),
+        ("o=- 1 1 IN IP4 0.0.0.0\r\nv=0\r\n", "does not start with v=0"),
+        ("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\nt=0 0\r\n", "has no s= line"),
+    ],
+)
+def test_what_is_not_sdp_is_refused(sdp: str, reason: str) -> None:
+    with pytest.raises(NegotiationError) as caught:
+        check_description(sdp, "offer", [])
+    assert caught.value.code == "bad_sdp"
+    assert reason in caught.value.message
+
+
+def test_an_offer_with_no_m_lines_is_valid_until_m_lines_were_negotiated() -> None:
+    assert check_description(EMPTY_OFFER, "offer", []).media == []
+    with pytest.raises(NegotiationError, match="must keep the 1 already negotiated"):
+        check_description(EMPTY_OFFER, "offer", [("0", "video")])
+
+
+def test_an_empty_bundle_group_is_left_out() -> None:
+    answer = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE \r\na=x\r\n"
+    assert drop_empty_bundle(answer) == "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=x\r\n"
+    bundled = "v=0\r\na=group:BUNDLE 0 1\r\n"
+    assert drop_empty_bundle(bundled) == bundled
+
+
+async def receive(ws: aiohttp.ClientWebSocketResponse, kind: str) -> dict[str, Any]:
+    """The next message of this type (others, like participant_joined, are skipped)."""
+    while True:
+        msg: dict[str, Any] = await asyncio.wait_for(ws.receive_json(), 10)
+        if msg["type"] == kind:
+            return msg
+        assert msg["type"] != "error", msg
+
+
+async def test_an_empty_offer_is_answered_and_the_real_offer_then_publishes(
+    server: RunningServer, make_client: MakeClient
+) -> None:
+    viewer = await make_client("empty", name="viewer")
+    pc = new_pc()
+    async with aiohttp.ClientSession() as session, session.ws_connect(server.url) as ws:
+        try:
+            await ws.send_json({"type": "join", "room": "empty", "name": "gst-like"})
+            await receive(ws, "welcome")
+            await ws.send_json({"type": "offer", "sdp": EMPTY_OFFER})
+            answer = (await receive(ws, "answer"))["sdp"]
+            assert (await receive(ws, "candidate"))["candidate"] is None
+            check_description(answer, "answer", [])  # well-formed
+            assert aiortc_sdp.SessionDescription.parse(answer).media == []
+            assert "a=group" not in answer
+
+            pc.addTransceiver(TestPatternTrack(320, 240, fps=15), direction="sendonly")
+            await pc.setLocalDescription(await pc.createOffer())
+            await ws.send_json({"type": "offer", "sdp": pc.localDescription.sdp})
+            answer = (await receive(ws, "answer"))["sdp"]
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+
+            remote = await viewer.next_track(timeout=10)
+            assert (await recv(remote.track, 15)).width == 320
+            assert not viewer.errors
+        finally:
+            await pc.close()
