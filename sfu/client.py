@@ -15,6 +15,15 @@ then offers the same tracks again on fresh transceivers.
 
 `decode=False` receives encoded frames (`av.Packet`) instead of decoded ones, as a forwarding
 bot or a load-test subscriber wants: no decoder is created.
+
+Each RemoteTrack says which codec it arrives in (`codec`) and carries a SenderClock (`clock`,
+sfu.senderclock), fed by the sender reports the server forwards: `clock.capture_time(pts)` is
+when a frame was captured by its publisher's clock, the same clock for all of its tracks (what
+a recorder aligns audio and video with). `role="recorder"` tells the others what this client
+is (`roles` holds everyone's). `disconnected` is set, with `disconnect_reason`, when the
+session ends without `close()`: the signaling socket closed, or the media connection failed or
+was refused. The client does not reconnect by itself (yet): a bot that must go on makes a new
+Client (sfu.record does).
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from types import TracebackType
 from typing import Any
 
@@ -36,16 +46,19 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc import sdp as aiortc_sdp
+from aiortc.codecs import is_rtx
 
 from signaling import protocol as proto
 from signaling.backend import IceServer
 from signaling.log import bind
 
 from .peerconfig import rtc_configuration
+from .rtc import fastpath
 from .rtc import receiver as rtc_receiver
 from .rtc.ice import set_ice_addresses
 from .rtc.offer import create_offer
 from .rtc.rollback import ice_role_set, rollback_offer
+from .senderclock import SenderClock
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +81,8 @@ class RemoteTrack:
     track: MediaStreamTrack
     mid: str
     ended: asyncio.Event = field(default_factory=asyncio.Event)
+    codec: str = ""  # the MIME type it is forwarded in, e.g. "video/VP8"
+    clock: SenderClock = field(default_factory=SenderClock)
 
 
 @dataclass
@@ -88,15 +103,18 @@ class Client:
         ice_servers: Sequence[IceServer] | None = None,
         ice_addresses: Sequence[str] | None = None,
         decode: bool = True,
+        role: proto.Role = "participant",
     ) -> None:
         self.url = url
         self.room = room
         self.name = name
         self.token = token
         self.decode = decode
+        self.role: proto.Role = role
         self.peer_id: str | None = None
         self.welcome: proto.Welcome | None = None
         self.participants: dict[str, str | None] = {}
+        self.roles: dict[str, proto.Role] = {}
         self.remote_tracks: dict[str, RemoteTrack] = {}  # by mid
         self.errors: list[ClientError] = []
         self.pc: RTCPeerConnection | None = None
@@ -123,6 +141,8 @@ class Client:
         # When the media connection first came up (loop time), for join-time measurements.
         self.connected_at: float | None = None
         self.connected = asyncio.Event()
+        self.disconnected = asyncio.Event()
+        self.disconnect_reason: str | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -130,7 +150,9 @@ class Client:
         self._session = aiohttp.ClientSession()
         self._ws = await self._session.ws_connect(self.url, heartbeat=20.0)
         self._reader = asyncio.ensure_future(self._read())
-        await self._send(proto.Join(room=self.room, name=self.name, token=self.token))
+        await self._send(
+            proto.Join(room=self.room, name=self.name, token=self.token, role=self.role)
+        )
         welcome: proto.Welcome = await asyncio.wait_for(asyncio.shield(self._welcome), timeout)
         return welcome
 
@@ -234,6 +256,14 @@ class Client:
         finally:
             if not self._welcome.done():
                 self._welcome.set_exception(ConnectionError("signaling socket closed"))
+            self._lost("signaling socket closed")
+
+    def _lost(self, reason: str) -> None:
+        if self._closed or self.disconnected.is_set():
+            return
+        self.log.warning("session lost: %s", reason)
+        self.disconnect_reason = reason
+        self.disconnected.set()
 
     async def _handle(self, msg: proto.ServerMessage) -> None:
         if isinstance(msg, proto.Welcome):
@@ -246,8 +276,10 @@ class Client:
             await self._on_candidate(msg.candidate)
         elif isinstance(msg, proto.ParticipantJoined):
             self.participants[msg.peer_id] = msg.name
+            self.roles[msg.peer_id] = msg.role
         elif isinstance(msg, proto.ParticipantLeft):
             self.participants.pop(msg.peer_id, None)
+            self.roles.pop(msg.peer_id, None)
         elif isinstance(msg, proto.Error):
             self._on_error(ClientError(str(msg.code), msg.message))
         elif (
@@ -262,6 +294,7 @@ class Client:
         self.peer_id = msg.peer_id
         self.log = bind(logger, room=self.room, peer=msg.peer_id)
         self.participants = {p.peer_id: p.name for p in msg.participants}
+        self.roles = {p.peer_id: p.role for p in msg.participants}
         servers = self._ice_servers
         if servers is None:
             servers = [
@@ -281,6 +314,8 @@ class Client:
         if state == "connected" and self.connected_at is None:
             self.connected_at = asyncio.get_running_loop().time()
             self.connected.set()
+        elif state in ("failed", "closed"):
+            self._lost(f"media connection {state}")
 
     def _on_error(self, error: ClientError) -> None:
         self.log.info("server error %s", error)
@@ -289,6 +324,8 @@ class Client:
             for _, waiter in self._publish_waiters:
                 if not waiter.done():
                     waiter.set_exception(error)
+        if error.code == "media_failed":  # the server took us out of the room
+            self._lost(str(error))
 
     # --- negotiation --------------------------------------------------------------------------
 
@@ -389,7 +426,7 @@ class Client:
             known = self.remote_tracks.get(mid)
             if sending and known is None:
                 stream_id = (media.msid or "").split(" ")[0]
-                remote = RemoteTrack(stream_id, media.kind, transceiver.receiver.track, mid)
+                remote = self._remote_track(stream_id, media, transceiver)
                 self.remote_tracks[mid] = remote
                 self._track_queue.put_nowait(remote)
                 for callback in self._track_callbacks:
@@ -399,3 +436,30 @@ class Client:
                 rtc_receiver.end_track(transceiver.receiver)
                 ended.append(transceiver.receiver)
         return ended
+
+    def _remote_track(
+        self, peer_id: str, media: Any, transceiver: RTCRtpTransceiver
+    ) -> RemoteTrack:
+        # The server lists the codec it forwards in first (sfu.rtc.fastpath.prefer_codec).
+        codec = next((c for c in media.rtp.codecs if not is_rtx(c)), None)
+        receiver = transceiver.receiver
+        clock = SenderClock(
+            codec.clockRate if codec is not None else 90_000,
+            partial(rtc_receiver.rtp_to_pts, receiver),
+        )
+        mid = transceiver.mid
+        assert mid is not None
+        fastpath.tap_sender_reports(receiver, partial(self._on_sender_report, mid))
+        return RemoteTrack(
+            peer_id,
+            media.kind,
+            receiver.track,
+            mid,
+            codec=codec.mimeType if codec is not None else "",
+            clock=clock,
+        )
+
+    def _on_sender_report(self, mid: str, ntp_timestamp: int, rtp_timestamp: int) -> None:
+        remote = self.remote_tracks.get(mid)
+        if remote is not None and not remote.ended.is_set():
+            remote.clock.add(ntp_timestamp, rtp_timestamp)

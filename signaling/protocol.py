@@ -31,6 +31,10 @@ CandidateLine = Annotated[str, msgspec.Meta(max_length=MAX_CANDIDATE_CHARS)]
 IceMode = Literal["all", "stun-only", "turn-only"]
 ICE_MODES: Final[tuple[str, ...]] = get_args(IceMode)
 LeaveReason = Literal["left", "disconnected", "failed"]
+# What a participant is, as the others see it: a person (or a bot taking part), or a recorder,
+# which only receives and which pages show as a "recording" badge (LiveKit's egress participant).
+Role = Literal["participant", "recorder"]
+ROLES: Final[tuple[str, ...]] = get_args(Role)
 
 
 class ErrorCode(StrEnum):
@@ -91,6 +95,7 @@ class Join(Msg, tag="join"):
     name: DisplayName | None = None
     token: Token | None = None
     resume: Token | None = None
+    role: Role = "participant"
 
 
 class Offer(Msg, tag="offer"):
@@ -126,11 +131,12 @@ class IceServerInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
     credential: str | None = None
 
 
-class ParticipantInfo(msgspec.Struct, kw_only=True):
-    """Another participant of the room."""
+class ParticipantInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Another participant of the room; `role` is left out for a plain participant."""
 
     peer_id: str
     name: str | None
+    role: Role = "participant"
 
 
 class Welcome(Msg, tag="welcome"):
@@ -145,10 +151,11 @@ class Welcome(Msg, tag="welcome"):
 
 
 class ParticipantJoined(Msg, tag="participant_joined"):
-    """Someone else entered the room."""
+    """Someone else entered the room; `role` is left out for a plain participant."""
 
     peer_id: str
     name: str | None
+    role: Role = "participant"
 
 
 class ParticipantLeft(Msg, tag="participant_left"):

@@ -16,6 +16,7 @@ from signaling.protocol import (
     ParticipantInfo,
     ParticipantJoined,
     ParticipantLeft,
+    Role,
 )
 
 
@@ -28,6 +29,9 @@ class Member(Protocol):
 
     @property
     def name(self) -> str | None: ...
+
+    @property
+    def role(self) -> Role: ...
 
     def send(self, msg: Msg) -> None:
         """Queue a message for this member's client; never raises, never blocks."""
@@ -56,10 +60,10 @@ class Roster:
         assert member.peer_id not in room, "a peer id joins a room once"
         others = list(room.values())
         room[member.peer_id] = member
-        joined = ParticipantJoined(peer_id=member.peer_id, name=member.name)
+        joined = ParticipantJoined(peer_id=member.peer_id, name=member.name, role=member.role)
         for other in others:
             other.send(joined)
-        return [ParticipantInfo(peer_id=o.peer_id, name=o.name) for o in others]
+        return [_info(o) for o in others]
 
     def remove(self, member: Member, reason: LeaveReason) -> None:
         """Take a member out of its room and tell the others. Idempotent."""
@@ -77,7 +81,8 @@ class Roster:
 
     def rooms(self) -> dict[str, list[ParticipantInfo]]:
         """A snapshot: room name -> participants, in joining order."""
-        return {
-            name: [ParticipantInfo(peer_id=m.peer_id, name=m.name) for m in room.values()]
-            for name, room in self._rooms.items()
-        }
+        return {name: [_info(m) for m in room.values()] for name, room in self._rooms.items()}
+
+
+def _info(member: Member) -> ParticipantInfo:
+    return ParticipantInfo(peer_id=member.peer_id, name=member.name, role=member.role)

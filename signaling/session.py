@@ -41,6 +41,7 @@ from signaling.protocol import (
     Ping,
     Pong,
     ProtocolError,
+    Role,
     ServerAnswer,
     ServerOffer,
     Welcome,
@@ -59,12 +60,19 @@ MAX_OUTBOX: Final = 1024
 
 class Membership:
     def __init__(
-        self, session: Session, room: str, peer_id: str, name: str | None, log: ContextLogger
+        self,
+        session: Session,
+        room: str,
+        peer_id: str,
+        name: str | None,
+        log: ContextLogger,
+        role: Role = "participant",
     ) -> None:
         self.session = session
         self.room = room
         self.peer_id = peer_id
         self.name = name
+        self.role: Role = role
         self.log = log
         self.media: MediaPeer | None = None
         self._held: list[Msg] | None = []
@@ -278,7 +286,7 @@ class Session:
             )
         peer_id = self._roster.new_peer_id()
         log = bind(self.log, room=msg.room, peer=peer_id)
-        membership = Membership(self, msg.room, peer_id, msg.name, log)
+        membership = Membership(self, msg.room, peer_id, msg.name, log, msg.role)
         try:
             membership.media = await self._backend.join(msg.room, peer_id, membership)
         except BaseException:
@@ -299,7 +307,7 @@ class Session:
             )
         )
         membership.release()
-        log.info("joined as %r; %d others in the room", msg.name, len(others))
+        log.info("joined as %r (%s); %d others in the room", msg.name, msg.role, len(others))
 
     async def _leave(self, reason: LeaveReason) -> None:
         """Take the current membership out of its room and close its media. Call under _lock."""

@@ -55,6 +55,7 @@ export interface Join {
   token?: string | null;
   /** at most 4096 characters */
   resume?: string | null;
+  role?: "participant" | "recorder";
 }
 
 /** Leave the room; the socket stays open and may join again. */
@@ -69,17 +70,19 @@ export interface Offer {
   sdp: string;
 }
 
-/** Another participant of the room. */
+/** Another participant of the room; `role` is left out for a plain participant. */
 export interface ParticipantInfo {
   peer_id: string;
   name: string | null;
+  role?: "participant" | "recorder";
 }
 
-/** Someone else entered the room. */
+/** Someone else entered the room; `role` is left out for a plain participant. */
 export interface ParticipantJoined {
   type: "participant_joined";
   peer_id: string;
   name: string | null;
+  role?: "participant" | "recorder";
 }
 
 /** Someone else left the room: on purpose, by losing its socket, or by a media failure. */

@@ -127,3 +127,19 @@ def rtp_counts(receiver: RTCRtpReceiver) -> tuple[int, int, int]:
             received += stream.packets_received
             expected += stream.packets_expected
     return received, expected, rtx
+
+
+def rtp_to_pts(receiver: RTCRtpReceiver, rtp_timestamp: int) -> int | None:
+    """The frame pts that an RTP timestamp of the receiver's stream stands for; None before the
+    first frame.
+
+    aiortc rebases frame timestamps to start at 0 and unwraps 32-bit wraparound (its private
+    TimestampMapper, state `_origin` and `_last`); a timestamp from elsewhere (a sender report)
+    is placed within 2**31 of the latest frame's, then rebased the same way.
+    """
+    mapper: Any = receiver._RTCRtpReceiver__timestamp_mapper  # type: ignore[attr-defined]
+    origin, last = mapper._origin, mapper._last
+    if origin is None or last is None:
+        return None
+    delta = ((rtp_timestamp - last + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+    return int(last - origin + delta)

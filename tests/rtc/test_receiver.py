@@ -109,3 +109,31 @@ async def test_capture_after_start_is_refused() -> None:
     finally:
         await sender_pc.close()
         await receiver_pc.close()
+
+
+async def test_rtp_timestamps_map_to_frame_pts() -> None:
+    sender_pc, receiver_pc = new_pc(), new_pc()
+    sender_pc.addTransceiver(TestPatternTrack(160, 120, fps=30), direction="sendonly")
+    first: list[int] = []
+    try:
+        await negotiate(sender_pc, receiver_pc)
+        receiver = receiver_pc.getTransceivers()[0].receiver
+        assert rtc_receiver.rtp_to_pts(receiver, 1234) is None  # no frame yet: no origin
+
+        def note_first(packet: Any) -> bool:
+            if not first:
+                first.append(packet.timestamp)
+            return False
+
+        fastpath.tap_rtp(receiver, note_first)
+        frame = await recv(receiver.track, 10)
+        second = await recv(receiver.track, 10)
+        origin = first[0]
+        assert frame.pts == 0 and rtc_receiver.rtp_to_pts(receiver, origin) == 0
+        assert rtc_receiver.rtp_to_pts(receiver, (origin + second.pts) & 0xFFFFFFFF) == second.pts
+        # A timestamp just before the origin, across a 32-bit wrap either way, stays close.
+        assert rtc_receiver.rtp_to_pts(receiver, (origin - 3000) & 0xFFFFFFFF) == -3000
+        assert rtc_receiver.rtp_to_pts(receiver, (origin + 90_000) & 0xFFFFFFFF) == 90_000
+    finally:
+        await sender_pc.close()
+        await receiver_pc.close()

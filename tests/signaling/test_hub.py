@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import aiohttp
+import msgspec
 import pytest
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -220,6 +221,29 @@ async def test_welcome_and_participant_joined(env: Env) -> None:
         ],
         "room2": [p.ParticipantInfo(peer_id=carol.peer_id, name="carol")],
     }
+
+
+async def test_a_recorder_is_announced_as_one(env: Env) -> None:
+    alice = await env.connect("alice")
+    await alice.join("room1", "Alice")
+    rec = await env.connect("rec")
+    await rec.send(p.Join(room="room1", name="rec", role="recorder"))
+    rec.peer_id = (await rec.next(p.Welcome)).peer_id
+    joined = await alice.next(p.ParticipantJoined)
+    assert (joined.peer_id, joined.role) == (rec.peer_id, "recorder")
+    # On the wire a plain participant's join carries no role; a recorder's does.
+    assert b'"role":"recorder"' in p.encode(joined)
+    bob = await env.connect("bob")
+    welcome = await bob.join("room1")
+    assert [(i.name, i.role) for i in welcome.participants] == [
+        ("Alice", "participant"),
+        ("rec", "recorder"),
+    ]
+    assert b'"role"' not in p.encode(await alice.next(p.ParticipantJoined))
+    assert b'"role"' not in msgspec.json.encode(welcome.participants[0])
+    await rec.next(p.ParticipantJoined)
+    await rec.send({"type": "join", "room": "room1", "role": "king"})
+    assert "role" in (await rec.error(ErrorCode.BAD_MESSAGE)).message
 
 
 async def test_welcome_comes_before_an_offer_made_during_join(env: Env) -> None:
