@@ -12,10 +12,14 @@ SEALED := $(shell [ "$$(id -u)" = 0 ] && command -v unshare >/dev/null && echo y
 # The browser tests drive Debian's chromium (tests/browser/); the page's modules are type-checked
 # by TypeScript from web/node_modules (npm ci, from web/package-lock.json).
 CHROMIUM := /usr/bin/chromium
+# GStreamer webrtcbin peers (tests/gstreamer/) run in the system python3 with `gi`: webrtcbin, DTLS
+# and SRTP (bad), libnice, VP8 and RTP (good), videotestsrc (base), and the typelibs.
+GST_PACKAGES := gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
+	gstreamer1.0-nice python3-gst-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0
 TSC      := web/node_modules/.bin/tsc
 NPM_STAMP := web/node_modules/.installed
 
-.PHONY: run test lint typecheck pytest bench schema tstypes chromium clean
+.PHONY: run test lint typecheck pytest bench schema tstypes chromium gstreamer clean
 
 $(STAMP): pyproject.toml
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
@@ -44,7 +48,16 @@ chromium:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	fi
 
-pytest: $(STAMP) chromium
+gstreamer:
+	@missing=""; for p in $(GST_PACKAGES); do \
+		[ "$$(dpkg-query -W -f='$${db:Status-Status}' $$p 2>/dev/null)" = installed ] \
+			|| missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+pytest: $(STAMP) chromium gstreamer
 ifeq ($(SEALED),yes)
 	unshare --net -- sh -c 'ip link set lo up && exec $(BIN)/python -m pytest $(PYTEST_ARGS)'
 else
