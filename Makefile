@@ -19,7 +19,7 @@ GST_PACKAGES := gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0
 TSC      := web/node_modules/.bin/tsc
 NPM_STAMP := web/node_modules/.installed
 
-.PHONY: run test lint typecheck pytest bench schema tstypes chromium gstreamer clean
+.PHONY: run test lint typecheck pytest bench schema tstypes chromium gstreamer coturn clean
 
 $(STAMP): pyproject.toml
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
@@ -57,7 +57,14 @@ gstreamer:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-pytest: $(STAMP) chromium gstreamer
+# coturn for the TURN tests (tests/turnserver.py starts its own on 127.0.0.1; Debian's package
+# leaves its system service disabled).
+coturn:
+	@if ! command -v turnserver >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq coturn; \
+	fi
+
+pytest: $(STAMP) chromium gstreamer coturn
 ifeq ($(SEALED),yes)
 	unshare --net -- sh -c 'ip link set lo up && exec $(BIN)/python -m pytest $(PYTEST_ARGS)'
 else

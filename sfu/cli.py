@@ -2,7 +2,9 @@
 loadtest.run.
 
 Every flag has an environment variable of the same meaning (flags win): HOST, PORT,
-ICE_ADDRESSES (comma-separated), ICE_MODE, ALLOWED_ORIGINS, MAX_BITRATE, LOG_LEVEL.
+ICE_ADDRESSES (comma-separated), ICE_MODE, STUN_URLS, TURN_URLS, TURN_SECRET, TURN_TTL,
+TURN_USERNAME, TURN_PASSWORD, ALLOWED_ORIGINS, MAX_BITRATE, LOG_LEVEL (README, "Configuration").
+A setting that cannot work stops the start with one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -15,16 +17,37 @@ import os
 import sys
 from collections.abc import Sequence
 
+from signaling.ice import DEFAULT_TURN_TTL, IceConfig, IceConfigError
 from signaling.protocol import ICE_MODES
 
 from .config import DEFAULT_MAX_BITRATE
 from .server import ServerConfig, serve_forever
+
+logger = logging.getLogger("sfu.cli")
 
 
 def _csv(value: str | None) -> list[str] | None:
     if not value:
         return None
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(value: str) -> float:
+    """Seconds, as `90`, `90s`, `30m`, `1h` or `1d`."""
+    text = value.strip().lower()
+    scale = _UNITS.get(text[-1:])
+    try:
+        seconds = float(text[:-1] if scale else text) * (scale or 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a duration (seconds, or 30s, 10m, 1h, 1d)"
+        ) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r}: a duration must be positive")
+    return seconds
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -40,7 +63,42 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="comma-separated local IPs that ICE gathers host candidates on "
         "(default: every interface but loopback, as aioice does)",
     )
-    serve.add_argument("--ice-mode", default=env.get("ICE_MODE", "all"), choices=ICE_MODES)
+    serve.add_argument(
+        "--ice-mode",
+        default=env.get("ICE_MODE", "all"),
+        choices=ICE_MODES,
+        help="all; stun-only (no TURN for clients); turn-only (every peer relays through TURN)",
+    )
+    serve.add_argument(
+        "--stun-urls",
+        default=env.get("STUN_URLS"),
+        help="comma-separated STUN URLs handed to clients (stun:HOST[:PORT])",
+    )
+    serve.add_argument(
+        "--turn-urls",
+        default=env.get("TURN_URLS"),
+        help="comma-separated TURN URLs handed to clients "
+        "(turn:HOST[:PORT][?transport=udp|tcp], turns:HOST[:PORT])",
+    )
+    serve.add_argument(
+        "--turn-secret",
+        default=env.get("TURN_SECRET"),
+        help="TURN REST shared secret (coturn's static-auth-secret); prefer the environment "
+        "variable, which other users cannot read in the process list",
+    )
+    serve.add_argument(
+        "--turn-ttl",
+        type=duration,
+        default=env.get("TURN_TTL", f"{DEFAULT_TURN_TTL:g}"),
+        help="how long minted TURN credentials are valid (default 1h); fresh ones are sent "
+        "at 3/4 of it",
+    )
+    serve.add_argument(
+        "--turn-username",
+        default=env.get("TURN_USERNAME"),
+        help="static TURN username (discouraged: use TURN_SECRET)",
+    )
+    serve.add_argument("--turn-password", default=env.get("TURN_PASSWORD"))
     serve.add_argument(
         "--allowed-origins",
         default=env.get("ALLOWED_ORIGINS"),
@@ -65,15 +123,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return loadtest_main(argv[1:])
     args = parse_args(argv)
+    try:
+        ice = IceConfig(
+            mode=args.ice_mode,
+            stun_urls=tuple(_csv(args.stun_urls) or ()),
+            turn_urls=tuple(_csv(args.turn_urls) or ()),
+            turn_secret=args.turn_secret or None,
+            turn_ttl=args.turn_ttl,
+            turn_username=args.turn_username or None,
+            turn_password=args.turn_password or None,
+        )
+    except IceConfigError as exc:
+        sys.stderr.write(f"aiosfu serve: {exc}\n")
+        return 2
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    logger.info("%s", ice.describe())
+    for warning in ice.warnings():
+        logger.warning("%s", warning)
     config = ServerConfig(
         host=args.host,
         port=args.port,
         ice_addresses=_csv(args.ice_addresses),
-        ice_mode=args.ice_mode,
+        ice=ice,
         allowed_origins=_csv(args.allowed_origins) or [],
         max_bitrate=args.max_bitrate,
     )

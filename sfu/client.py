@@ -24,6 +24,12 @@ is (`roles` holds everyone's). `disconnected` is set, with `disconnect_reason`, 
 session ends without `close()`: the signaling socket closed, or the media connection failed or
 was refused. The client does not reconnect by itself (yet): a bot that must go on makes a new
 Client (sfu.record does).
+
+ICE servers and mode come from `welcome` (`ice_servers=` overrides the servers; in turn-only
+mode an override with no TURN server keeps the welcome's, since relay-only needs a relay).
+Fresh TURN credentials (`ice_servers` messages) are kept for the next gathering. A relay-only
+client whose TURN allocation fails is `disconnected` at once, with a reason naming TURN, where
+aiortc alone would stay `new` for ever (sfu.rtc.ice.turn_failure); it leaves the room.
 """
 
 from __future__ import annotations
@@ -55,12 +61,17 @@ from signaling.log import bind
 from .peerconfig import rtc_configuration
 from .rtc import fastpath
 from .rtc import receiver as rtc_receiver
-from .rtc.ice import set_ice_addresses
+from .rtc.ice import set_ice_addresses, turn_failure
+from .rtc.iceservers import set_ice_servers
 from .rtc.offer import create_offer
 from .rtc.rollback import ice_role_set, rollback_offer
 from .senderclock import SenderClock
 
 logger = logging.getLogger(__name__)
+
+
+class ConnectionFailed(ConnectionError):
+    """The media connection cannot be made (a TURN allocation failed, say); see the message."""
 
 
 class ClientError(Exception):
@@ -143,6 +154,7 @@ class Client:
         self.connected = asyncio.Event()
         self.disconnected = asyncio.Event()
         self.disconnect_reason: str | None = None
+        self.ice_mode = "all"  # from welcome
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -194,6 +206,8 @@ class Client:
 
     async def publish(self, *tracks: MediaStreamTrack, timeout: float = 10.0) -> None:
         """Send these tracks to the room; returns once the server has accepted them."""
+        if self.disconnected.is_set():
+            raise ConnectionFailed(self.disconnect_reason or "disconnected")
         waiter = asyncio.get_running_loop().create_future()
         self._publish_waiters.append((set(tracks), waiter))
         self._to_publish.extend(tracks)
@@ -266,6 +280,10 @@ class Client:
         self.disconnected.set()
 
     async def _handle(self, msg: proto.ServerMessage) -> None:
+        if self.disconnected.is_set() and isinstance(
+            msg, proto.ServerOffer | proto.ServerAnswer | proto.Candidate
+        ):
+            return  # left the room: nothing to negotiate
         if isinstance(msg, proto.Welcome):
             self._on_welcome(msg)
         elif isinstance(msg, proto.ServerOffer):
@@ -282,6 +300,8 @@ class Client:
             self.roles.pop(msg.peer_id, None)
         elif isinstance(msg, proto.Error):
             self._on_error(ClientError(str(msg.code), msg.message))
+        elif isinstance(msg, proto.IceServers):
+            self._on_ice_servers(msg)
         elif (
             isinstance(msg, proto.Pong)
             and isinstance(msg.id, int)
@@ -295,17 +315,53 @@ class Client:
         self.log = bind(logger, room=self.room, peer=msg.peer_id)
         self.participants = {p.peer_id: p.name for p in msg.participants}
         self.roles = {p.peer_id: p.role for p in msg.participants}
-        servers = self._ice_servers
-        if servers is None:
-            servers = [
-                IceServer(urls=list(s.urls), username=s.username, credential=s.credential)
-                for s in msg.ice_servers
-            ]
-        self.pc = RTCPeerConnection(rtc_configuration(servers, msg.ice_mode))
+        self.ice_mode = msg.ice_mode
+        self.pc = RTCPeerConnection(rtc_configuration(self._servers(msg.ice_servers), msg.ice_mode))
         self.pc.on("track", self._on_pc_track)
         self.pc.on("connectionstatechange", self._on_connection_state)
         if not self._welcome.done():
             self._welcome.set_result(msg)
+
+    def _servers(self, offered: Sequence[proto.IceServerInfo]) -> list[IceServer]:
+        servers = [
+            IceServer(urls=list(s.urls), username=s.username, credential=s.credential)
+            for s in offered
+        ]
+        override = self._ice_servers
+        if override is None:
+            return servers
+        if self.ice_mode == "turn-only" and not any(_is_turn(s) for s in override):
+            return override + [s for s in servers if _is_turn(s)]
+        return override
+
+    def _on_ice_servers(self, msg: proto.IceServers) -> None:
+        """Fresh TURN credentials: for the next gathering (a restart), not the running one."""
+        if self.pc is not None and self.welcome is not None:
+            set_ice_servers(
+                self.pc, rtc_configuration(self._servers(msg.ice_servers), self.ice_mode)
+            )
+            self.log.debug("fresh ICE servers for the next gathering")
+
+    async def _relay_failed(self) -> bool:
+        """After gathering: relay-only with no relay candidate fails now, naming TURN."""
+        if self.pc is None or (reason := turn_failure(self.pc)) is None:
+            return False
+        await self._fail(f"TURN relay unavailable: {reason}")
+        return True
+
+    async def _fail(self, reason: str) -> None:
+        """The media connection cannot be made: leave the room, and say why (`disconnected`)."""
+        if self._closed or self.disconnected.is_set():
+            return
+        for _, waiter in self._publish_waiters:
+            if not waiter.done():
+                waiter.set_exception(ConnectionFailed(reason))
+        # Out of the room, so that the others do not wait for media that cannot come; the
+        # socket stays open until close().
+        if self._ws is not None and not self._ws.closed:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self._send(proto.Leave())
+        self._lost(reason)
 
     def _on_connection_state(self) -> None:
         assert self.pc is not None
@@ -334,11 +390,15 @@ class Client:
             pc = self.pc
             if pc is None or pc.signalingState != "stable" or not self._to_publish:
                 return  # the exchange in progress ends by calling us again
+            if self.disconnected.is_set():
+                return
             tracks, self._to_publish = self._to_publish, []
             role_was_set = ice_role_set(pc)
             added = [pc.addTransceiver(t, direction="sendonly") for t in tracks]
             self._offer = _Offer(added, tracks, role_was_set)
             await pc.setLocalDescription(await create_offer(pc))
+            if await self._relay_failed():
+                return
             await self._send(proto.Offer(sdp=pc.localDescription.sdp))
             await self._send(proto.Candidate(candidate=None))
 
@@ -357,6 +417,8 @@ class Client:
                 self.log.info("glare: rolled back our offer to answer the server's")
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             await pc.setLocalDescription(await pc.createAnswer())
+            if await self._relay_failed():
+                return
             await self._send(proto.Answer(sdp=pc.localDescription.sdp))
             await self._send(proto.Candidate(candidate=None))
             self.negotiations += 1
@@ -463,3 +525,7 @@ class Client:
         remote = self.remote_tracks.get(mid)
         if remote is not None and not remote.ended.is_set():
             remote.clock.add(ntp_timestamp, rtp_timestamp)
+
+
+def _is_turn(server: IceServer) -> bool:
+    return any(url.startswith("turn") for url in server.urls)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from signaling.backend import IceServer
+from signaling.ice import IceConfig
 
 DEFAULT_MAX_BITRATE = 2_500_000
 
@@ -13,9 +13,9 @@ DEFAULT_MAX_BITRATE = 2_500_000
 class SfuConfig:
     # Local addresses ICE gathers host candidates on (None: every interface but loopback).
     ice_addresses: list[str] | None = None
-    # ICE servers the server's own peer connections use. Never defaulted to a public STUN server.
-    ice_servers: list[IceServer] = field(default_factory=list)
-    ice_mode: str = "all"
+    # ICE mode and servers; the server's own peer connections use TURN in turn-only mode only
+    # (signaling.ice), never a public STUN server.
+    ice: IceConfig = field(default_factory=IceConfig)
     # At most one keyframe request per publication per this many seconds (and none while one
     # is still unanswered: see sfu.keyframes).
     keyframe_interval: float = 0.15

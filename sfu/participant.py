@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from aiortc import (
@@ -33,6 +34,7 @@ from .publication import Publication
 from .rtc import dtls as rtc_dtls
 from .rtc import receiver as rtc_receiver
 from .rtc import rtcp
+from .rtc.ice import turn_failure
 from .rtc.ingress import RtpIngress
 from .rtc.offer import create_offer
 from .sdpcheck import check_description, drop_empty_bundle
@@ -68,7 +70,8 @@ class Participant:
         self.signals = signals
         self.config = config
         self.log = bind(room.log, peer=peer_id)
-        self.pc = RTCPeerConnection(rtc_configuration(config.ice_servers, config.ice_mode))
+        servers = config.ice.server_servers(peer_id, time.time())
+        self.pc = RTCPeerConnection(rtc_configuration(servers, config.ice.mode))
         self.publications: dict[str, Publication] = {}
         self.subscriptions: dict[str, Subscription] = {}  # by publication id
         self.closed = False
@@ -105,6 +108,8 @@ class Participant:
             await self._set_remote(sdp, "offer")
             answer = await self.pc.createAnswer()
             await self.pc.setLocalDescription(answer)
+            if self._relay_failed():
+                return
             self.signals.send_answer(drop_empty_bundle(self.pc.localDescription.sdp))
             self.signals.send_candidate(None)
             self._publish_new_tracks()
@@ -274,10 +279,21 @@ class Participant:
             for sub in added:
                 sub.attach(self.pc.addTransceiver(sub.track, direction="sendonly"))
             await self.pc.setLocalDescription(await create_offer(self.pc))
+            if self._relay_failed():
+                return
             self._lean_rtcp()
             self.log.debug("offering +%d -%d forwarded tracks", len(added), len(removed))
             self.signals.send_offer(self.pc.localDescription.sdp)
             self.signals.send_candidate(None)
+
+    def _relay_failed(self) -> bool:
+        """In turn-only mode our own TURN allocation must work, or the client waits for ever."""
+        reason = turn_failure(self.pc)
+        if reason is None:
+            return False
+        self.log.warning("no TURN relay: %s", reason)
+        self.signals.media_failed(f"the server's TURN relay is unavailable: {reason}")
+        return True
 
     def _on_connection_state(self) -> None:
         state = self.pc.connectionState

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from signaling.backend import IceServer
 from signaling.config import HubConfig
 from signaling.hub import Hub
+from signaling.ice import IceConfig
 
 from .backend import SfuBackend
 from .config import DEFAULT_MAX_BITRATE, SfuConfig
@@ -28,8 +28,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     ice_addresses: list[str] | None = None
-    ice_servers: list[IceServer] = field(default_factory=list)
-    ice_mode: str = "all"
+    ice: IceConfig = field(default_factory=IceConfig)
     allowed_origins: list[str] = field(default_factory=list)
     max_bitrate: int = DEFAULT_MAX_BITRATE
 
@@ -38,16 +37,14 @@ def build_app(config: ServerConfig) -> web.Application:
     backend = SfuBackend(
         SfuConfig(
             ice_addresses=config.ice_addresses,
-            ice_servers=config.ice_servers,
-            ice_mode=config.ice_mode,
+            ice=config.ice,
             max_bitrate=config.max_bitrate,
         )
     )
     hub = Hub(
         backend,
         HubConfig(
-            ice_servers=config.ice_servers,
-            ice_mode=config.ice_mode,
+            ice=config.ice,
             allowed_origins=tuple(config.allowed_origins),
         ),
     )

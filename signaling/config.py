@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import cast
 
-from signaling.backend import IceServer
-from signaling.protocol import ICE_MODES, IceMode, IceServerInfo
+from signaling.ice import IceConfig
+from signaling.protocol import IceMode, IceServerInfo
 
 
 @dataclass(frozen=True, kw_only=True)
 class HubConfig:
-    # Sent to every client in `welcome` (TURN servers left out in "stun-only" mode).
-    ice_servers: list[IceServer] = field(default_factory=list)
-    ice_mode: str = "all"
+    # ICE servers and mode sent in `welcome` (TURN credentials minted per peer, and sent again
+    # before they expire: signaling.ice).
+    ice: IceConfig = field(default_factory=IceConfig)
     # Longest text frame a client may send. aiohttp's own limit is set to 4x this, so moderately
     # oversize frames get a `too_large` error and the session stays usable; beyond that aiohttp
     # closes the socket with 1009 (message too big) without reading the frame.
@@ -31,9 +30,6 @@ class HubConfig:
     allowed_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.ice_mode not in ICE_MODES:
-            modes = ", ".join(ICE_MODES)
-            raise ValueError(f"ice_mode must be one of {modes}, not {self.ice_mode!r}")
         if self.max_message_bytes <= 0:
             raise ValueError(f"max_message_bytes must be positive, not {self.max_message_bytes}")
         if self.message_rate < 0 or (self.message_rate and self.message_burst < 1):
@@ -42,12 +38,8 @@ class HubConfig:
             raise ValueError(f"heartbeat must be >= 0 seconds, not {self.heartbeat}")
 
     def welcome_ice_mode(self) -> IceMode:
-        return cast(IceMode, self.ice_mode)  # validated in __post_init__
+        return self.ice.ice_mode
 
-    def welcome_ice_servers(self) -> list[IceServerInfo]:
-        """What clients put in RTCConfiguration.iceServers; same filter as the server's side."""
-        return [
-            IceServerInfo(urls=list(s.urls), username=s.username, credential=s.credential)
-            for s in self.ice_servers
-            if self.ice_mode != "stun-only" or all(u.startswith("stun") for u in s.urls)
-        ]
+    def welcome_ice_servers(self, peer_id: str, now: float) -> list[IceServerInfo]:
+        """What one client puts in RTCConfiguration.iceServers (`now`: unix time)."""
+        return self.ice.client_infos(peer_id, now)

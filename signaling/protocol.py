@@ -193,6 +193,13 @@ class Pong(Msg, tag="pong"):
     id: int | str | None = None
 
 
+class IceServers(Msg, tag="ice_servers"):
+    """Fresh ICE servers, with new TURN credentials, before those of `welcome` expire: use
+    them for any later gathering (an ICE restart, a new connection)."""
+
+    ice_servers: list[IceServerInfo]
+
+
 ClientMessage = Join | Offer | Answer | Candidate | Leave | Ping
 ServerMessage = (
     Welcome
@@ -203,6 +210,7 @@ ServerMessage = (
     | Candidate
     | Error
     | Pong
+    | IceServers
 )
 
 CLIENT_TYPES: Final[tuple[str, ...]] = ("join", "offer", "answer", "candidate", "leave", "ping")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import Coroutine
 from typing import Any, Final, assert_never, cast
 
@@ -34,6 +35,7 @@ from signaling.protocol import (
     ClientMessage,
     ErrorCode,
     IceCandidate,
+    IceServers,
     Join,
     LeaveReason,
     Msg,
@@ -77,6 +79,7 @@ class Membership:
         self.media: MediaPeer | None = None
         self._held: list[Msg] | None = []
         self._attached = True
+        self._ice_refresh: asyncio.Task[None] | None = None
 
     def send(self, msg: Msg) -> None:
         self.session.send(msg)
@@ -91,6 +94,21 @@ class Membership:
         """This stay is over: whatever the backend signals from now on is dropped."""
         self._attached = False
         self._held = None
+        if self._ice_refresh is not None:
+            self._ice_refresh.cancel()
+
+    def refresh_ice_servers(self, config: HubConfig) -> None:
+        """Send fresh TURN credentials before the current ones expire, for as long as we stay."""
+        if config.ice.refreshes_credentials and self._ice_refresh is None:
+            self._ice_refresh = asyncio.create_task(self._send_fresh_ice_servers(config))
+
+    async def _send_fresh_ice_servers(self, config: HubConfig) -> None:
+        while self._attached:
+            await asyncio.sleep(config.ice.refresh_interval)
+            self._signal(
+                IceServers(ice_servers=config.welcome_ice_servers(self.peer_id, time.time()))
+            )
+            self.log.debug("sent fresh TURN credentials")
 
     # PeerSignals
 
@@ -299,7 +317,7 @@ class Session:
             Welcome(
                 peer_id=peer_id,
                 room=msg.room,
-                ice_servers=self._config.welcome_ice_servers(),
+                ice_servers=self._config.welcome_ice_servers(peer_id, time.time()),
                 ice_mode=self._config.welcome_ice_mode(),
                 participants=others,
                 # Resume is not implemented: the token is not stored, a `resume` is ignored.
@@ -307,6 +325,7 @@ class Session:
             )
         )
         membership.release()
+        membership.refresh_ice_servers(self._config)
         log.info("joined as %r (%s); %d others in the room", msg.name, msg.role, len(others))
 
     async def _leave(self, reason: LeaveReason) -> None:

@@ -14,6 +14,7 @@ from aiortc.codecs import vpx
 
 from sfu.client import Client
 from sfu.server import RunningServer, ServerConfig
+from tests.turnserver import Coturn, running_coturn
 
 LOOPBACK = ["127.0.0.1"]
 
@@ -38,6 +39,13 @@ async def server() -> AsyncIterator[RunningServer]:
         yield running
     finally:
         await running.stop()
+
+
+@pytest.fixture
+async def coturn() -> AsyncIterator[Coturn]:
+    """A real coturn on 127.0.0.1 with use-auth-secret (tests/turnserver.py)."""
+    async with running_coturn() as running:
+        yield running
 
 
 @pytest.fixture

@@ -41,6 +41,13 @@ export interface IceServerInfo {
   credential?: string | null;
 }
 
+/** Fresh ICE servers, with new TURN credentials, before those of `welcome` expire: use
+them for any later gathering (an ICE restart, a new connection). */
+export interface IceServers {
+  type: "ice_servers";
+  ice_servers: IceServerInfo[];
+}
+
 /** Enter a room. `resume` is accepted but not implemented yet: every join is a fresh one. */
 export interface Join {
   type: "join";
@@ -132,4 +139,4 @@ export interface Welcome {
 export type ClientMessage = Join | Offer | Answer | Candidate | Leave | Ping;
 
 /** What the server sends. */
-export type ServerMessage = Welcome | ParticipantJoined | ParticipantLeft | ServerOffer | ServerAnswer | Candidate | Error | Pong;
+export type ServerMessage = Welcome | ParticipantJoined | ParticipantLeft | ServerOffer | ServerAnswer | Candidate | Error | Pong | IceServers;

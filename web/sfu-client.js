@@ -21,6 +21,8 @@
  * with (signaling/tstypes.py): sending a malformed message fails `tsc` (see web/typetests/).
  */
 
+import { watchRelay } from "./relay-watch.js";
+
 /** @typedef {import("./protocol.js").ClientMessage} ClientMessage */
 /** @typedef {import("./protocol.js").ServerMessage} ServerMessage */
 /** @typedef {import("./protocol.js").Welcome} Welcome */
@@ -238,8 +240,10 @@ export class SfuClient {
     this.participants = new Map();
     /** @type {RTCPeerConnection | null} */
     this.pc = null;
-    /** @type {RTCConfiguration | null} from the latest `welcome` */
+    /** @type {RTCConfiguration | null} from the latest `welcome` (and `ice_servers`) */
     this._configuration = null;
+    /** @type {Welcome | null} */
+    this._welcome = null;
     /** Glare seen: offers of ours rolled back to answer the server's. */
     this.rollbacks = 0;
     /** Offer/answer exchanges completed on the current connection. */
@@ -558,6 +562,9 @@ export class SfuClient {
         break;
       case "pong":
         break;
+      case "ice_servers":
+        this._onIceServers(msg.ice_servers);
+        break;
     }
   }
 
@@ -567,6 +574,7 @@ export class SfuClient {
     this.negotiations = 0;
     this._emit("welcome", welcome);
     for (const p of welcome.participants) this._addParticipant(p.peer_id, p.name);
+    this._welcome = welcome;
     this._configuration = rtcConfiguration(welcome, this._iceServers);
     const pc = this._newPeerConnection();
     for (const track of this._published) this._addSender(pc, track);
@@ -578,10 +586,35 @@ export class SfuClient {
     }
   }
 
+  /**
+   * Fresh TURN credentials, before those of `welcome` expire: the running allocation keeps
+   * going; the next gathering (an ICE restart) and the next connection use these.
+   * @param {IceServerInfo[]} servers
+   */
+  _onIceServers(servers) {
+    if (!this._welcome) return;
+    this._configuration = rtcConfiguration(
+      { ...this._welcome, ice_servers: servers },
+      this._iceServers,
+    );
+    this.pc?.setConfiguration(this._configuration);
+  }
+
   /** A new RTCPeerConnection, now `this.pc`, with our listeners and no sender yet. */
   _newPeerConnection() {
     const pc = new RTCPeerConnection(this._configuration ?? undefined);
     this.pc = pc;
+    if (this._configuration?.iceTransportPolicy === "relay") {
+      // A failed TURN allocation leaves a relay-only connection with no candidate, "new" for
+      // ever: end failed, naming TURN. Not retried: every join gets fresh credentials, so a
+      // refusal is the deployment's (secret, URL, firewall), and rejoining cannot fix it.
+      watchRelay(pc, (reason) => {
+        if (pc !== this.pc) return;
+        clearTimeout(this._retryTimer);
+        this._teardown();
+        this._setStatus("failed", reason);
+      });
+    }
     pc.addEventListener("negotiationneeded", () => {
       this._enqueue(() => this._offer(pc));
     });

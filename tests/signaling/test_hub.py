@@ -15,9 +15,10 @@ import pytest
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from signaling import protocol as p
-from signaling.backend import CandidateInit, IceServer, MediaPeer, NegotiationError, PeerSignals
+from signaling.backend import CandidateInit, MediaPeer, NegotiationError, PeerSignals
 from signaling.config import HubConfig
 from signaling.hub import Hub, create_app
+from signaling.ice import IceConfig
 from signaling.protocol import ErrorCode
 from tests.util import eventually
 
@@ -163,16 +164,18 @@ class Env:
         return self.backend.peers[client.peer_id]
 
 
-ICE = [
-    IceServer(urls=["stun:stun.example.org:3478"]),
-    IceServer(urls=["turn:turn.example.org:3478"], username="u", credential="c"),
-]
+ICE = IceConfig(
+    stun_urls=("stun:stun.example.org:3478",),
+    turn_urls=("turn:turn.example.org:3478",),
+    turn_username="u",
+    turn_password="c",
+)
 
 
 @pytest.fixture
 async def env() -> AsyncIterator[Env]:
     backend = FakeBackend()
-    hub = Hub(backend, HubConfig(ice_servers=ICE))
+    hub = Hub(backend, HubConfig(ice=ICE))
     runner = web.AppRunner(create_app(hub))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -256,13 +259,6 @@ async def test_welcome_comes_before_an_offer_made_during_join(env: Env) -> None:
     await alice.send(p.Answer(sdp="client-answer"))
     await alice.sync()
     assert env.peer(alice).calls == [("answer", "client-answer")]
-
-
-def test_stun_only_mode_offers_no_turn_server() -> None:
-    config = HubConfig(ice_servers=ICE, ice_mode="stun-only")
-    assert config.welcome_ice_servers() == [p.IceServerInfo(urls=["stun:stun.example.org:3478"])]
-    with pytest.raises(ValueError, match="ice_mode"):
-        HubConfig(ice_mode="relay")
 
 
 BIG = 300 * 1024  # over the 256 KiB frame limit, under aiohttp's 4x
