@@ -1,13 +1,18 @@
 """Micro-benchmark of the forwarding hot path: what one forwarded RTP packet costs in Python.
 
-    python -m loadtest.bench_forward [--subscribers 50] [--packets 2000]
+    python -m loadtest.bench_forward [--subscribers 50] [--packets 2000] [--json PATH]
 
 Runs the real code (Publication's loop over the live subscriptions' RtpOutput.forward: header
 rewrite, in-place SRTP protect with AES-256-GCM as aiortc negotiates it, sendto on a duplicate
 of an aioice StunProtocol's socket) for N subscriptions of one fan-out, on sockets that this
-process drains itself, so the figure excludes what a whole server adds (receiving, RTCP, the
-kernel waking the receivers). Prints CPU µs per forwarded packet, user and system apart. It
-asserts only that every packet went out.
+process drains itself, so the figure excludes what a whole server adds (receiving, the
+publisher's SRTP, RTCP, the kernel waking the receivers): the narrow figure beside `make
+bench`'s whole-server one, for a change to sfu/subscription.py or sfu/rtc/fastpath.py. Prints CPU
+µs per forwarded packet, user and system apart. It asserts only that every packet went out.
+
+Stand-ins replace what RtpOutput reads of aiortc (the sender's DTLS transport, its SRTP session
+and the nominated ICE pair): tests/loadtest/test_bench_forward.py runs it, so that a change to
+those shapes breaks it there, not silently.
 """
 
 from __future__ import annotations
@@ -16,11 +21,11 @@ import argparse
 import asyncio
 import logging
 import os
-import platform
 import random
 import resource
 import socket
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -29,6 +34,9 @@ from pylibsrtp import Policy, Session
 
 from sfu.rtc.fastpath import RtpOutput
 from sfu.subscription import Subscription
+
+from . import options
+from .report import emit, environment, environment_line
 
 
 class _Publication:
@@ -126,10 +134,13 @@ async def run(subscribers: int, packets: int) -> dict[str, float]:
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--subscribers", type=int, default=50)
-    parser.add_argument("--packets", type=int, default=2000)
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtest.bench_forward", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--subscribers", type=options.positive(int), default=50)
+    parser.add_argument("--packets", type=options.positive(int), default=2000)
+    options.add_json(parser)
     args = parser.parse_args(argv)
     try:
         import uvloop
@@ -138,13 +149,16 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:
         result = asyncio.run(run(args.subscribers, args.packets))
     total = result["user_us"] + result["system_us"]
-    print(
+    env = environment()
+    line = (
         f"forward hot path: {total:.2f} µs CPU per forwarded packet "
         f"(user {result['user_us']:.2f}, system {result['system_us']:.2f}) over "
-        f"{result['forwarded']:.0f} packets to {args.subscribers} subscribers; "
-        f"python {platform.python_version()}, {os.cpu_count()} cpus"
+        f"{result['forwarded']:.0f} packets to {args.subscribers} subscribers"
     )
+    payload = {"environment": env, "config": vars(args), "result": {**result, "us": total}}
+    emit(f"{line}\n{environment_line(env)}", payload, args.json)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

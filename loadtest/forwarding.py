@@ -28,13 +28,11 @@ header line, the table and the JSON say whether it was on and which CPUs. Figure
 - memory per subscriber: server RSS at the end of the window minus RSS before the first
   subscriber joined (publisher already connected), divided by N.
 
-The measuring half (`FrameCounter`, `join_subscribers`, `measure_window`) knows nothing of
-aiosfu: loadtest.sidebyside measures Janus with it too.
-
-Subscriber counts come from each receiver's per-SSRC RTP statistics (the numbers behind
-`getStats()`'s inbound-rtp): aiortc names every inbound-rtp entry of a receiver
-"inbound-rtp_<id(receiver)>", so once retransmissions (RTX, a second SSRC) arrive, getStats()
-reports only one of the two streams. We read the media SSRC's counters and count RTX apart.
+The measuring half (`Subscriber`, `join_subscribers`, `measure_window`) knows nothing of
+aiosfu: loadtest.sidebyside measures Janus with it too. Each subscriber's video is counted by a
+loadtest.stats.StreamStats, as `aiosfu loadtest`'s peers are (RTP counts per SSRC, media and RTX
+apart: see there); join percentiles are loadtest.stats's (nearest-rank); options are
+loadtest.options's, the report goes out through loadtest.report.
 
 It prints figures and asserts only correctness (every subscriber received frames), never a time.
 """
@@ -43,46 +41,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
 import logging
 import math
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, TypeVar
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
 
-from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpSender
-from aiortc.mediastreams import MediaStreamError
+from aiortc import RTCRtpSender
 
-from sfu.client import Client, RemoteTrack
-from sfu.rtc import receiver as rtc_receiver
+from sfu.client import Client
 
-from . import procstat
+from . import options, procstat
+from .child import ChildProcess
 from .clip import ClipTrack, EncodedClip, encode_clip, hook_keyframe_requests
+from .options import BenchConfig
+from .report import emit, environment, environment_line
 from .serverproc import HOST, ServerProcess
+from .stats import StreamStats, percentile, receiver_of, sender_of
 
 ROOM = "bench"
 CONNECT_CONCURRENCY = 5  # clients joining at once (each one does ICE and a DTLS handshake)
-
-
-@dataclass
-class BenchConfig:
-    subscribers: list[int] = field(default_factory=lambda: [10, 25])
-    duration: float = 20.0
-    warmup: float = 5.0
-    bitrate: int = 1_000_000
-    fps: int = 30
-    width: int = 640
-    height: int = 480
-    clip_frames: int = 90
-    first_frame_timeout: float = 30.0
-    verbose: bool = True  # print progress lines
-    # The server on one CPU, this process on the others: True, False or None (when this process
-    # may use at least 2 CPUs). See loadtest.procstat.plan_pinning.
-    pin: bool | None = None
+DEFAULT_SUBSCRIBERS = [10, 25]
 
 
 @dataclass
@@ -123,23 +105,6 @@ class Result:
     server_cpus: list[int] | None = None  # the CPU(s) the server was pinned to; None: not pinned
 
 
-@dataclass
-class RtpCounts:
-    received: int = 0  # media packets (media SSRC)
-    expected: int = 0  # from the media SSRC's sequence numbers
-    rtx: int = 0  # retransmissions received on the RTX SSRC
-
-    def __sub__(self, other: RtpCounts) -> RtpCounts:
-        return RtpCounts(
-            self.received - other.received, self.expected - other.expected, self.rtx - other.rtx
-        )
-
-
-def inbound_counts(receiver: RTCRtpReceiver) -> RtpCounts:
-    """Per-SSRC RTP counters of a receiver (what getStats() reads), media and RTX apart."""
-    return RtpCounts(*rtc_receiver.rtp_counts(receiver))
-
-
 async def outbound_counts(sender: RTCRtpSender) -> tuple[int, int]:
     """(packetsSent, bytesSent) from the sender's outbound-rtp stats."""
     report = await sender.getStats()
@@ -149,80 +114,26 @@ async def outbound_counts(sender: RTCRtpSender) -> tuple[int, int]:
     return 0, 0
 
 
-class FrameCounter:
-    """Drains one decoder-less remote track, counting frames and keyframes as they arrive.
+@dataclass(eq=False)
+class Subscriber:
+    """One benchmark subscriber of any server: its video, counted, and how it leaves."""
 
-    `join_started_at` is when this subscriber began to join (monotonic clock), for join times.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        receiver: RTCRtpReceiver,
-        track: MediaStreamTrack,
-        join_started_at: float,
-    ) -> None:
-        self.name = name
-        self.receiver = receiver
-        self.track = track
-        self.join_started_at = join_started_at
-        self.frames = 0
-        self.keyframes = 0
-        self.first_frame_at: float | None = None
-        self.first_keyframe_at: float | None = None
-        self.started_on_keyframe = False
-        self.task = asyncio.ensure_future(self._consume())
+    name: str
+    stats: StreamStats
+    join_started_at: float  # when it began to join (monotonic clock)
+    leave: Callable[[], Awaitable[None]]
 
     @property
     def join_time(self) -> float | None:
-        """Seconds from the start of the join to the first keyframe."""
-        if self.first_keyframe_at is None:
+        """Seconds from the start of the join to the first keyframe (the first frame a decoder
+        could show)."""
+        if self.stats.first_keyframe_at is None:
             return None
-        return self.first_keyframe_at - self.join_started_at
-
-    async def _consume(self) -> None:
-        recv = self.track.recv
-        with contextlib.suppress(MediaStreamError):
-            while True:
-                packet: Any = await recv()  # an av.Packet: encoded, never decoded
-                now = time.monotonic()
-                if self.first_frame_at is None:
-                    self.first_frame_at = now
-                    self.started_on_keyframe = bool(packet.is_keyframe)
-                if packet.is_keyframe and self.first_keyframe_at is None:
-                    self.first_keyframe_at = now
-                self.frames += 1
-                self.keyframes += packet.is_keyframe
-
-    async def stop(self) -> None:
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
+        return self.stats.first_keyframe_at - self.join_started_at
 
     async def close(self) -> None:
-        await self.stop()
-
-
-class Subscriber(FrameCounter):
-    """An aiosfu client that receives the forwarded track without decoding it."""
-
-    def __init__(
-        self, client: Client, remote: RemoteTrack, join_started_at: float | None = None
-    ) -> None:
-        self.client = client
-        self.remote = remote
-        assert client.pc is not None
-        receiver = next(t.receiver for t in client.pc.getTransceivers() if t.mid == remote.mid)
-        super().__init__(
-            client.name or "subscriber",
-            receiver,
-            remote.track,
-            time.monotonic() if join_started_at is None else join_started_at,
-        )
-
-    async def close(self) -> None:
-        await self.stop()
-        await self.client.close()
+        await self.stats.stop()
+        await self.leave()
 
 
 async def _join_subscriber(url: str, index: int) -> Subscriber:
@@ -233,22 +144,24 @@ async def _join_subscriber(url: str, index: int) -> Subscriber:
         while True:
             remote = await client.next_track(timeout=20.0)
             if remote.kind == "video":
-                return Subscriber(client, remote, started)
+                assert client.pc is not None
+                receiver = receiver_of(client.pc, remote.track)
+                stats = StreamStats("video", receiver, remote.track).start()
+                return Subscriber(f"sub{index}", stats, started, client.close)
     except BaseException:
         await client.close()
         raise
 
 
-S = TypeVar("S", bound=FrameCounter)
-
-
 async def join_subscribers(
-    n: int, join_one: Callable[[int], Awaitable[S]], concurrency: int = CONNECT_CONCURRENCY
-) -> list[S]:
+    n: int,
+    join_one: Callable[[int], Awaitable[Subscriber]],
+    concurrency: int = CONNECT_CONCURRENCY,
+) -> list[Subscriber]:
     """Join n subscribers, `concurrency` at a time; on any failure close those that joined."""
     gate = asyncio.Semaphore(concurrency)
 
-    async def gated(index: int) -> S:
+    async def gated(index: int) -> Subscriber:
         async with gate:
             return await join_one(index)
 
@@ -265,9 +178,9 @@ def _log(config: BenchConfig, text: str) -> None:
         print(text, flush=True)
 
 
-async def wait_first_keyframes(subscribers: Sequence[FrameCounter], timeout: float) -> None:
+async def wait_first_keyframes(subscribers: Sequence[Subscriber], timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while missing := [s.name for s in subscribers if s.first_keyframe_at is None]:
+    while missing := [s.name for s in subscribers if s.stats.first_keyframe_at is None]:
         if time.monotonic() > deadline:
             raise AssertionError(
                 f"{len(missing)} of {len(subscribers)} subscribers got no keyframe within "
@@ -302,15 +215,6 @@ async def post_mortem(process: ObservedProcess, chars: int = 3000) -> str:
     return f"--- the server {status}; its output ends with ---\n{process.output()[-chars:]}"
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100); NaN for no values."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
 def check_pinned(pid: int, cpus: AbstractSet[int] | None) -> None:
     """Every thread of the server still on its CPU(s), or the figures are not what they claim."""
     if cpus is not None and (stray := procstat.unpinned_threads(pid, cpus)):
@@ -329,45 +233,68 @@ async def measure(
     """
     async with ServerProcess(cpus=server_cpus) as server:
         publisher = Client(server.url, ROOM, name="publisher", ice_addresses=[HOST], decode=False)
-        subscribers: list[Subscriber] = []
         track = ClipTrack(clip)
         try:
             await publisher.connect()
             await publisher.publish(track)
             assert publisher.pc is not None
-            sender = next(s for s in publisher.pc.getSenders() if s.track is track)
-            hook_keyframe_requests(sender, track)
-            rss_base = server.rss_bytes()
-
-            started = time.monotonic()
-            subscribers = await join_subscribers(n, lambda i: _join_subscriber(server.url, i))
-            await wait_first_keyframes(subscribers, config.first_frame_timeout)
-            _log(
+            sender = sender_of(publisher.pc, track)
+            return await drive(
+                server,
+                sender,
+                track,
+                n,
+                lambda i: _join_subscriber(server.url, i),
                 config,
-                f"  N={n} (server pid {server.pid}): {n} subscribers receiving "
-                f"{time.monotonic() - started:.1f}s after "
-                f"the first joined; warming up {config.warmup:g}s",
+                server_cpus=server_cpus,
             )
-            result = await measure_window(
-                server, sender, track, subscribers, config, rss_base, server_cpus=server_cpus
-            )
-            check_pinned(server.pid, server_cpus)
-            return result
         except Exception as exc:
             exc.add_note(await post_mortem(server))
             raise
         finally:
-            await asyncio.gather(
-                *(s.close() for s in subscribers), publisher.close(), return_exceptions=True
-            )
+            await publisher.close()
             track.stop()
+
+
+async def drive(
+    server: ChildProcess,
+    sender: RTCRtpSender,
+    track: ClipTrack,
+    n: int,
+    join_one: Callable[[int], Awaitable[Subscriber]],
+    config: BenchConfig,
+    *,
+    server_cpus: AbstractSet[int] | None = None,
+) -> Result:
+    """What a run does once the publisher sends, whatever the server: n subscribers join, all
+    get a keyframe, then measure_window(); they leave. `server_cpus`: where the server runs."""
+    hook_keyframe_requests(sender, track)
+    rss_base = server.rss_bytes()
+    started = time.monotonic()
+    subscribers: list[Subscriber] = []
+    try:
+        subscribers = await join_subscribers(n, join_one)
+        await wait_first_keyframes(subscribers, config.first_frame_timeout)
+        _log(
+            config,
+            f"  N={n} ({server.name}, pid {server.pid}): {n} subscribers receiving "
+            f"{time.monotonic() - started:.1f}s after the first joined; warming up "
+            f"{config.warmup:g}s",
+        )
+        result = await measure_window(
+            server, sender, track, subscribers, config, rss_base, server_cpus=server_cpus
+        )
+        check_pinned(server.pid, server_cpus)
+        return result
+    finally:
+        await asyncio.gather(*(s.close() for s in subscribers), return_exceptions=True)
 
 
 async def measure_window(
     server: MeasuredServer,
     sender: RTCRtpSender,
     track: ClipTrack,
-    subscribers: Sequence[FrameCounter],
+    subscribers: Sequence[Subscriber],
     config: BenchConfig,
     rss_base: int,
     *,
@@ -381,30 +308,27 @@ async def measure_window(
 
     cpu0, bench0, t0 = server.cpu_seconds(), time.process_time(), time.monotonic()
     machine0 = procstat.machine_cpu_seconds()
-    rtp0 = [inbound_counts(s.receiver) for s in subscribers]
-    frames0 = [(s.frames, s.keyframes) for s in subscribers]
+    counts0 = [s.stats.counts() for s in subscribers]
     sent0 = await outbound_counts(sender)
     published0 = track.frames_sent
     await asyncio.sleep(config.duration)
     cpu1, bench1, t1 = server.cpu_seconds(), time.process_time(), time.monotonic()
     machine1 = procstat.machine_cpu_seconds()
-    rtp1 = [inbound_counts(s.receiver) for s in subscribers]
-    frames1 = [(s.frames, s.keyframes) for s in subscribers]
+    counts1 = [s.stats.counts() for s in subscribers]
     sent1 = await outbound_counts(sender)
     published1 = track.frames_sent
     rss = server.rss_bytes()
 
     n = len(subscribers)
     elapsed = t1 - t0
-    deltas = [b - a for a, b in zip(rtp0, rtp1, strict=True)]
-    received = sum(d.received + d.rtx for d in deltas)
-    expected = sum(d.expected for d in deltas)
-    lost = max(0, expected - sum(d.received for d in deltas))
-    frames = [(f1 - f0, k1 - k0) for (f0, k0), (f1, k1) in zip(frames0, frames1, strict=True)]
-    fps = [f / elapsed for f, _ in frames] or [math.nan]  # N=0: the publisher alone
-    joins = [t for s in subscribers if (t := s.join_time) is not None]
+    deltas = [b - a for a, b in zip(counts0, counts1, strict=True)]
+    received = sum(d.rtp_received + d.rtx for d in deltas)  # every packet forwarded to them
+    expected = sum(d.rtp_expected for d in deltas)
+    lost = max(0, expected - sum(d.rtp_received for d in deltas))
+    fps = [d.frames / elapsed for d in deltas] or [math.nan]  # N=0: the publisher alone
+    join_p50, join_p95, join_max = join_figures(subscribers)
     published = published1 - published0
-    mean_frames = sum(f for f, _ in frames) / n if n else math.nan
+    mean_frames = sum(d.frames for d in deltas) / n if n else math.nan
     cpu = cpu1 - cpu0
     return Result(
         subscribers=n,
@@ -419,20 +343,18 @@ async def measure_window(
         rtx_packets=sum(d.rtx for d in deltas),
         fps_per_subscriber=sum(fps) / len(fps),
         fps_min=min(fps),
-        subscribers_with_frames=sum(
-            f1 > f0 for (f0, _), (f1, _) in zip(frames0, frames1, strict=True)
-        ),
-        keyframes_received=sum(k for _, k in frames),
+        subscribers_with_frames=sum(d.frames > 0 for d in deltas),
+        keyframes_received=sum(d.keyframes for d in deltas),
         server_rss_mb=rss / 2**20,
         publisher_pps=(sent1[0] - sent0[0]) / elapsed,
         publisher_kbps=(sent1[1] - sent0[1]) * 8 / elapsed / 1000,
         publisher_keyframe_requests=track.keyframe_requests,
         publisher_late_resets=track.late_resets,
-        started_on_keyframe=sum(s.started_on_keyframe for s in subscribers),
+        started_on_keyframe=sum(s.stats.started_on_keyframe for s in subscribers),
         bench_cpu_pct=100 * (bench1 - bench0) / elapsed,
-        join_p50_s=percentile(joins, 50),
-        join_p95_s=percentile(joins, 95),
-        join_max_s=max(joins, default=math.nan),
+        join_p50_s=join_p50,
+        join_p95_s=join_p95,
+        join_max_s=join_max,
         server_rss_base_mb=rss_base / 2**20,
         rss_per_subscriber_kb=(rss - rss_base) / n / 1024 if n else math.nan,
         machine_busy_pct=100 * (machine1[0] - machine0[0]) / elapsed,
@@ -441,6 +363,12 @@ async def measure_window(
         frame_shortfall_pct=max(0.0, 100 * (1 - mean_frames / published)) if published else 0,
         server_cpus=None if server_cpus is None else sorted(server_cpus),
     )
+
+
+def join_figures(subscribers: Sequence[Subscriber]) -> tuple[float, float, float]:
+    """Join time p50, p95 and max in seconds (NaN: none joined), of those that have a keyframe."""
+    joins = [t for s in subscribers if (t := s.join_time) is not None]
+    return percentile(joins, 50), percentile(joins, 95), max(joins, default=math.nan)
 
 
 def server_share(r: Result) -> str:
@@ -465,7 +393,8 @@ def format_line(r: Result) -> str:
     )
 
 
-def format_table(results: Sequence[Result], pinning: procstat.Pinning | None = None) -> str:
+def format_table(results: Sequence[Result], env: dict[str, Any] | None = None) -> str:
+    """A row per N, then what it ran on (`env`: report.environment(), by default unpinned)."""
     header = (
         f"{'N':>4} {'fwd pkt/s':>10} {'CPU %':>7} {'µs/pkt':>7} {'loss %':>7} "
         f"{'fps/sub':>8} {'RSS MB':>7} {'pub kbps':>9} {'bench CPU %':>12}"
@@ -476,12 +405,7 @@ def format_table(results: Sequence[Result], pinning: procstat.Pinning | None = N
         f"{r.server_rss_mb:>7.0f} {r.publisher_kbps:>9.0f} {r.bench_cpu_pct:>12.0f}"
         for r in results
     ]
-    env = procstat.environment()
-    footer = (
-        f"python {env['python']}, {env['cpus']} cpus, aiortc {env['aiortc']}; "
-        f"{procstat.describe_pinning(pinning)}"
-    )
-    return "\n".join([header, *rows, footer])
+    return "\n".join([header, *rows, environment_line(env or environment())])
 
 
 def check(results: Sequence[Result]) -> None:
@@ -534,73 +458,24 @@ async def run_benchmark(config: BenchConfig) -> list[Result]:
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig, str | None]:
     parser = argparse.ArgumentParser(prog="python -m loadtest.forwarding", description=__doc__)
-    parser.add_argument(
-        "--subscribers",
-        type=int,
-        action="append",
-        help="N (repeat for several runs; 0 measures the publisher alone)",
-    )
-    parser.add_argument("--duration", type=float, default=20.0, help="measured seconds")
-    parser.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring")
-    parser.add_argument("--bitrate", type=int, default=1_000_000, help="publisher bits/s")
-    parser.add_argument("--fps", type=int, default=30)
-    parser.add_argument("--width", type=int, default=640)
-    parser.add_argument("--height", type=int, default=480)
-    add_pin_argument(parser)
-    parser.add_argument("--json", metavar="PATH", help="write the results there")
+    options.add_bench_arguments(parser, default_subscribers=DEFAULT_SUBSCRIBERS, least=0)
     args = parser.parse_args(argv)
-    check_pin_argument(parser, args.pin)
-    config = BenchConfig(
-        subscribers=args.subscribers or [10, 25],
-        duration=args.duration,
-        warmup=args.warmup,
-        bitrate=args.bitrate,
-        fps=args.fps,
-        width=args.width,
-        height=args.height,
-        pin=args.pin,
-    )
+    config = options.bench_config(parser, args, default_subscribers=DEFAULT_SUBSCRIBERS, least=0)
     return config, args.json
-
-
-def add_pin_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--pin",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="run the server (all its threads) on one CPU, the lowest this process may use, and "
-        "the clients on the others (default: pin when this process may use 2 CPUs or more)",
-    )
-
-
-def check_pin_argument(parser: argparse.ArgumentParser, pin: bool | None) -> None:
-    try:
-        procstat.plan_pinning(pin)
-    except ValueError as exc:
-        parser.error(f"--pin: {exc}")
-
-
-def json_safe(row: dict[str, Any]) -> dict[str, Any]:
-    """NaN (N=0 has no per-packet figure) is not JSON: write null."""
-    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     config, json_path = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    pinning = procstat.plan_pinning(config.pin)  # what run_benchmark will do
+    env = environment(pinning)  # outside the pinning: this process's own affinity
     results = asyncio.run(run_benchmark(config))
-    pinning = procstat.plan_pinning(config.pin)  # what run_benchmark did: same affinity again
-    print()
-    print(format_table(results, pinning))
-    if json_path:
-        with open(json_path, "w") as f:
-            payload = {
-                "environment": procstat.environment(pinning),
-                "config": asdict(config),
-                "results": [json_safe(asdict(r)) for r in results],
-            }
-            json.dump(payload, f, indent=2)
-            f.write("\n")
+    payload = {
+        "environment": env,
+        "config": asdict(config),
+        "results": [asdict(r) for r in results],
+    }
+    emit(format_table(results, env), payload, json_path)
     check(results)
     return 0
 

@@ -63,6 +63,7 @@ from sfu.rtc import receiver as rtc_receiver
 from sfu.rtc.ice import set_ice_addresses
 
 from .child import ChildProcess
+from .stats import receiver_of
 
 HOST = "127.0.0.1"
 PLUGIN = "janus.plugin.videoroom"
@@ -476,8 +477,7 @@ async def subscribe(
 
     @pc.on("track")
     def on_track(track: MediaStreamTrack) -> None:
-        transceiver = next(t for t in pc.getTransceivers() if t.receiver.track is track)
-        rtc_receiver.capture_encoded_frames(transceiver.receiver)  # never decode
+        rtc_receiver.capture_encoded_frames(receiver_of(pc, track))  # never decode
 
     try:
         await session.open()

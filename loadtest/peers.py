@@ -1,10 +1,10 @@
-"""Synthetic load peers, and the worker that runs a share of them in one process.
+"""`aiosfu loadtest`'s synthetic peers, and the worker that runs a share of them in one process.
 
 A peer is one `sfu.client.Client(decode=False)`: a publisher sends the pre-encoded clips of
 loadtest.clip / loadtest.audioclip (nothing is encoded while it runs), and every peer receives
-what the room forwards without decoding it, counting frames, bytes, keyframes, timestamp gaps,
-the longest wait between two frames (a freeze) and, from the receiver's RTP counters, lost
-packets. Peers gather ICE on `ice_addresses` only and are given no ICE server at all.
+what the room forwards without decoding it, each track counted by a loadtest.stats.StreamStats
+(as the benchmarks' subscribers are). Peers gather ICE on `ice_addresses` only and are given no
+ICE server at all.
 
 A worker gets its peers with join times on a shared timeline: `time.monotonic()` is one
 system-wide clock on Linux, so the parent and every worker process agree on `start_at`. It
@@ -25,29 +25,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiortc import RTCRtpReceiver
-from aiortc.mediastreams import MediaStreamError
-
 from sfu.client import Client, RemoteTrack
-from sfu.rtc import receiver as rtc_receiver
 from sfu.rtc.ice import set_ice_addresses
 
 from .audioclip import AudioClipTrack, EncodedAudioClip, encode_opus_clip
 from .clip import ClipTrack, EncodedClip, encode_clip, hook_keyframe_requests
+from .options import VideoSpec
+from .stats import Counts, StreamStats, receiver_of, sender_of
 
 CLOSE_TIMEOUT = 10.0
-RTP_TS_MODULO = 1 << 32
-
-
-@dataclass(frozen=True)
-class VideoSpec:
-    width: int = 640
-    height: int = 360
-    fps: int = 30
-    kbps: int = 500
-
-    def __str__(self) -> str:
-        return f"{self.width}x{self.height}@{self.fps}:{self.kbps}"
 
 
 @dataclass(frozen=True)
@@ -98,8 +84,9 @@ class StreamResult:
     keyframes: int  # whole run
     frame_gaps: int  # video timestamp jumps of more than 1.5 frame durations, whole run
     longest_freeze: float  # seconds between two frames (or the last one and the end)
-    rtp_received: int  # in the measured window
+    rtp_received: int  # in the measured window, media SSRC
     rtp_expected: int
+    rtx_received: int  # in the measured window, RTX SSRC
     first_frame_at: float | None  # seconds after the peer started to connect
 
 
@@ -122,57 +109,6 @@ class PeerResult:
     streams: list[StreamResult] = field(default_factory=list)
 
 
-class StreamStats:
-    """Counts one forwarded track as it arrives; one method call per frame, nothing decoded."""
-
-    def __init__(self, remote: RemoteTrack, receiver: RTCRtpReceiver, fps: int) -> None:
-        self.remote = remote
-        self.receiver = receiver
-        self.kind = remote.kind
-        self.frames = self.bytes = self.keyframes = self.frame_gaps = 0
-        self.first_at: float | None = None
-        self.last_at: float | None = None
-        self.longest_gap = 0.0
-        self._last_pts: int | None = None
-        self._max_step = int(1.5 * 90_000 / fps)  # RTP video clock: 90 kHz
-        self.window0: tuple[int, int, int, int] | None = None
-        self.window1: tuple[int, int, int, int] | None = None
-        self.task: asyncio.Task[None] | None = None
-
-    def on_frame(self, packet: Any, now: float) -> None:
-        self.frames += 1
-        self.bytes += packet.size
-        if self.last_at is None:
-            self.first_at = now
-        elif now - self.last_at > self.longest_gap:
-            self.longest_gap = now - self.last_at
-        self.last_at = now
-        if self.kind == "video":
-            self.keyframes += packet.is_keyframe
-            pts = packet.pts
-            if self._last_pts is not None and (pts - self._last_pts) % RTP_TS_MODULO > (
-                self._max_step
-            ):
-                self.frame_gaps += 1
-            self._last_pts = pts
-
-    def counters(self) -> tuple[int, int, int, int]:
-        received, expected, _ = rtc_receiver.rtp_counts(self.receiver)
-        return self.frames, self.bytes, received, expected
-
-    def longest_freeze(self, end: float) -> float:
-        if self.last_at is None:
-            return 0.0
-        return max(self.longest_gap, end - self.last_at)
-
-    async def consume(self) -> None:
-        recv = self.remote.track.recv
-        with contextlib.suppress(MediaStreamError):
-            while True:
-                packet = await recv()  # an av.Packet: encoded, never decoded
-                self.on_frame(packet, time.monotonic())
-
-
 class Peer:
     def __init__(
         self,
@@ -185,7 +121,7 @@ class Peer:
         self.config = config
         self.result = PeerResult(spec.index, spec.room, spec.role, spec.name, spec.expects_media)
         self.client: Client | None = None
-        self.streams: list[StreamStats] = []
+        self.streams: list[_Stream] = []
         self.video = ClipTrack(video) if video is not None else None
         self.audio = AudioClipTrack(audio) if audio is not None else None
         self.started_at: float | None = None
@@ -228,52 +164,47 @@ class Peer:
             await client.publish(*tracks, timeout=config.join_timeout)
             if self.video is not None:
                 assert client.pc is not None
-                sender = next(s for s in client.pc.getSenders() if s.track is self.video)
-                hook_keyframe_requests(sender, self.video)
+                hook_keyframe_requests(sender_of(client.pc, self.video), self.video)
         self.ready = True
         if self.spec.expects_media:
             await self.first_frame.wait()
 
     def _on_track(self, remote: RemoteTrack) -> None:
         assert self.client is not None and self.client.pc is not None
-        receiver = next(t.receiver for t in self.client.pc.getTransceivers() if t.mid == remote.mid)
-        stats = StreamStats(remote, receiver, self.config.video.fps)
-        self.streams.append(stats)
-        stats.task = asyncio.ensure_future(self._consume(stats))
+        stats = StreamStats(
+            remote.kind,
+            receiver_of(self.client.pc, remote.track),
+            remote.track,
+            fps=self.config.video.fps,
+            on_first_frame=self._on_first_frame,
+        )
+        self.streams.append(_Stream(remote, stats.start()))
 
-    async def _consume(self, stats: StreamStats) -> None:
-        recv = stats.remote.track.recv
-        with contextlib.suppress(MediaStreamError):
-            packet = await recv()
-            now = time.monotonic()
-            stats.on_frame(packet, now)
-            if not self.first_frame.is_set():
-                assert self.started_at is not None
-                self.result.join_time = now - self.started_at
-                self.first_frame.set()
-            await stats.consume()
+    def _on_first_frame(self, now: float) -> None:
+        if not self.first_frame.is_set():
+            assert self.started_at is not None
+            self.result.join_time = now - self.started_at
+            self.first_frame.set()
 
     def bytes_sent(self) -> int:
         return sum(t.bytes_sent for t in (self.video, self.audio) if t is not None)
 
-    def mark_window(self, start: bool) -> None:
+    def mark_window(self) -> None:
+        """At the window's start, then at its end."""
         video_frames = self.video.frames_sent if self.video is not None else 0
         self.sent_window.append((self.bytes_sent(), video_frames))
-        for stats in self.streams:
-            if start:
-                stats.window0 = stats.counters()
-            else:
-                stats.window1 = stats.counters()
+        for stream in self.streams:
+            stream.window.append(stream.stats.counts())
 
     def progress_into(self, progress: Progress) -> None:
         progress.peers += 1
         progress.up += self.up and not self.failed
         progress.failed += self.failed
-        for stats in self.streams:
-            progress.bytes_in += stats.bytes
-            received, expected, _ = rtc_receiver.rtp_counts(stats.receiver)
-            progress.rtp_received += received
-            progress.rtp_expected += expected
+        for stream in self.streams:
+            counts = stream.stats.counts()
+            progress.bytes_in += counts.bytes
+            progress.rtp_received += counts.rtp_received
+            progress.rtp_expected += counts.rtp_expected
         progress.bytes_out += self.bytes_sent()
 
     def finish(self, window: float, end: float) -> PeerResult:
@@ -289,40 +220,47 @@ class Peer:
             result.window_bytes_sent, result.window_video_frames_sent = b1 - b0, f1 - f0
         if self.video is not None:
             result.keyframe_requests = self.video.keyframe_requests
-        for stats in self.streams:
-            zero = (0, 0, 0, 0)
-            f0, b0, r0, e0 = stats.window0 or zero
-            f1, b1, r1, e1 = stats.window1 or stats.counters()
+        for stream in self.streams:
+            stats = stream.stats
+            marks = stream.window
+            # A stream that came during the window counts from its start.
+            got = marks[1] - marks[0] if len(marks) == 2 else (marks or [stats.counts()])[-1]
             result.streams.append(
                 StreamResult(
                     kind=stats.kind,
-                    from_peer=stats.remote.peer_id,
-                    frames=f1 - f0,
-                    bytes=b1 - b0,
-                    fps=(f1 - f0) / window if window > 0 else 0.0,
+                    from_peer=stream.remote.peer_id,
+                    frames=got.frames,
+                    bytes=got.bytes,
+                    fps=got.frames / window if window > 0 else 0.0,
                     keyframes=stats.keyframes,
                     frame_gaps=stats.frame_gaps,
                     longest_freeze=stats.longest_freeze(end),
-                    rtp_received=r1 - r0,
-                    rtp_expected=e1 - e0,
+                    rtp_received=got.rtp_received,
+                    rtp_expected=got.rtp_expected,
+                    rtx_received=got.rtx,
                     first_frame_at=(
                         None
-                        if stats.first_at is None or self.started_at is None
-                        else stats.first_at - self.started_at
+                        if stats.first_frame_at is None or self.started_at is None
+                        else stats.first_frame_at - self.started_at
                     ),
                 )
             )
         return result
 
     async def close(self) -> None:
-        for stats in self.streams:
-            if stats.task is not None:
-                stats.task.cancel()
+        await asyncio.gather(*(stream.stats.stop() for stream in self.streams))
         for track in (self.video, self.audio):
             if track is not None:
                 track.stop()
         if self.client is not None:
             await self.client.close()
+
+
+@dataclass
+class _Stream:
+    remote: RemoteTrack
+    stats: StreamStats
+    window: list[Counts] = field(default_factory=list)  # at the window's start, then its end
 
 
 def _describe(exc: BaseException, timeout: float) -> str:
@@ -380,11 +318,11 @@ async def run_peers(
         await until(config.window_start)
         cpu0 = time.process_time()
         for peer in peers:
-            peer.mark_window(start=True)
+            peer.mark_window()
         await until(config.window_end)
         end, cpu1 = time.monotonic(), time.process_time()
         for peer in peers:
-            peer.mark_window(start=False)
+            peer.mark_window()
         window = config.window_end - config.window_start
         outcome = WorkerOutcome(
             worker,

@@ -1,5 +1,5 @@
 """CPU time and memory of any process, from /proc (the same reading for every server measured),
-what the machine was, and CPU pinning for the benchmarks.
+and CPU pinning for the benchmarks.
 
 Pinning (`plan_pinning`, `pin_process`, `pinned_self`): the server process and all its threads
 on one CPU (the lowest this process may use), the benchmark process (its synthetic clients) on
@@ -13,14 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import platform
 import threading
 from collections.abc import Iterable, Iterator
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from typing import Any
-
-import aiortc
 
 
 def cpu_seconds(pid: int) -> float:
@@ -63,19 +59,17 @@ def machine_cpu_seconds() -> tuple[float, float]:
     return (user + nice + system + irq + softirq + steal) / tick, steal / tick
 
 
-def environment(pinning: Pinning | None = None) -> dict[str, Any]:
-    """What a figure was measured on: Python, CPUs, aiortc, the platform, the pinning used.
+class ProcessProbe:
+    """CPU time and memory of a process by pid (a server this harness did not start)."""
 
-    `cpu_affinity` is what this process may use now: call it outside `pinned_self`.
-    """
-    return {
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "cpu_affinity": sorted(os.sched_getaffinity(0)),
-        "pinning": None if pinning is None else pinning.as_dict(),
-        "aiortc": aiortc.__version__,
-        "platform": platform.platform(),
-    }
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def rss_bytes(self) -> int:
+        return rss_bytes(self.pid)
 
 
 # --- CPU pinning ---------------------------------------------------------------------------------

@@ -1,308 +1,113 @@
-"""The load test's report: figures from the peers' results, a table for people, JSON for tools.
+"""The one report writer: every harness prints its table and writes its JSON report here.
 
-Join time is WebSocket connect -> first remote frame, for peers that had someone to receive
-from when they joined. Frame rate, loss and bytes are counted in the measured window only;
-keyframes, timestamp gaps and the longest freeze over the whole run (from a stream's first
-frame to the end of the window, so a stream that stopped counts as one long freeze).
+Each JSON report opens with `environment` (environment(): the commit, the machine, versions,
+CPU pinning, the load average) and `config` (what was asked), then the harness's own figures.
+A figure with nothing to measure (NaN: N=0 has no per-packet cost) is written as null.
+`--json -` writes the JSON to stdout, after the table; a path gets a file.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+import os
+import platform
+import subprocess
+import sys
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import aiortc
 
 from . import procstat
-from .peers import PeerResult, StreamResult, VideoSpec, WorkerOutcome
+from .serverproc import REPO_ROOT
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear interpolation between closest ranks (q in 0..100); NaN for no values."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+def cpu_model() -> str:
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
 
 
-def summary(values: Sequence[float], scale: float = 1.0) -> dict[str, float | int | None]:
-    scaled = [v * scale for v in values]
+def aiosfu_revision() -> str:
+    """The commit measured, and whether the server's code differed from it."""
 
-    def clean(x: float) -> float | None:
-        return None if math.isnan(x) else round(x, 3)
-
-    return {
-        "n": len(scaled),
-        "p50": clean(percentile(scaled, 50)),
-        "p95": clean(percentile(scaled, 95)),
-        "p99": clean(percentile(scaled, 99)),
-        "min": clean(min(scaled)) if scaled else None,
-        "max": clean(max(scaled)) if scaled else None,
-        "mean": clean(sum(scaled) / len(scaled)) if scaled else None,
-    }
-
-
-class ProcessProbe:
-    """CPU time and memory of the server process by pid (loadtest.procstat)."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-
-    def cpu_seconds(self) -> float:
-        return procstat.cpu_seconds(self.pid)
-
-    def rss_bytes(self) -> int:
-        return procstat.rss_bytes(self.pid)
-
-
-@dataclass
-class ServerFigures:
-    pid: int | None = None
-    cpu_seconds: float | None = None  # in the measured window
-    cpu_pct: float | None = None  # of one core
-    rss_mb: float | None = None  # at the end of the window
-    rss_peak_mb: float | None = None  # highest sample, once a second
-    # From the server's GET /metrics at the window's ends, when it answered.
-    forwarded_pps: float | None = None
-    forwarded_mbps: float | None = None
-
-
-@dataclass
-class LoadConfig:
-    url: str | None = None
-    rooms: int = 1
-    publishers: int = 1
-    subscribers: int = 4
-    video: VideoSpec = field(default_factory=VideoSpec)
-    audio: bool = False
-    duration: float = 20.0
-    ramp: float = 5.0
-    settle: float = 2.0
-    procs: int = 1
-    join_timeout: float = 20.0
-    server_pid: int | None = None
-    ice_addresses: tuple[str, ...] = ("127.0.0.1",)
-    progress: bool = True
-
-
-def _stream_loss(streams: Iterable[StreamResult]) -> tuple[int, int]:
-    expected = sum(s.rtp_expected for s in streams)
-    received = sum(s.rtp_received for s in streams)
-    return max(0, expected - received), expected
-
-
-def build_report(
-    config: LoadConfig,
-    outcomes: Sequence[WorkerOutcome],
-    server: ServerFigures,
-    *,
-    url: str,
-    window: float,
-) -> dict[str, Any]:
-    """Everything the table shows, as plain JSON-able data."""
-    results = sorted((r for o in outcomes for r in o.peers), key=lambda r: r.index)
-    streams = [s for r in results for s in r.streams]
-    video = [s for s in streams if s.kind == "video"]
-    audio = [s for s in streams if s.kind == "audio"]
-    lost, expected = _stream_loss(streams)
-    failures = [{"name": r.name, "room": r.room, "error": r.error} for r in results if r.error]
-    join_times = [r.join_time for r in results if r.expects_media and r.join_time is not None]
-    receivers = []
-    for r in results:
-        if not r.expects_media:
-            continue
-        vs = [s for s in r.streams if s.kind == "video"]
-        r_lost, r_expected = _stream_loss(r.streams)
-        receivers.append(
-            {
-                "name": r.name,
-                "room": r.room,
-                "role": r.role,
-                "peer_id": r.peer_id,
-                "error": r.error,
-                "join_ms": None if r.join_time is None else round(r.join_time * 1000, 1),
-                "video_streams": len(vs),
-                "video_fps": [round(s.fps, 2) for s in vs],
-                "video_frames": sum(s.frames for s in vs),
-                "loss_pct": round(100 * r_lost / r_expected, 3) if r_expected else 0.0,
-                "longest_freeze_ms": round(
-                    1000 * max((s.longest_freeze for s in vs), default=0.0), 1
-                ),
-            }
+    def git(*args: str) -> str:
+        result = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, check=False
         )
-    bytes_in = sum(s.bytes for s in streams)
-    sent_fps = [
-        r.window_video_frames_sent / window for r in results if r.role == "publisher" and window > 0
-    ]
-    generator = {
-        "worker_cpu_pct": [o.cpu_pct for o in outcomes],
-        "publisher_fps": summary(sent_fps),
-    }
-    warnings = []
-    if any(o.cpu_pct > 90 for o in outcomes) or (
-        sent_fps and min(sent_fps) < 0.95 * config.video.fps
-    ):
-        warnings.append(
-            "the load generator is short of CPU (a worker near 100 % of a core, or publishers "
-            "behind their frame rate): frame rates and join times show its limits, not only "
-            "the server's; use more --procs or fewer peers"
-        )
+        return result.stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--", "sfu", "signaling")
+    return f"{commit} + uncommitted changes in sfu/ or signaling/" if dirty else commit
+
+
+def environment(pinning: procstat.Pinning | None = None, **extra: Any) -> dict[str, Any]:
+    """What the figures were measured on, and the pinning used (`extra`: e.g. Janus's version).
+
+    `cpu_affinity` and `nproc` are what this process may use now: call it outside
+    procstat.pinned_self.
+    """
+    affinity = sorted(os.sched_getaffinity(0))
     return {
-        "config": {**asdict(config), "video": str(config.video), "url": url},
-        "environment": procstat.environment(),
-        "window_s": round(window, 3),
-        "peers": {
-            "planned": len(results),
-            "up": sum(r.error is None for r in results),
-            "failed": len(failures),
-            "failures": failures,
-        },
-        "join_time_ms": summary(join_times, 1000),
-        "video": {
-            "streams": len(video),
-            "target_fps": config.video.fps,
-            "fps": summary([s.fps for s in video]),
-            "longest_freeze_ms": summary([s.longest_freeze for s in video], 1000),
-            "frame_gaps": sum(s.frame_gaps for s in video),
-            "keyframes": sum(s.keyframes for s in video),
-        },
-        "audio": {
-            "streams": len(audio),
-            "packet_rate": summary([s.fps for s in audio]),
-        },
-        "loss": {
-            "pct": round(100 * lost / expected, 3) if expected else 0.0,
-            "lost_packets": lost,
-            "expected_packets": expected,
-        },
-        "traffic": {
-            "in_mbps": round(bytes_in * 8 / window / 1e6, 3) if window > 0 else 0.0,
-            "out_mbps": round(
-                sum(r.window_bytes_sent for r in results) * 8 / window / 1e6 if window > 0 else 0.0,
-                3,
-            ),
-        },
-        "server": asdict(server),
-        "load_generator": generator,
-        "receivers": receivers,
-        "problems": problems(results),
-        "warnings": warnings,
+        "aiosfu": aiosfu_revision(),
+        "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "python": platform.python_version(),
+        "aiortc": aiortc.__version__,
+        "cpus": os.cpu_count(),
+        "nproc": len(affinity),
+        "cpu_model": cpu_model(),
+        "kernel": platform.release(),
+        "platform": platform.platform(),
+        "loadavg_at_start": os.getloadavg(),
+        "cpu_affinity": affinity,
+        "pinning": None if pinning is None else pinning.as_dict(),
+        "pinning_text": procstat.describe_pinning(pinning),
+        **extra,
     }
 
 
-def problems(results: Sequence[PeerResult]) -> list[str]:
-    """What makes the run a failure: a peer not up, or a receiver that got nothing measured."""
-    found = [f"{r.name} ({r.room}): {r.error}" for r in results if r.error]
-    for r in results:
-        if r.expects_media and r.error is None:
-            if not r.streams:
-                found.append(f"{r.name} ({r.room}): no remote track")
-            elif not any(s.frames for s in r.streams if s.kind == "video") and any(
-                s.kind == "video" for s in r.streams
-            ):
-                found.append(f"{r.name} ({r.room}): no video frame in the measured window")
-    return found
+def environment_line(env: dict[str, Any]) -> str:
+    """The last line of a table: what it was measured on."""
+    return (
+        f"aiosfu {env['aiosfu']}, python {env['python']}, aiortc {env['aiortc']}, "
+        f"{env['cpus']} cpus ({env['cpu_model']}); {env['pinning_text']}"
+    )
 
 
-def _ms(value: float | int | None) -> str:
+def json_safe(value: Any) -> Any:
+    """NaN and infinities are not JSON: null, wherever they are."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def emit(
+    table: str, payload: dict[str, Any], json_path: str | None, out: TextIO | None = None
+) -> None:
+    """The table for people on `out` (stdout); the JSON for tools at `json_path` (- : `out`)."""
+    out = out or sys.stdout
+    out.write(f"\n{table}\n")
+    if json_path == "-":
+        out.write(json.dumps(json_safe(payload), indent=2, allow_nan=False) + "\n")
+    elif json_path:
+        with open(json_path, "w") as f:
+            json.dump(json_safe(payload), f, indent=2, allow_nan=False)
+            f.write("\n")
+        out.write(f"\nJSON report: {json_path}\n")
+    out.flush()
+
+
+def ms(value: float | int | None) -> str:
     return "-" if value is None else f"{value:.0f} ms"
 
 
-def _num(value: float | int | None, digits: int = 1) -> str:
+def num(value: float | int | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
-
-
-def format_table(report: dict[str, Any]) -> str:
-    config = report["config"]
-    peers, join, video = report["peers"], report["join_time_ms"], report["video"]
-    audio, loss, traffic, server = (
-        report["audio"],
-        report["loss"],
-        report["traffic"],
-        report["server"],
-    )
-    per_room = config["publishers"] + config["subscribers"]
-    lines = [
-        f"aiosfu loadtest: {config['rooms']} rooms x {per_room} peers "
-        f"({config['publishers']} publishing {config['video']}"
-        f"{' + audio' if config['audio'] else ''}, {config['subscribers']} receiving only), "
-        f"{report['window_s']:g} s measured, {config['procs']} process(es), {config['url']}",
-        "",
-        f"{'peers':<16} {peers['up']} of {peers['planned']} up, {peers['failed']} failed",
-        f"{'join time':<16} p50 {_ms(join['p50'])}  p95 {_ms(join['p95'])}  "
-        f"p99 {_ms(join['p99'])}  max {_ms(join['max'])}  ({join['n']} peers)",
-        f"{'video fps':<16} mean {_num(video['fps']['mean'])}  p50 {_num(video['fps']['p50'])}  "
-        f"min {_num(video['fps']['min'])}  target {video['target_fps']}  "
-        f"({video['streams']} streams)",
-        f"{'longest freeze':<16} p50 {_ms(video['longest_freeze_ms']['p50'])}  "
-        f"p95 {_ms(video['longest_freeze_ms']['p95'])}  "
-        f"max {_ms(video['longest_freeze_ms']['max'])}",
-        f"{'frames':<16} {video['keyframes']} keyframes, {video['frame_gaps']} timestamp gaps",
-    ]
-    if audio["streams"]:
-        lines.append(
-            f"{'audio pkt/s':<16} mean {_num(audio['packet_rate']['mean'])}  "
-            f"min {_num(audio['packet_rate']['min'])}  ({audio['streams']} streams)"
-        )
-    lines += [
-        f"{'loss':<16} {loss['pct']:.2f} % ({loss['lost_packets']} of "
-        f"{loss['expected_packets']} packets)",
-        f"{'traffic':<16} in {traffic['in_mbps']:.2f} Mbps, out {traffic['out_mbps']:.2f} Mbps "
-        "(media payload, all peers)",
-    ]
-    if server["pid"] is not None:
-        lines.append(
-            f"{'server':<16} CPU {_num(server['cpu_pct'])} % of a core, RSS "
-            f"{_num(server['rss_mb'], 0)} MB (peak {_num(server['rss_peak_mb'], 0)}), "
-            f"pid {server['pid']}"
-        )
-    else:
-        lines.append(f"{'server':<16} CPU and RSS not measured (give --server-pid)")
-    if server["forwarded_pps"] is not None:
-        lines.append(
-            f"{'server /metrics':<16} forwarded {server['forwarded_pps']:.0f} pkt/s, "
-            f"{server['forwarded_mbps']:.2f} Mbps"
-        )
-    generator = report["load_generator"]
-    lines.append(
-        f"{'load generator':<16} worker CPU "
-        f"{', '.join(f'{c:.0f}' for c in generator['worker_cpu_pct'])} % of a core; "
-        f"publishers sent {_num(generator['publisher_fps']['mean'])} fps "
-        f"(min {_num(generator['publisher_fps']['min'])})"
-    )
-    lines += ["", _room_table(report)]
-    lines += [f"warning: {w}" for w in report["warnings"]]
-    if report["problems"]:
-        lines += ["", "problems:", *(f"  {p}" for p in report["problems"][:20])]
-        if len(report["problems"]) > 20:
-            lines.append(f"  ... and {len(report['problems']) - 20} more")
-    env = report["environment"]
-    lines += ["", f"python {env['python']}, {env['cpus']} cpus, aiortc {env['aiortc']}"]
-    return "\n".join(lines)
-
-
-def _room_table(report: dict[str, Any]) -> str:
-    rooms: dict[str, list[dict[str, Any]]] = {}
-    for r in report["receivers"]:
-        rooms.setdefault(r["room"], []).append(r)
-    header = (
-        f"{'room':<20} {'receivers':>9} {'up':>4} {'join p95':>9} {'fps mean':>9} "
-        f"{'fps min':>8} {'loss max %':>10} {'freeze max':>11}"
-    )
-    rows = [header]
-    for room, receivers in sorted(rooms.items()):
-        fps = [f for r in receivers for f in r["video_fps"]]
-        joins = [r["join_ms"] for r in receivers if r["join_ms"] is not None]
-        p95 = percentile(joins, 95)
-        rows.append(
-            f"{room:<20} {len(receivers):>9} {sum(r['error'] is None for r in receivers):>4} "
-            f"{'-' if math.isnan(p95) else f'{p95:.0f} ms':>9} "
-            f"{_num(sum(fps) / len(fps) if fps else None):>9} "
-            f"{_num(min(fps) if fps else None):>8} "
-            f"{max((r['loss_pct'] for r in receivers), default=0.0):>10.2f} "
-            f"{max((r['longest_freeze_ms'] for r in receivers), default=0.0):>8.0f} ms"
-        )
-    return "\n".join(rows)

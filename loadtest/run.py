@@ -23,11 +23,9 @@ import argparse
 import asyncio
 import contextlib
 import ipaddress
-import json
 import logging
 import multiprocessing
 import queue
-import re
 import secrets
 import sys
 import time
@@ -39,18 +37,21 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from . import options
+from .loadreport import ServerFigures, build_report, format_table
+from .options import LoadConfig, VideoSpec
 from .peers import (
     CLOSE_TIMEOUT,
     PeerSpec,
     Progress,
-    VideoSpec,
     WorkerConfig,
     WorkerOutcome,
     make_clips,
     run_peers,
     worker_main,
 )
-from .report import LoadConfig, ProcessProbe, ServerFigures, build_report, format_table
+from .procstat import ProcessProbe
+from .report import emit, environment
 from .serverproc import ServerProcess
 
 READY_TIMEOUT = 60.0  # workers import aiortc and encode the clips first
@@ -79,38 +80,6 @@ def plan_peers(config: LoadConfig, run_id: str) -> list[PeerSpec]:
     return specs
 
 
-def parse_video(text: str) -> VideoSpec:
-    match = re.fullmatch(r"(\d+)x(\d+)(?:@(\d+))?(?::(\d+))?", text.strip())
-    if not match:
-        raise argparse.ArgumentTypeError(
-            f"expected WxH@fps:kbps (e.g. 640x360@30:500), not {text!r}"
-        )
-    w, h, fps, kbps = match.groups()
-    spec = VideoSpec(int(w), int(h), int(fps or 30), int(kbps or 500))
-    if not (16 <= spec.width <= 4096 and 16 <= spec.height <= 4096) or spec.width % 2:
-        raise argparse.ArgumentTypeError(f"unusable frame size {w}x{h}")
-    if not (1 <= spec.fps <= 120 and 10 <= spec.kbps <= 50_000):
-        raise argparse.ArgumentTypeError(f"fps 1-120 and kbps 10-50000, not {fps}/{kbps}")
-    return spec
-
-
-def _positive(kind: type[int] | type[float]) -> Any:
-    def check(text: str) -> int | float:
-        value = kind(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, not {text}")
-        return value
-
-    return check
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, not {text}")
-    return value
-
-
 def parse_args(argv: Sequence[str] | None = None) -> tuple[LoadConfig, str | None]:
     parser = argparse.ArgumentParser(
         prog="aiosfu loadtest",
@@ -120,29 +89,34 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[LoadConfig, str | Non
     )
     parser.add_argument("--url", help="the server's WebSocket URL (default: start one here)")
     parser.add_argument("--server-pid", type=int, help="with --url: the server's pid, for CPU/RSS")
-    parser.add_argument("--rooms", type=_positive(int), default=1)
-    parser.add_argument("--publishers", type=_non_negative_int, default=1, help="per room")
-    parser.add_argument("--subscribers", type=_non_negative_int, default=4, help="per room")
+    parser.add_argument("--rooms", type=options.positive(int), default=1)
+    parser.add_argument("--publishers", type=options.non_negative(int), default=1, help="per room")
+    parser.add_argument("--subscribers", type=options.non_negative(int), default=4, help="per room")
     parser.add_argument(
-        "--video", type=parse_video, default=VideoSpec(), help="WxH@fps:kbps (640x360@30:500)"
+        "--video",
+        type=options.parse_video,
+        default=VideoSpec(),
+        help="WxH@fps:kbps (640x360@30:500)",
     )
     parser.add_argument(
         "--simulcast", action="store_true", help="not supported yet: the server has no simulcast"
     )
     parser.add_argument("--audio", action="store_true", help="publishers also send Opus audio")
-    parser.add_argument("--duration", type=_positive(float), default=20.0, help="measured s")
-    parser.add_argument("--ramp", type=_positive(float), default=5.0, help="joins per second")
+    options.add_duration(parser)
+    parser.add_argument(
+        "--ramp", type=options.positive(float), default=5.0, help="joins per second"
+    )
     parser.add_argument(
         "--settle", type=float, default=2.0, help="s between the last join and the window"
     )
-    parser.add_argument("--procs", type=_positive(int), default=1, help="worker processes")
+    parser.add_argument("--procs", type=options.positive(int), default=1, help="worker processes")
     parser.add_argument(
-        "--join-timeout", type=_positive(float), default=20.0, help="s for a peer to be up"
+        "--join-timeout", type=options.positive(float), default=20.0, help="s for a peer to be up"
     )
     parser.add_argument(
         "--ice-addresses", default="127.0.0.1", help="comma-separated IPs peers gather ICE on"
     )
-    parser.add_argument("--json", metavar="PATH", help="write the JSON report there (- : stdout)")
+    options.add_json(parser)
     parser.add_argument("--quiet", action="store_true", help="no live progress lines")
     args = parser.parse_args(argv)
     if args.simulcast:
@@ -448,6 +422,7 @@ async def run(config: LoadConfig, out: TextIO = sys.stdout) -> dict[str, Any]:
     watch: ServerWatch | None = None
     workers: Workers | None = None
     probe: ProcessProbe | None = None
+    env = environment()  # the machine as the run starts (its load average, say)
     try:
         if config.url is None:
             # Bound before start(): the finally must stop it even if start() is interrupted.
@@ -497,7 +472,9 @@ async def run(config: LoadConfig, out: TextIO = sys.stdout) -> dict[str, Any]:
         display.done()
         # Workers measure the window themselves, then close their peers before answering.
         outcomes = await workers.wait_results(timeout=CLOSE_TIMEOUT + 10)
-        return build_report(config, outcomes, watch.figures, url=url, window=config.duration)
+        return build_report(
+            config, outcomes, watch.figures, url=url, window=config.duration, env=env
+        )
     finally:
         try:
             if workers is not None:
@@ -520,13 +497,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\naiosfu loadtest: interrupted", file=sys.stderr)
         return 130
-    print()
-    print(format_table(report))
-    if json_path == "-":
-        print(json.dumps(report, indent=2, allow_nan=False))
-    elif json_path:
-        with open(json_path, "w") as f:
-            json.dump(report, f, indent=2, allow_nan=False)
-            f.write("\n")
-        print(f"\nJSON report: {json_path}")
+    emit(format_table(report), report, json_path)
     return 1 if report["problems"] else 0

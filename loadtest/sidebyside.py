@@ -3,6 +3,9 @@
     python -m loadtest.sidebyside [--subscribers 10 --subscribers 25 ...] (default: 10 25 50 100)
         [--duration 20] [--warmup 5] [--servers aiosfu,janus] [--event-loops 2] [--rounds 1]
         [--quiet 25] [--quiet-timeout 120] [--pin | --no-pin] [--json PATH]
+        [--bitrate 1000000] [--fps 30] [--width 640 --height 480]
+
+The scenario's options are loadtest.forwarding's (loadtest.options declares them once).
 
 Needs root: it re-executes itself inside a network namespace of its own (loadtest.netns: lo,
 a veth pair with both ends inside and 127.0.0.1/32 on one of them, IPv6 off, no route out,
@@ -46,61 +49,49 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import json
 import logging
 import math
-import os
-import platform
-import subprocess
 import sys
 import time
 import traceback
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-import aiortc
-
-from . import netns, procstat
-from .clip import ClipTrack, EncodedClip, hook_keyframe_requests
+from . import netns, options, procstat
+from .clip import ClipTrack, EncodedClip
 from .forwarding import (
-    BenchConfig,
-    FrameCounter,
     Result,
-    add_pin_argument,
-    check_pin_argument,
-    check_pinned,
+    Subscriber,
+    drive,
     format_line,
-    join_subscribers,
-    json_safe,
     make_clip,
     measure,
-    measure_window,
     post_mortem,
-    wait_first_keyframes,
 )
 from .janus import (
     JanusProcess,
     JanusPublisher,
     JanusSettings,
-    JanusSubscription,
     describe_config,
     janus_binary,
     janus_version,
     subscribe,
 )
-from .serverproc import REPO_ROOT
+from .options import BenchConfig
+from .report import emit, environment
+from .stats import StreamStats
 
 SERVERS = ("aiosfu", "janus")
+DEFAULT_SUBSCRIBERS = [10, 25, 50, 100]
 LOSS_LIMIT_PCT = 1.0
 PAUSE_BETWEEN_RUNS = 2.0  # let the last run's sockets and processes go before the next
 
 
 @dataclass
 class SideBySideConfig:
-    bench: BenchConfig = field(default_factory=lambda: BenchConfig(subscribers=[10, 25, 50, 100]))
+    bench: BenchConfig = field(default_factory=lambda: BenchConfig(list(DEFAULT_SUBSCRIBERS)))
     servers: list[str] = field(default_factory=lambda: list(SERVERS))
     janus: JanusSettings = field(default_factory=JanusSettings)
     rounds: int = 1  # runs of each (server, N); the report shows the least disturbed one
@@ -110,20 +101,11 @@ class SideBySideConfig:
     quiet_timeout: float = 120.0
 
 
-class JanusSubscriber(FrameCounter):
-    def __init__(self, name: str, subscription: JanusSubscription, join_started_at: float):
-        self.subscription = subscription
-        super().__init__(name, subscription.receiver, subscription.track, join_started_at)
-
-    async def close(self) -> None:
-        await self.stop()
-        await self.subscription.close()
-
-
-async def _join_janus(url: str, feed: int, index: int, room: int) -> JanusSubscriber:
+async def _join_janus(url: str, feed: int, index: int, room: int) -> Subscriber:
     started = time.monotonic()
     subscription = await subscribe(url, feed, room=room)
-    return JanusSubscriber(f"sub{index}", subscription, started)
+    stats = StreamStats("video", subscription.receiver, subscription.track).start()
+    return Subscriber(f"sub{index}", stats, started, subscription.close)
 
 
 async def measure_janus(
@@ -137,45 +119,25 @@ async def measure_janus(
     async with JanusProcess(settings, cpus=server_cpus) as janus:
         track = ClipTrack(clip)
         publisher: JanusPublisher | None = None
-        subscribers: list[JanusSubscriber] = []
         try:
             publisher = await JanusPublisher.start(janus.url, track, room=settings.room)
             assert publisher.sender is not None
-            hook_keyframe_requests(publisher.sender, track)
-            rss_base = janus.rss_bytes()
             feed = publisher.feed
-
-            started = time.monotonic()
-            subscribers = await join_subscribers(
-                n, lambda i: _join_janus(janus.url, feed, i, settings.room)
-            )
-            await wait_first_keyframes(subscribers, config.first_frame_timeout)
-            if config.verbose:
-                print(
-                    f"  N={n} (janus pid {janus.pid}): {n} subscribers receiving "
-                    f"{time.monotonic() - started:.1f}s after the first joined; warming up "
-                    f"{config.warmup:g}s",
-                    flush=True,
-                )
-            result = await measure_window(
+            return await drive(
                 janus,
                 publisher.sender,
                 track,
-                subscribers,
+                n,
+                lambda i: _join_janus(janus.url, feed, i, settings.room),
                 config,
-                rss_base,
                 server_cpus=server_cpus,
             )
-            check_pinned(janus.pid, server_cpus)
-            return result
         except Exception as exc:
             exc.add_note(await post_mortem(janus))
             raise
         finally:
-            closing = [s.close() for s in subscribers]
             if publisher is not None:
-                closing.append(publisher.close())
-            await asyncio.gather(*closing, return_exceptions=True)
+                await publisher.close()
             track.stop()
 
 
@@ -291,48 +253,6 @@ def capacity(results: Sequence[Result]) -> Capacity:
     )
 
 
-def cpu_model() -> str:
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def aiosfu_revision() -> str:
-    """The commit measured, and whether the server's code differed from it."""
-
-    def git(*args: str) -> str:
-        result = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, check=False
-        )
-        return result.stdout.strip()
-
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--", "sfu", "signaling")
-    return f"{commit} + uncommitted changes in sfu/ or signaling/" if dirty else commit
-
-
-def environment(config: SideBySideConfig) -> dict[str, Any]:
-    """The machine and versions, and the pinning run() will use: call it before run()."""
-    nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=False).stdout
-    pinning = procstat.plan_pinning(config.bench.pin)
-    return {
-        "aiosfu": aiosfu_revision(),
-        "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "nproc": int(nproc.strip() or 0),
-        "cpu_model": cpu_model(),
-        "python": platform.python_version(),
-        "aiortc": aiortc.__version__,
-        "janus": janus_version() if "janus" in config.servers else None,
-        "kernel": platform.release(),
-        "loadavg_at_start": os.getloadavg(),
-        "cpu_affinity": sorted(os.sched_getaffinity(0)),
-        "pinning": None if pinning is None else pinning.as_dict(),
-        "pinning_text": procstat.describe_pinning(pinning),
-    }
-
-
 @functools.cache
 def _janus_version() -> str:
     return janus_version()
@@ -440,35 +360,34 @@ def parse_args(argv: Sequence[str]) -> tuple[SideBySideConfig, str | None]:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--subscribers", type=int, action="append", help="N (repeat)")
-    parser.add_argument("--duration", type=float, default=20.0, help="measured seconds")
-    parser.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring")
+    options.add_bench_arguments(parser, default_subscribers=DEFAULT_SUBSCRIBERS, least=1)
     parser.add_argument(
         "--servers", default=",".join(SERVERS), help="comma-separated: aiosfu, janus"
     )
-    parser.add_argument("--event-loops", type=int, default=2, help="Janus's event_loops")
-    parser.add_argument("--rounds", type=int, default=1, help="runs of each (server, N)")
     parser.add_argument(
-        "--quiet", type=float, default=25.0, metavar="PCT", help="others' CPU to wait below"
+        "--event-loops", type=options.positive(int), default=2, help="Janus's event_loops"
     )
     parser.add_argument(
-        "--quiet-timeout", type=float, default=120.0, help="seconds to wait for it, per run"
+        "--rounds", type=options.positive(int), default=1, help="runs of each (server, N)"
     )
-    add_pin_argument(parser)
-    parser.add_argument("--json", metavar="PATH", help="write the results there")
+    parser.add_argument(
+        "--quiet",
+        type=options.non_negative(float),
+        default=25.0,
+        metavar="PCT",
+        help="others' CPU to wait below",
+    )
+    parser.add_argument(
+        "--quiet-timeout",
+        type=options.non_negative(float),
+        default=120.0,
+        help="seconds to wait for it, per run",
+    )
     args = parser.parse_args(argv)
-    check_pin_argument(parser, args.pin)
+    bench = options.bench_config(parser, args, default_subscribers=DEFAULT_SUBSCRIBERS, least=1)
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     if unknown := set(servers) - set(SERVERS):
         parser.error(f"unknown server(s): {', '.join(sorted(unknown))}")
-    if any(n < 1 for n in args.subscribers or []):
-        parser.error("N must be at least 1")
-    bench = BenchConfig(
-        subscribers=args.subscribers or [10, 25, 50, 100],
-        duration=args.duration,
-        warmup=args.warmup,
-        pin=args.pin,
-    )
     janus = JanusSettings(event_loops=args.event_loops)
     config = SideBySideConfig(bench, servers, janus, args.rounds, args.quiet, args.quiet_timeout)
     return config, args.json
@@ -481,32 +400,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         netns.reexec_in_new_namespace("loadtest.sidebyside", argv)
     netns.prepare()
     print(netns.describe(), "(no route out: checked)", flush=True)
+    janus_config = None
     if "janus" in config.servers:
         if janus_binary() is None:
             raise SystemExit("janus is not installed: apt-get install -y janus (make bench does)")
-        print(describe_config(config.janus), flush=True)
+        janus_config = describe_config(config.janus)
+        print(janus_config, flush=True)
     logging.basicConfig(level=logging.WARNING)
-    env = environment(config)
+    # Before run(), outside its pinning: the CPUs this process may use, the pinning it will use.
+    env = environment(
+        procstat.plan_pinning(config.bench.pin),
+        janus=janus_version() if "janus" in config.servers else None,
+    )
     outcome = asyncio.run(run(config))
-    report = format_report(outcome, config, env)
-    print()
-    print(report)
-    if json_path:
-        with open(json_path, "w") as f:
-            payload = {
-                "environment": env,
-                "config": asdict(config),
-                "janus_config": describe_config(config.janus)
-                if "janus" in config.servers
-                else None,
-                "results": {
-                    server: [json_safe(asdict(r)) for r in rows]
-                    for server, rows in outcome.results.items()
-                },
-                "failures": outcome.failures,
-            }
-            json.dump(payload, f, indent=2)
-            f.write("\n")
+    payload = {
+        "environment": env,
+        "config": asdict(config),
+        "janus_config": janus_config,
+        "results": {server: [asdict(r) for r in rows] for server, rows in outcome.results.items()},
+        "failures": outcome.failures,
+    }
+    emit(format_report(outcome, config, env), payload, json_path)
     check(outcome)
     return 0
 
