@@ -17,7 +17,6 @@ those shapes breaks it there, not silently.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
@@ -135,9 +134,7 @@ async def run(subscribers: int, packets: int) -> dict[str, float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m loadtest.bench_forward", description=__doc__.split("\n\n")[0]
-    )
+    parser = options.parser("python -m loadtest.bench_forward", __doc__)
     parser.add_argument("--subscribers", type=options.positive(int), default=50)
     parser.add_argument("--packets", type=options.positive(int), default=2000)
     options.add_json(parser)

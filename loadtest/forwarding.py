@@ -39,7 +39,6 @@ It prints figures and asserts only correctness (every subscriber received frames
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import math
@@ -457,7 +456,7 @@ async def run_benchmark(config: BenchConfig) -> list[Result]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig, str | None]:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.forwarding", description=__doc__)
+    parser = options.parser("python -m loadtest.forwarding", __doc__)
     options.add_bench_arguments(parser, default_subscribers=DEFAULT_SUBSCRIBERS, least=0)
     args = parser.parse_args(argv)
     config = options.bench_config(parser, args, default_subscribers=DEFAULT_SUBSCRIBERS, least=0)

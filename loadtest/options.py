@@ -117,6 +117,13 @@ def parse_video(text: str) -> VideoSpec:
 # --- options more than one harness has ------------------------------------------------------
 
 
+def parser(prog: str, description: str | None) -> argparse.ArgumentParser:
+    """A harness's parser: its module docstring as the help, laid out as written."""
+    return argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+
+
 def add_duration(parser: argparse.ArgumentParser, default: float = 20.0) -> None:
     parser.add_argument(
         "--duration", type=positive(float), default=default, help="measured seconds"

@@ -46,7 +46,6 @@ worth of server CPU spent at that per-packet cost) is given next to it, labelled
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import functools
 import logging
@@ -355,11 +354,7 @@ def check(outcome: Outcome) -> None:
 
 
 def parse_args(argv: Sequence[str]) -> tuple[SideBySideConfig, str | None]:
-    parser = argparse.ArgumentParser(
-        prog="python -m loadtest.sidebyside",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = options.parser("python -m loadtest.sidebyside", __doc__)
     options.add_bench_arguments(parser, default_subscribers=DEFAULT_SUBSCRIBERS, least=1)
     parser.add_argument(
         "--servers", default=",".join(SERVERS), help="comma-separated: aiosfu, janus"
