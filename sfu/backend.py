@@ -20,6 +20,9 @@ logger = logging.getLogger(__name__)
 # every 0.5-1.5 s) and to follow their ICE pair, and publications to send their feedback: one
 # timer for the whole server rather than a task per subscriber.
 REPORT_INTERVAL = 0.25
+# How often publishers that number their packets get transport-cc feedback: libwebrtc's own
+# receiver sends it every 100 ms at usual rates (50-250 ms), which its estimator expects.
+FEEDBACK_INTERVAL = 0.1
 
 
 class SfuBackend:
@@ -28,6 +31,7 @@ class SfuBackend:
         self.rooms: dict[str, Room] = {}
         self.totals = MediaTotals()  # what /metrics reads beyond the live rooms (sfu.metrics)
         self._reporter: asyncio.Task[None] | None = None
+        self._feedback: asyncio.Task[None] | None = None
         if self.config.ice_addresses is not None:
             set_ice_addresses(self.config.ice_addresses)
 
@@ -37,6 +41,15 @@ class SfuBackend:
             # In a function of its own: loop variables left in this coroutine's frame would keep
             # the last participant (and its peer connection) alive through the sleep.
             self._update_sender_reports()
+
+    async def _feedback_forever(self) -> None:
+        while True:
+            await asyncio.sleep(FEEDBACK_INTERVAL)
+            self._send_transport_feedback()
+
+    def _send_transport_feedback(self) -> None:
+        for participant in self.participants():
+            participant.send_transport_feedback()
 
     def _update_sender_reports(self) -> None:
         now = asyncio.get_running_loop().time()
@@ -49,6 +62,8 @@ class SfuBackend:
     async def join(self, room: str, peer_id: str, signals: PeerSignals) -> Participant:
         if self._reporter is None:
             self._reporter = asyncio.ensure_future(self._report_forever())
+        if self._feedback is None:
+            self._feedback = asyncio.ensure_future(self._feedback_forever())
         r = self.rooms.get(room)
         if r is None:
             r = self.rooms[room] = Room(room, self._drop_room, self.totals.retire)
@@ -67,7 +82,8 @@ class SfuBackend:
         return [p for r in self.rooms.values() for p in r.participants.values()]
 
     async def close(self) -> None:
-        if self._reporter is not None:
-            self._reporter.cancel()
-            self._reporter = None
+        for task in (self._reporter, self._feedback):
+            if task is not None:
+                task.cancel()
+        self._reporter = self._feedback = None
         await asyncio.gather(*(p.close() for p in self.participants()), return_exceptions=True)

@@ -32,11 +32,13 @@ from .config import SfuConfig
 from .peerconfig import rtc_configuration
 from .publication import Publication
 from .rtc import dtls as rtc_dtls
+from .rtc import fastpath, rtcp
 from .rtc import receiver as rtc_receiver
-from .rtc import rtcp
 from .rtc.ice import turn_failure
 from .rtc.ingress import RtpIngress
 from .rtc.offer import create_offer
+from .rtc.transportcc import accept_transport_cc
+from .rtc.twcc import TransportFeedback
 from .sdpcheck import check_description, drop_empty_bundle
 from .subscription import Subscription
 
@@ -106,6 +108,7 @@ class Participant:
                 self._discarding_candidates = True
                 return
             await self._set_remote(sdp, "offer")
+            self._accept_transport_cc()
             answer = await self.pc.createAnswer()
             await self.pc.setLocalDescription(answer)
             if self._relay_failed():
@@ -208,6 +211,28 @@ class Participant:
             rtc_dtls.accept_rsa_peers(dtls)  # we are the DTLS client when answering
             rtcp.skip_receiver_reports(dtls)
             self._ingress(dtls).install()  # its guard against datagrams that end a connection
+
+    def _accept_transport_cc(self) -> None:
+        # The publisher numbers its packets and gets our transport-cc feedback (sfu.rtc.twcc):
+        # its own estimator then finds its uplink's rate in about a second.
+        extension_id = accept_transport_cc(self.pc)
+        transceivers = self.pc.getTransceivers()
+        if extension_id is not None and transceivers:
+            ingress = self._ingress(transceivers[0].receiver.transport)
+            ingress.use_transport_cc(extension_id, fastpath.ssrc(transceivers[0].sender))
+
+    @property
+    def transport_feedback(self) -> list[TransportFeedback]:
+        """The recorders of the transports on which the client numbers its packets."""
+        return [i.twcc for i in self._ingresses if i.twcc is not None]
+
+    def send_transport_feedback(self) -> None:
+        """Transport-cc feedback for what each publishing transport received since the last call
+        (sfu.backend calls it every FEEDBACK_INTERVAL)."""
+        for ingress in self._ingresses:
+            if ingress.twcc is not None:
+                for packet in ingress.twcc.build():
+                    fastpath.send_rtcp(ingress.dtls, packet)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         # Emitted inside setRemoteDescription, before the receiver can start a decoder.

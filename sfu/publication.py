@@ -134,11 +134,16 @@ class Publication:
         Returns True when aiortc's receiver must not see it.
         """
         pt, ssrc = packet.payload_type, packet.ssrc
+        twcc = self.ingress.twcc
+        if twcc is not None and packet.extensions.transport_sequence_number is not None:
+            twcc.add(packet.extensions.transport_sequence_number, time.monotonic())
         if pt == self.payload_type:
             if self.stream is None or self.stream.ssrc != ssrc:
                 if self.stream is not None:
                     self.ingress.unregister(self.stream.ssrc)  # the publisher changed SSRC
                 self.stream = InboundStream(ssrc, self.clock_rate, packet.sequence_number)
+                if twcc is not None:
+                    twcc.media_ssrc = ssrc  # the feedback names a stream of the transport
         elif pt == self.rtx_payload_type:
             if self.rtx_ssrc is not None and self.rtx_ssrc != ssrc:
                 self.ingress.unregister(self.rtx_ssrc)

@@ -184,11 +184,15 @@ export function rtcConfiguration(welcome, override) {
   };
 }
 
-/** RTP header extensions the server (aiortc) negotiates; it drops the others from its answers. */
+/**
+ * RTP header extensions the server negotiates; it drops the others from its answers. It takes
+ * transport-cc on what we publish (its feedback lets our bandwidth estimate ramp up in a second).
+ */
 const SERVER_EXTENSIONS = new Set([
   "urn:ietf:params:rtp-hdrext:sdes:mid",
   "urn:ietf:params:rtp-hdrext:ssrc-audio-level",
   "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
+  "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
 ]);
 
 /**

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,7 @@ from pylibsrtp._binding import ffi as _ffi
 from pylibsrtp._binding import lib as _srtp_lib
 
 from .rtcp import only_reports
+from .twcc import TransportFeedback
 
 Handler = Callable[[int, int, int, int, bytes], None]
 
@@ -52,8 +54,10 @@ class RtpIngress:
         "_len",
         "_original",
         "_tasks",
+        "_twcc_id",
         "dropped",
         "reports",
+        "twcc",
     )
 
     def __init__(self, dtls: RTCDtlsTransport) -> None:
@@ -65,6 +69,16 @@ class RtpIngress:
         self._tasks: set[asyncio.Task[None]] = set()  # RTCP on its way through aiortc
         self.dropped = 0  # datagrams dropped: failed SRTP (forged, replayed), malformed, oversized
         self.reports = 0  # compound RTCP packets of receiver reports only, ended here
+        self._twcc_id = 0  # the transport-wide sequence number's extension id (0: not negotiated)
+        self.twcc: TransportFeedback | None = None  # fed with it, when negotiated
+
+    def use_transport_cc(self, extension_id: int, sender_ssrc: int) -> TransportFeedback:
+        """Record the transport-wide sequence number (one-byte header extension `extension_id`)
+        of every packet taken here, for the feedback the sender gets (idempotent)."""
+        if self.twcc is None:
+            self.twcc = TransportFeedback(sender_ssrc)
+        self._twcc_id = extension_id
+        return self.twcc
 
     @property
     def dtls(self) -> RTCDtlsTransport:
@@ -164,8 +178,11 @@ class RtpIngress:
             if start + 4 > n:
                 self.dropped += 1
                 return True
-            ext = buf[start + 2 : start + 4]
-            start += 4 + 4 * ((ext[0] << 8) | ext[1])
+            ext = buf[start : start + 4]
+            end = start + 4 + 4 * ((ext[2] << 8) | ext[3])
+            if self._twcc_id and ext[0] == 0xBE and ext[1] == 0xDE and end <= n:
+                self._transport_seq(buf[start + 4 : end])
+            start = end
         end = n
         if b0 & 0x20:  # padding: its length is the last byte
             end -= buf[n - 1 : n][0]
@@ -174,3 +191,22 @@ class RtpIngress:
             return True
         handler(b1 & 0x7F, b1 >> 7, seq, timestamp, buf[start:end])
         return True
+
+    def _transport_seq(self, elements: bytes) -> None:
+        """Find the transport-wide sequence number among one-byte extension elements (RFC 8285
+        4.2: an ID and a length less one in the first byte; 0 is padding, ID 15 ends them)."""
+        wanted = self._twcc_id
+        i, n = 0, len(elements)
+        while i < n:
+            first = elements[i]
+            if first == 0:
+                i += 1
+                continue
+            ext_id = first >> 4
+            if ext_id == wanted:
+                if first & 0x0F == 1 and i + 3 <= n and self.twcc is not None:
+                    self.twcc.add((elements[i + 1] << 8) | elements[i + 2], time.monotonic())
+                return
+            if ext_id == 15:
+                return
+            i += 2 + (first & 0x0F)

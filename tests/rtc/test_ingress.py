@@ -378,3 +378,42 @@ async def test_reports_end_in_the_hook_and_feedback_reaches_aiortc(pair: Pair) -
         assert isinstance(packet, RtcpPsfbPacket) and packet.media_ssrc == pair.ssrc
     finally:
         ingress.close()
+
+
+async def test_transport_wide_sequence_numbers_are_recorded(pair: Pair) -> None:
+    ssrc = 0x0B0C0D0E
+    ingress = RtpIngress(pair.dtls)
+    handled: list[Handled] = []
+    ingress.register(ssrc, collect(handled))
+    twcc = ingress.use_transport_cc(5, sender_ssrc=0x1234)
+    assert ingress.use_transport_cc(5, sender_ssrc=0x1234) is twcc  # idempotent
+    abs_send_time = bytes([0x22, 0x01, 0x02, 0x03])  # id 2, 3 bytes
+    numbered = [
+        # (extension elements, transport-wide number it carries)
+        (bytes([0x51, 0xFF, 0xFC, 0x00]), 0xFFFC),  # alone, padded
+        (abs_send_time + bytes([0x51, 0xFF, 0xFD, 0x00]), 0xFFFD),  # after another element
+        (bytes([0x00, 0x00]) + bytes([0x51, 0xFF, 0xFE]) + bytes(3), 0xFFFE),  # after padding
+        (bytes([0x51, 0xFF, 0xFF, 0x00]), 0xFFFF),
+        (bytes([0x51, 0x00, 0x00, 0x00]), 0x0000),  # wraps
+    ]
+    ignored = [
+        abs_send_time,  # no number
+        bytes([0xF0, 0x51, 0x12, 0x34]),  # after ID 15, which ends the elements
+        bytes([0x52, 0x12, 0x34, 0x56]),  # id 5 but 3 bytes long: not a number
+    ]
+    seq = 20
+    for elements in [e for e, _ in numbered] + ignored:
+        await pair.sender_dtls._send_rtp(rtp(100, seq, 0, ssrc, b"x", extension=elements))
+        seq += 1
+    # A two-byte-header extension (RFC 8285 4.3) is not read.
+    two_byte = rtp(100, seq, 0, ssrc, b"x", extension=bytes([5, 2, 0x12, 0x34]))
+    two_byte = two_byte[:12] + b"\x10\x00" + two_byte[14:]
+    await pair.sender_dtls._send_rtp(two_byte)
+    await eventually(more(handled, len(numbered) + len(ignored) + 1, "hand-made packets"), 5)
+    assert ingress.dropped == 0
+    assert twcc.packets == len(numbered)
+    (feedback,) = twcc.build()
+    base, count = struct.unpack_from("!HH", feedback, 12)
+    assert (base, count) == (0xFFFC, 5)  # all received (one-bit vector: 5 ones)
+    assert feedback[20:22] == b"\xbe\x00"
+    ingress.close()
