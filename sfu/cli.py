@@ -3,7 +3,8 @@ loadtest.run.
 
 Every flag has an environment variable of the same meaning (flags win): HOST, PORT,
 ICE_ADDRESSES (comma-separated), ICE_MODE, STUN_URLS, TURN_URLS, TURN_SECRET, TURN_TTL,
-TURN_USERNAME, TURN_PASSWORD, ALLOWED_ORIGINS, MAX_BITRATE, LOG_LEVEL (README, "Configuration").
+TURN_USERNAME, TURN_PASSWORD, ALLOWED_ORIGINS, MAX_BITRATE, LOG_LEVEL, the limits of
+signaling.limits (LIMIT_SETTINGS below), ALLOWED_HOSTS, TRUSTED_PROXIES (README, "Configuration").
 A setting that cannot work stops the start with one line on stderr and exit status 2.
 """
 
@@ -18,6 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from signaling.ice import DEFAULT_TURN_TTL, IceConfig, IceConfigError
+from signaling.limits import Limits
 from signaling.protocol import ICE_MODES
 
 from .config import DEFAULT_MAX_BITRATE
@@ -111,9 +113,62 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="bits/s a video publisher is told (REMB) it may send at most",
     )
     serve.add_argument("--log-level", default=env.get("LOG_LEVEL", "INFO"))
+    _add_limit_args(serve)
     # Listed for --help only: main() hands `loadtest ...` to loadtest.run before parsing.
     commands.add_parser("loadtest", help="synthetic peers against a server (--help for more)")
     return parser.parse_args(argv)
+
+
+# Limits field -> environment variable (the flag is its lower-case, dashed form).
+LIMIT_SETTINGS = {
+    "message_rate": "MESSAGE_RATE",
+    "message_burst": "MESSAGE_BURST",
+    "byte_rate": "BYTE_RATE",
+    "byte_burst": "BYTE_BURST",
+    "flood_seconds": "FLOOD_SECONDS",
+    "join_timeout": "JOIN_TIMEOUT",
+    "connections_per_ip": "MAX_CONNECTIONS_PER_IP",
+    "participants": "MAX_PARTICIPANTS",
+    "tracks": "MAX_TRACKS",
+    "candidates": "MAX_CANDIDATES",
+    "sdp_chars": "MAX_SDP_CHARS",
+    "mlines": "MAX_MLINES",
+}
+
+
+def _add_limit_args(serve: argparse.ArgumentParser) -> None:
+    env, defaults = os.environ, Limits()
+    limits = serve.add_argument_group("limits (0 turns one off; README, Limits)")
+    for name, variable in LIMIT_SETTINGS.items():
+        default = getattr(defaults, name)
+        limits.add_argument(
+            "--" + variable.lower().replace("_", "-"),
+            dest=f"limit_{name}",
+            metavar="N",
+            type=type(default),
+            default=env.get(variable, default),  # argparse converts a string default as a flag
+            help=f"default {default}",
+        )
+    serve.add_argument(
+        "--allowed-hosts",
+        default=env.get("ALLOWED_HOSTS"),
+        help="comma-separated host names (or host:port) /ws answers to, against DNS rebinding "
+        "(default: the loopback names when listening on loopback, else any)",
+    )
+    serve.add_argument(
+        "--trusted-proxies",
+        default=env.get("TRUSTED_PROXIES"),
+        help="comma-separated addresses or networks of reverse proxies whose X-Forwarded-For "
+        "names the client",
+    )
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    try:
+        return Limits(**{name: getattr(args, f"limit_{name}") for name in LIMIT_SETTINGS})
+    except ValueError as exc:
+        sys.stderr.write(f"aiosfu serve: {exc}\n")
+        raise SystemExit(2) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -150,6 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ice=ice,
         allowed_origins=_csv(args.allowed_origins) or [],
         max_bitrate=args.max_bitrate,
+        limits=_limits(args),
+        allowed_hosts=_csv(args.allowed_hosts) or [],
+        trusted_proxies=_csv(args.trusted_proxies) or [],
     )
     try:
         import uvloop

@@ -69,6 +69,9 @@ from .senderclock import SenderClock
 
 logger = logging.getLogger(__name__)
 
+# Error codes that refuse an offer: what it published is not, and publish() says so.
+OFFER_REFUSALS = frozenset({"bad_sdp", "media_failed", "too_large", "too_many_tracks"})
+
 
 class ConnectionFailed(ConnectionError):
     """The media connection cannot be made (a TURN allocation failed, say); see the message."""
@@ -376,7 +379,9 @@ class Client:
     def _on_error(self, error: ClientError) -> None:
         self.log.info("server error %s", error)
         self.errors.append(error)
-        if error.code in ("bad_sdp", "media_failed"):
+        if not self._welcome.done():  # the join was refused: connect() says why
+            self._welcome.set_exception(error)
+        if error.code in OFFER_REFUSALS:
             for _, waiter in self._publish_waiters:
                 if not waiter.done():
                     waiter.set_exception(error)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from signaling.ice import IceConfig
+from signaling.limits import Limits
 
 DEFAULT_MAX_BITRATE = 2_500_000
 
@@ -22,3 +23,5 @@ class SfuConfig:
     # The REMB every video publisher gets, in bits/s: an upper bound on what it sends, as
     # Janus's `bitrate` (aiortc's own estimator runs only for publications a bot takes frames of).
     max_bitrate: int = DEFAULT_MAX_BITRATE
+    # What one participant may cost; the media plane enforces `tracks` and `candidates`.
+    limits: Limits = field(default_factory=Limits)

@@ -89,6 +89,7 @@ class Participant:
             tuple[MediaStreamTrack, RTCRtpReceiver, rtc_receiver.EncodedFrameSink]
         ] = []
         self._early_candidates: list[RTCIceCandidate | None] = []
+        self._candidates = 0  # received since the last remote description (limits.candidates)
         self._ingresses: list[RtpIngress] = []  # one per DTLS transport (one, with max-bundle)
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -133,6 +134,8 @@ class Participant:
         parsed = None if candidate is None else parse_candidate(candidate)
         if self.closed:
             return
+        if parsed is not None:
+            self._count_candidate()
         if self._discarding_candidates:
             # The client sends its candidates after its offer, and before its answer to ours.
             self.log.debug("dropped a candidate of the client's abandoned offer: %s", candidate)
@@ -189,9 +192,19 @@ class Participant:
 
     # --- internals -------------------------------------------------------------------------
 
+    def _count_candidate(self) -> None:
+        limit = self.config.limits.candidates
+        if limit and self._candidates >= limit:
+            raise NegotiationError(
+                "too_many_candidates",
+                f"more than {limit} candidates for one description: this one is dropped",
+            )
+        self._candidates += 1
+
     async def _set_remote(self, sdp: str, kind: str) -> None:
         negotiated = [(t.mid, t.kind) for t in self.pc.getTransceivers() if t.mid is not None]
-        check_description(sdp, kind, negotiated)
+        check_description(sdp, kind, negotiated, max_tracks=self.config.limits.tracks)
+        self._candidates = 0
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
         except Exception as exc:  # aiortc raises ValueError, InvalidStateError, OperationError...

@@ -5,6 +5,12 @@ changed (with no rollback to undo it): its parser skips lines it does not know, 
 line of garbage parse as a description with no m-lines. What we refuse here never reaches the
 connection. A well-formed description with no m-lines is valid, though: GStreamer's webrtcbin
 offers one as soon as it starts with nothing to send, and it gets an answer with none either.
+
+Each rule on m-lines below stands for a crash found by mutating real browser offers (tests/sfu/
+test_sdpcheck.py): two m-lines with one mid bind to one transceiver and setLocalDescription meets
+an m-line with no transceiver; an m-line with no direction attribute makes createAnswer look up
+`None` in the list of directions; a BUNDLE group naming a mid no m-line has leaves every
+transceiver without a transport.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from aiortc import sdp as aiortc_sdp
 from signaling.backend import NegotiationError
 
 MEDIA_KINDS = ("audio", "video", "application")
+SENDING = ("sendonly", "sendrecv")
 _LINE = re.compile(r"[a-z]=")
 _EMPTY_BUNDLE = re.compile(r"^a=group:BUNDLE *\r?\n", re.MULTILINE)
 
@@ -37,12 +44,17 @@ def _check_lines(text: str, kind: str) -> None:
 
 
 def check_description(
-    text: str, kind: str, negotiated: Sequence[tuple[str | None, str]]
+    text: str,
+    kind: str,
+    negotiated: Sequence[tuple[str | None, str]],
+    *,
+    max_tracks: int = 0,
 ) -> aiortc_sdp.SessionDescription:
     """Parse and check a client offer or answer.
 
     `negotiated` lists the connection's m-lines so far, in order, as (mid, kind): a new
     description must keep them all, in place (m-lines are never removed, only disabled).
+    `max_tracks` (0: any) bounds the tracks the description publishes (`too_many_tracks`).
     """
     _check_lines(text, kind)
     try:
@@ -50,15 +62,12 @@ def check_description(
     except Exception as exc:  # the parser raises whatever the bad line makes it raise
         raise NegotiationError("bad_sdp", f"the {kind} is not valid SDP: {exc}") from None
     media = description.media
+    mids: set[str] = set()
     for i, m in enumerate(media):
-        if m.kind not in MEDIA_KINDS:
-            raise NegotiationError("bad_sdp", f"m-line {i} has unknown media kind {m.kind!r}")
-        if not m.rtp.muxId:
-            raise NegotiationError("bad_sdp", f"m-line {i} has no a=mid")
-        if m.ice is None or not m.ice.usernameFragment or not m.ice.password:
-            raise NegotiationError("bad_sdp", f"m-line {i} has no ICE ufrag/pwd")
-        if m.dtls is None or not m.dtls.fingerprints:
-            raise NegotiationError("bad_sdp", f"m-line {i} has no DTLS fingerprint")
+        _check_media(i, m)
+        if m.rtp.muxId in mids:
+            raise NegotiationError("bad_sdp", f"m-line {i} repeats mid {m.rtp.muxId!r}")
+        mids.add(m.rtp.muxId)
     if len(media) < len(negotiated):
         raise NegotiationError(
             "bad_sdp",
@@ -71,6 +80,9 @@ def check_description(
             raise NegotiationError(
                 "bad_sdp", f"m-line {i} is {got}, expected {(mid, media_kind)} as negotiated"
             )
+    _check_bundle(description, mids)
+    if max_tracks:
+        _check_tracks(kind, media, max_tracks)
     return description
 
 
@@ -78,3 +90,36 @@ def drop_empty_bundle(sdp: str) -> str:
     """aiortc answers an offer with no m-lines with `a=group:BUNDLE ` (an empty group, and a
     trailing space): leave the group out, as browsers do when there is nothing to bundle."""
     return _EMPTY_BUNDLE.sub("", sdp)
+
+
+def _check_tracks(kind: str, media: list[aiortc_sdp.MediaDescription], limit: int) -> None:
+    # What the client sends: its own m-lines; the server's come back recvonly or inactive.
+    sending = sum(m.kind != "application" and m.direction in SENDING for m in media)
+    if sending > limit:
+        raise NegotiationError(
+            "too_many_tracks", f"the {kind} publishes {sending} tracks; at most {limit} are allowed"
+        )
+
+
+def _check_media(i: int, m: aiortc_sdp.MediaDescription) -> None:
+    if m.kind not in MEDIA_KINDS:
+        raise NegotiationError("bad_sdp", f"m-line {i} has unknown media kind {m.kind!r}")
+    if not m.rtp.muxId:
+        raise NegotiationError("bad_sdp", f"m-line {i} has no a=mid")
+    if m.ice is None or not m.ice.usernameFragment or not m.ice.password:
+        raise NegotiationError("bad_sdp", f"m-line {i} has no ICE ufrag/pwd")
+    if m.dtls is None or not m.dtls.fingerprints:
+        raise NegotiationError("bad_sdp", f"m-line {i} has no DTLS fingerprint")
+    if m.kind != "application" and m.direction not in aiortc_sdp.DIRECTIONS:
+        raise NegotiationError(
+            "bad_sdp", f"m-line {i} has no direction (a=sendrecv, sendonly, recvonly, inactive)"
+        )
+
+
+def _check_bundle(description: aiortc_sdp.SessionDescription, mids: set[str]) -> None:
+    for group in description.group:
+        unknown = [item for item in group.items if item not in mids]
+        if group.semantic == "BUNDLE" and unknown:
+            raise NegotiationError(
+                "bad_sdp", f"a=group:BUNDLE names mids that no m-line has: {unknown}"
+            )

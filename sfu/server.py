@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from signaling.config import HubConfig
+from signaling.hosts import LOOPBACK_HOSTS
 from signaling.hub import Hub
 from signaling.ice import IceConfig
+from signaling.limits import Limits
 
 from .backend import SfuBackend
 from .config import DEFAULT_MAX_BITRATE, SfuConfig
@@ -31,6 +33,16 @@ class ServerConfig:
     ice: IceConfig = field(default_factory=IceConfig)
     allowed_origins: list[str] = field(default_factory=list)
     max_bitrate: int = DEFAULT_MAX_BITRATE
+    limits: Limits = field(default_factory=Limits)
+    # Host names /ws answers to; empty: the loopback names when `host` is a loopback address
+    # (a page on a rebound name reaches nothing on a laptop), else any.
+    allowed_hosts: list[str] = field(default_factory=list)
+    trusted_proxies: list[str] = field(default_factory=list)
+
+    def hosts(self) -> tuple[str, ...]:
+        if self.allowed_hosts:
+            return tuple(self.allowed_hosts)
+        return LOOPBACK_HOSTS if self.host in LOOPBACK_HOSTS else ()
 
 
 def build_app(config: ServerConfig) -> web.Application:
@@ -39,6 +51,7 @@ def build_app(config: ServerConfig) -> web.Application:
             ice_addresses=config.ice_addresses,
             ice=config.ice,
             max_bitrate=config.max_bitrate,
+            limits=config.limits,
         )
     )
     hub = Hub(
@@ -46,6 +59,9 @@ def build_app(config: ServerConfig) -> web.Application:
         HubConfig(
             ice=config.ice,
             allowed_origins=tuple(config.allowed_origins),
+            limits=config.limits,
+            allowed_hosts=config.hosts(),
+            trusted_proxies=tuple(config.trusted_proxies),
         ),
     )
     app = web.Application()

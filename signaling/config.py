@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from signaling.ice import IceConfig
+from signaling.limits import Limits
 from signaling.protocol import IceMode, IceServerInfo
 
 
@@ -20,20 +21,20 @@ class HubConfig:
     # Seconds between WebSocket pings; a client that misses the pong (heartbeat / 2) is
     # disconnected. 0 disables it.
     heartbeat: float = 20.0
-    # Frames a client may send per second, sustained, and in a burst (a join with its offer and
-    # a browser's trickled candidates take a few dozen). 0 turns the limit off.
-    message_rate: float = 50.0
-    message_burst: int = 200
-    # A client still flooding after this many refused frames in a row is disconnected (1008).
-    flood_limit: int = 1000
     # Page origins allowed to open /ws besides the server's own ("*": any; signaling.origin).
     allowed_origins: tuple[str, ...] = ()
+    # Rates, sizes and counts a client may not exceed (signaling.limits).
+    limits: Limits = field(default_factory=Limits)
+    # Host names (host or host:port) /ws answers to; empty: any (signaling.hosts).
+    allowed_hosts: tuple[str, ...] = ()
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client.
+    trusted_proxies: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_message_bytes <= 0:
             raise ValueError(f"max_message_bytes must be positive, not {self.max_message_bytes}")
-        if self.message_rate < 0 or (self.message_rate and self.message_burst < 1):
-            raise ValueError("message_rate must be >= 0, and message_burst >= 1 when it is set")
+        if self.limits.byte_rate and self.limits.byte_burst < self.max_message_bytes:
+            raise ValueError("limits.byte_burst must be at least max_message_bytes")
         if self.heartbeat < 0:
             raise ValueError(f"heartbeat must be >= 0 seconds, not {self.heartbeat}")
 

@@ -2,8 +2,9 @@
 
 One Session per WebSocket (signaling.session), one Roster of rooms for the whole hub, one
 MediaBackend that the entry point hands in. Each session's frames are rate limited
-(signaling.ratelimit), and only pages of allowed origins may connect (signaling.origin). No
-authentication yet: `token` in `join` is accepted and ignored.
+(signaling.ratelimit); only pages of allowed origins (signaling.origin), on allowed host names
+(signaling.hosts), may connect, and a client address may hold only so many sockets at once
+(signaling.clientip). No authentication yet: `token` in `join` is accepted and ignored.
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections import Counter
 
 from aiohttp import WSCloseCode, web
 
 from signaling.backend import MediaBackend
+from signaling.clientip import ClientAddress
 from signaling.config import HubConfig
+from signaling.hosts import HostPolicy
 from signaling.log import bind
 from signaling.metrics import HubStats
 from signaling.origin import OriginPolicy
@@ -34,6 +38,9 @@ class Hub:
         self._sessions: set[Session] = set()
         self._connections = itertools.count(1)  # tells apart sockets from one address in logs
         self.origins = OriginPolicy(config.allowed_origins)
+        self.hosts = HostPolicy(config.allowed_hosts)
+        self.addresses = ClientAddress(config.trusted_proxies)
+        self._per_address: Counter[str] = Counter()  # open sockets by client address
 
     def add_routes(self, app: web.Application) -> None:
         """Mount /ws and /healthz on an app that may serve other things (static files)."""
@@ -42,12 +49,42 @@ class Hub:
         app.on_shutdown.append(self._on_shutdown)
 
     async def handle_ws(self, request: web.Request) -> web.StreamResponse:
-        origin = request.headers.get("Origin")
-        if not self.origins.allows(origin, request.host):
-            logger.info("refused a socket from origin %s (host %s)", origin, request.host)
-            return web.Response(
-                status=403, text=f"origin {origin} may not connect: see ALLOWED_ORIGINS\n"
+        address = self.addresses.of(request.remote, request.headers.getall("X-Forwarded-For", []))
+        refused = self._refuse_handshake(request, address)
+        if refused is not None:
+            return refused
+        self._per_address[address] += 1
+        try:
+            return await self._serve(request, address)
+        finally:
+            self._per_address[address] -= 1
+            if not self._per_address[address]:
+                del self._per_address[address]
+
+    def _refuse_handshake(self, request: web.Request, address: str) -> web.Response | None:
+        """The HTTP answer to a socket that may not open, with its reason; None if it may."""
+        origin, host = request.headers.get("Origin"), request.host
+        if not self.hosts.allows(host):
+            status, limit, reason = (
+                403,
+                "host",
+                f"host {host} is not served here: see ALLOWED_HOSTS",
             )
+        elif not self.origins.allows(origin, host):
+            status, limit = 403, "origin"
+            reason = f"origin {origin} may not connect: see ALLOWED_ORIGINS"
+        elif 0 < (most := self.config.limits.connections_per_ip) <= self._per_address[address]:
+            status, limit = 429, "connections_per_ip"
+            reason = f"too many connections from {address} (at most {most})"
+        else:
+            return None
+        self.stats.refused(limit)
+        # One address over its limit may knock thousands of times: the metric counts them all.
+        log = logger.debug if limit == "connections_per_ip" else logger.info
+        log("refused a socket from %s (origin %s, host %s): %s", address, origin, host, reason)
+        return web.Response(status=status, text=reason + "\n")
+
+    async def _serve(self, request: web.Request, address: str) -> web.StreamResponse:
         ws = web.WebSocketResponse(
             heartbeat=self.config.heartbeat or None,
             # 4x our own limit: a frame up to there is read and refused with `too_large`, keeping
@@ -60,7 +97,7 @@ class Hub:
             backend=self.backend,
             config=self.config,
             roster=self.roster,
-            log=bind(logger, conn=next(self._connections), remote=request.remote),
+            log=bind(logger, conn=next(self._connections), remote=address),
             stats=self.stats,
         )
         self._sessions.add(session)

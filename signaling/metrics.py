@@ -6,11 +6,14 @@ dashboards and alerts written now keep working when the features arrive.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from signaling.limits import LIMITS
 
 
 @dataclass(slots=True)
@@ -21,6 +24,13 @@ class HubStats:
     resumes: int = 0
     # Client frames dropped by the per-session rate limit (signaling.session).
     rate_limited: int = 0
+    # Refusals by the limit that refused: a handshake, a message or a whole session (the
+    # README's limits table names them).
+    refusals: Counter[str] = field(default_factory=Counter)
+
+    def refused(self, limit: str) -> None:
+        assert limit in LIMITS, f"unknown limit {limit!r}"
+        self.refusals[limit] += 1
 
 
 class HubCollector(Collector):
@@ -46,3 +56,11 @@ class HubCollector(Collector):
             "Requests refused by a rate limit",
             value=stats.rate_limited,
         )
+        refusals = CounterMetricFamily(
+            "aiosfu_limit_refusals",
+            "Handshakes, messages and sessions refused by a limit, by limit",
+            labels=["limit"],
+        )
+        for limit in LIMITS:
+            refusals.add_metric([limit], stats.refusals[limit])
+        yield refusals

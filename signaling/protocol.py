@@ -20,6 +20,10 @@ MAX_SDP_CHARS: Final = 200 * 1024
 MAX_CANDIDATE_CHARS: Final = 1024
 MAX_NAME_CHARS: Final = 64
 MAX_TOKEN_CHARS: Final = 4096
+# A ping id is echoed back: bounded so that a pong costs no more than the ping's own frame, and
+# numbers stay exact in JavaScript (Number.MAX_SAFE_INTEGER).
+MAX_PING_ID_CHARS: Final = 64
+MAX_SAFE_INTEGER: Final = 2**53 - 1
 ROOM_PATTERN: Final = "^[A-Za-z0-9_.-]+$"
 
 RoomName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=ROOM_PATTERN)]
@@ -27,6 +31,11 @@ DisplayName = Annotated[str, msgspec.Meta(max_length=MAX_NAME_CHARS)]
 Token = Annotated[str, msgspec.Meta(max_length=MAX_TOKEN_CHARS)]
 ClientSdp = Annotated[str, msgspec.Meta(max_length=MAX_SDP_CHARS)]
 CandidateLine = Annotated[str, msgspec.Meta(max_length=MAX_CANDIDATE_CHARS)]
+PingId = (
+    Annotated[int, msgspec.Meta(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]
+    | Annotated[str, msgspec.Meta(max_length=MAX_PING_ID_CHARS)]
+    | None
+)
 
 IceMode = Literal["all", "stun-only", "turn-only"]
 ICE_MODES: Final[tuple[str, ...]] = get_args(IceMode)
@@ -51,6 +60,10 @@ class ErrorCode(StrEnum):
     BAD_CANDIDATE = "bad_candidate"
     MEDIA_FAILED = "media_failed"
     RATE_LIMITED = "rate_limited"
+    JOIN_TIMEOUT = "join_timeout"
+    ROOM_FULL = "room_full"
+    TOO_MANY_TRACKS = "too_many_tracks"
+    TOO_MANY_CANDIDATES = "too_many_candidates"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -117,7 +130,7 @@ class Leave(Msg, tag="leave"):
 class Ping(Msg, tag="ping"):
     """Ask for a `pong` carrying the same id."""
 
-    id: int | str | None = None
+    id: PingId = None
 
 
 # Server -> client
@@ -190,7 +203,7 @@ class Error(Msg, tag="error"):
 class Pong(Msg, tag="pong"):
     """The answer to `ping`, with the same id."""
 
-    id: int | str | None = None
+    id: PingId = None
 
 
 class IceServers(Msg, tag="ice_servers"):
@@ -224,6 +237,9 @@ class _TypeOnly(msgspec.Struct):
     type: object = None
 
 
+_TOO_DEEP: Final = "arrays or objects nested too deep: messages nest a few levels at most"
+
+
 def encode(msg: Msg) -> bytes:
     return _encoder.encode(msg)
 
@@ -247,6 +263,9 @@ def decode_client(frame: str | bytes, *, max_bytes: int | None = None) -> Client
         raise _validation_error(frame, str(exc)) from None
     except msgspec.DecodeError as exc:
         raise ProtocolError(ErrorCode.BAD_JSON, f"frame is not valid JSON: {exc}") from None
+    except RecursionError:
+        # msgspec walks nested arrays and objects on the C stack, even in fields it skips.
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, _TOO_DEEP) from None
 
 
 def decode_server(frame: str | bytes) -> ServerMessage:
@@ -267,10 +286,13 @@ def _check_size(frame: str, max_bytes: int) -> None:
 
 def _validation_error(frame: str, detail: str) -> ProtocolError:
     # msgspec reports where it failed as a trailing " - at `$.path`"; a bad tag fails at `$.type`.
+    # Decoding again only to name the type: a nesting too deep for it is refused the same way.
     try:
         tag = msgspec.json.decode(frame, type=_TypeOnly).type
     except msgspec.DecodeError:
         tag = None  # not an object: the detail already says so
+    except RecursionError:
+        return ProtocolError(ErrorCode.BAD_MESSAGE, _TOO_DEEP)
     if detail.endswith("- at `$.type`"):
         if isinstance(tag, str):
             known = ", ".join(CLIENT_TYPES)

@@ -79,6 +79,10 @@ class Roster:
         for other in room.values():
             other.send(left)
 
+    def size(self, room: str) -> int:
+        """How many participants a room has (0 for a room that does not exist)."""
+        return len(self._rooms.get(room, ()))
+
     def rooms(self) -> dict[str, list[ParticipantInfo]]:
         """A snapshot: room name -> participants, in joining order."""
         return {name: [_info(m) for m in room.values()] for name, room in self._rooms.items()}

@@ -18,6 +18,7 @@ during join and a client must see `welcome` first.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from collections.abc import Coroutine
@@ -52,12 +53,14 @@ from signaling.protocol import (
 )
 from signaling.protocol import Error as ErrorMsg
 from signaling.protocol import Leave as LeaveMsg
-from signaling.ratelimit import TokenBucket
+from signaling.ratelimit import FrameLimiter, Verdict
 from signaling.roster import Roster
 
 # A client whose socket has this many messages waiting is not reading; the heartbeat would catch
 # it too, but only after its queue grew for up to 1.5 heartbeats.
 MAX_OUTBOX: Final = 1024
+# Error codes of the media plane's limits, and the limit each counts as in the metrics.
+MEDIA_LIMITS: Final = {"too_many_tracks": "tracks", "too_many_candidates": "candidates"}
 
 
 class Membership:
@@ -166,19 +169,27 @@ class Session:
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._finished = asyncio.Event()
-        self._stats = stats
-        self._bucket = (
-            TokenBucket(config.message_rate, config.message_burst) if config.message_rate else None
+        self._stats = stats or HubStats()
+        limits = config.limits
+        self._limiter = FrameLimiter(
+            rate=limits.message_rate,
+            burst=limits.message_burst,
+            byte_rate=limits.byte_rate,
+            byte_burst=limits.byte_burst,
+            flood_frames=limits.flood_frames,
+            flood_seconds=limits.flood_seconds,
         )
-        self._refused = 0  # frames refused in a row by the rate limit
+        self._join_timer: asyncio.TimerHandle | None = None
 
     async def run(self) -> None:
         """Serve the socket until it closes, then leave the room as "disconnected"."""
         writer = asyncio.create_task(self._write_loop())
+        self._arm_join_timer()
         try:
             await self._read_loop()
         finally:
             self._closed = True
+            self._disarm_join_timer()
             async with self._lock:
                 await self._leave("disconnected")
             writer.cancel()
@@ -229,12 +240,11 @@ class Session:
                 self.log.debug("%s not sent: %s", type(msg).__name__, exc)
                 self._closed = True
                 return
+            self._outbox.task_done()
 
     async def _handle(self, frame: str | bytes) -> None:
-        if self._bucket is not None and not self._bucket.take(asyncio.get_running_loop().time()):
-            self._refuse_flood()
+        if not self._admit(frame):
             return
-        self._refused = 0
         try:
             msg = decode_client(frame, max_bytes=self._config.max_message_bytes)
         except ProtocolError as exc:
@@ -248,6 +258,8 @@ class Session:
                 self._send_error(exc.code, exc.message)
             except NegotiationError as exc:
                 self.log.info("%s refused by the media plane: %s", _tag(msg), exc.message)
+                if (limit := MEDIA_LIMITS.get(exc.code)) is not None:
+                    self._stats.refused(limit)
                 self._send_error(self._known_code(exc.code), exc.message)
             except Exception:
                 self.log.exception("internal error while handling %s", _tag(msg))
@@ -255,23 +267,72 @@ class Session:
                     ErrorCode.INTERNAL_ERROR, f"internal server error while handling `{_tag(msg)}`"
                 )
 
-    def _refuse_flood(self) -> None:
-        # One error per flood, not one per frame: answering each would feed the flood.
-        self._refused += 1
-        if self._stats is not None:
-            self._stats.rate_limited += 1
-        if self._refused == 1:
-            config = self._config
-            self.log.info("rate limited: over %g frames/s", config.message_rate)
+    def _admit(self, frame: str | bytes) -> bool:
+        """Whether a frame is within the session's rates (signaling.ratelimit); one error per
+        flood, not one per frame: answering each would feed the flood."""
+        if self._closed:
+            return False
+        verdict = self._limiter.check(len(frame), asyncio.get_running_loop().time())
+        if verdict is Verdict.ACCEPT:
+            return True
+        self._stats.rate_limited += 1
+        limits, over = self._config.limits, self._limiter.over
+        if verdict is Verdict.WARN:
+            self._stats.refused(over)
+            if over == "messages":
+                rate = f"{limits.message_rate:g} messages per second"
+                burst = limits.message_burst
+            else:
+                rate, burst = f"{limits.byte_rate:g} bytes per second", limits.byte_burst
+            rate += f" (bursts of {burst})"
+            self.log.info("rate limited: over %s", rate)
             self._send_error(
                 ErrorCode.RATE_LIMITED,
-                f"more than {config.message_rate:g} messages per second (bursts of "
-                f"{config.message_burst}): messages are dropped until the rate falls",
+                f"more than {rate}: messages are dropped until the rate falls",
             )
-        elif self._refused == self._config.flood_limit:
-            self.log.warning("still flooding after %d refused frames: closing", self._refused)
+        elif verdict is Verdict.CUT:
+            self._stats.refused("flood")
+            self.log.warning(
+                "still flooding after %d dropped frames: closing", self._limiter.dropped
+            )
             self._closed = True
             self._spawn(self.close(WSCloseCode.POLICY_VIOLATION, b"message rate limit"))
+        return False
+
+    def _arm_join_timer(self) -> None:
+        """Close this socket unless it is in a room within join_timeout seconds."""
+        self._disarm_join_timer()
+        if self._config.limits.join_timeout and not self._closed:
+            loop = asyncio.get_running_loop()
+            timeout = self._config.limits.join_timeout
+            self._join_timer = loop.call_later(timeout, self._join_timed_out)
+
+    def _disarm_join_timer(self) -> None:
+        if self._join_timer is not None:
+            self._join_timer.cancel()
+            self._join_timer = None
+
+    def _join_timed_out(self) -> None:
+        self._join_timer = None
+        if self.membership is not None or self._closed:
+            return
+        if self._lock.locked():  # a join may be in progress: look again later
+            self._join_timer = asyncio.get_running_loop().call_later(1.0, self._join_timed_out)
+            return
+        self._stats.refused("join_timeout")
+        timeout = self._config.limits.join_timeout
+        self.log.info("in no room for %gs: closing", timeout)
+        self._send_error(
+            ErrorCode.JOIN_TIMEOUT, f"no `join` within {timeout:g}s of connecting or leaving"
+        )
+        self._spawn(self._close_after_sending(WSCloseCode.POLICY_VIOLATION, b"join timeout"))
+
+    async def _close_after_sending(self, code: int, message: bytes) -> None:
+        """Close once what is queued has been written (an error saying why, say)."""
+        self._closed = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._outbox.join(), 1.0)
+        await self.close(code, message)
 
     async def _dispatch(self, msg: ClientMessage) -> None:
         match msg:
@@ -283,13 +344,31 @@ class Session:
                 self._joined("leave")
                 await self._leave("left")
             case Offer(sdp=sdp):
-                await self._joined("offer").offer(sdp)
+                await self._joined("offer").offer(self._bounded_sdp(sdp, "offer"))
             case Answer(sdp=sdp):
-                await self._joined("answer").answer(sdp)
+                await self._joined("answer").answer(self._bounded_sdp(sdp, "answer"))
             case Candidate(candidate=candidate):
                 await self._joined("candidate").candidate(_candidate_init(candidate))
             case _:
                 assert_never(msg)
+
+    def _bounded_sdp(self, sdp: str, kind: str) -> str:
+        """Refuse an SDP over the size or m-line limits before the media plane parses it."""
+        limits = self._config.limits
+        if len(sdp) > limits.sdp_chars:
+            self._stats.refused("sdp_size")
+            raise ProtocolError(
+                ErrorCode.TOO_LARGE,
+                f"the {kind} is {len(sdp)} characters, over the limit of {limits.sdp_chars}",
+            )
+        mlines = sdp.startswith("m=") + sdp.count("\nm=")
+        if 0 < limits.mlines < mlines:
+            self._stats.refused("mlines")
+            raise ProtocolError(
+                ErrorCode.TOO_LARGE,
+                f"the {kind} has {mlines} m-lines, over the limit of {limits.mlines}",
+            )
+        return sdp
 
     def _joined(self, tag: str) -> MediaPeer:
         if self.membership is None or self.membership.media is None:
@@ -302,6 +381,7 @@ class Session:
                 ErrorCode.ALREADY_JOINED,
                 f"already in room {current.room!r} as {current.peer_id}; send `leave` first",
             )
+        self._check_room_size(msg.room)
         peer_id = self._roster.new_peer_id()
         log = bind(self.log, room=msg.room, peer=peer_id)
         membership = Membership(self, msg.room, peer_id, msg.name, log, msg.role)
@@ -312,6 +392,7 @@ class Session:
             self._roster.release(peer_id)
             raise
         self.membership = membership
+        self._disarm_join_timer()
         others = self._roster.add(membership)
         self.send(
             Welcome(
@@ -328,11 +409,20 @@ class Session:
         membership.refresh_ice_servers(self._config)
         log.info("joined as %r (%s); %d others in the room", msg.name, msg.role, len(others))
 
+    def _check_room_size(self, room: str) -> None:
+        limit = self._config.limits.participants
+        if limit and self._roster.size(room) >= limit:
+            self._stats.refused("room_full")
+            raise ProtocolError(
+                ErrorCode.ROOM_FULL, f"room {room!r} is full: {limit} participants at most"
+            )
+
     async def _leave(self, reason: LeaveReason) -> None:
         """Take the current membership out of its room and close its media. Call under _lock."""
         membership, self.membership = self.membership, None
         if membership is None:
             return
+        self._arm_join_timer()
         membership.detach()
         self._roster.remove(membership, reason)
         try:

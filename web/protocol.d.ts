@@ -23,7 +23,7 @@ export interface Error {
 }
 
 /** Stable error codes; docs/protocol.md says when each is sent. */
-export type ErrorCode = "already_joined" | "bad_candidate" | "bad_json" | "bad_message" | "bad_sdp" | "internal_error" | "media_failed" | "no_offer_pending" | "not_joined" | "rate_limited" | "too_large" | "unknown_type";
+export type ErrorCode = "already_joined" | "bad_candidate" | "bad_json" | "bad_message" | "bad_sdp" | "internal_error" | "join_timeout" | "media_failed" | "no_offer_pending" | "not_joined" | "rate_limited" | "room_full" | "too_large" | "too_many_candidates" | "too_many_tracks" | "unknown_type";
 
 /** An ICE candidate, spelled as browsers spell RTCIceCandidateInit. */
 export interface IceCandidate {
@@ -103,12 +103,14 @@ export interface ParticipantLeft {
 /** Ask for a `pong` carrying the same id. */
 export interface Ping {
   type: "ping";
+  /** at most 64 characters */
   id?: number | string | null;
 }
 
 /** The answer to `ping`, with the same id. */
 export interface Pong {
   type: "pong";
+  /** at most 64 characters */
   id?: number | string | null;
 }
 

@@ -8,6 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sfu.media import TestPatternTrack
 from sfu.metrics import LoopLagMonitor, MediaTotals
 from sfu.server import RunningServer
+from signaling.limits import LIMITS
 from tests.conftest import MakeClient
 from tests.util import eventually, eventually_async, recv
 
@@ -176,6 +177,8 @@ async def test_fixed_series_exist_at_zero_and_the_loop_lag_is_measured(
         "aiosfu_ice_failures_total",
     ):
         assert value(samples, name) == 0, name
+    for limit in LIMITS:
+        assert value(samples, "aiosfu_limit_refusals_total", limit=limit) == 0, limit
     assert value(samples, "process_resident_memory_bytes") > 0
     url = f"http://127.0.0.1:{server.port}/healthz"
     async with aiohttp.ClientSession() as session, session.get(url) as response:

@@ -1,9 +1,16 @@
 """sfu.sdpcheck: what is refused before aiortc sees it, and an offer with no m-lines (valid SDP,
-GStreamer's webrtcbin sends one as soon as it starts) answered, with a real offer after it."""
+GStreamer's webrtcbin sends one as soon as it starts) answered, with a real offer after it.
+
+Then real browser offers with one mutation each that a fuzzer found crashing inside aiortc
+(createAnswer / setLocalDescription) once applied: the participant must refuse each with
+`bad_sdp`, keep its connection as it was (the same offer unmutated is answered afterwards), and
+close."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -11,12 +18,15 @@ import pytest
 from aiortc import RTCSessionDescription
 from aiortc import sdp as aiortc_sdp
 
+from sfu.backend import SfuBackend
+from sfu.config import SfuConfig
 from sfu.media import TestPatternTrack
 from sfu.sdpcheck import check_description, drop_empty_bundle
 from sfu.server import RunningServer
 from signaling.backend import NegotiationError
 from tests.conftest import MakeClient
 from tests.rtc.pair import new_pc
+from tests.sfu.test_browser_offers import Recorder
 from tests.util import recv
 
 # As webrtcbin 1.22 offers it, before it has a transceiver.
@@ -91,3 +101,76 @@ async def test_an_empty_offer_is_answered_and_the_real_offer_then_publishes(
             assert not viewer.errors
         finally:
             await pc.close()
+
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+CHROME = (FIXTURES / "chrome_plain_offer.sdp").read_text()
+
+
+def _video_section(sdp: str) -> tuple[str, str]:
+    """The offer before its video m-line, and from it on."""
+    head, _, video = sdp.partition("m=video")
+    return head, "m=video" + video
+
+
+def duplicate_mid(sdp: str) -> str:
+    # Two audio m-lines with one mid bind to one transceiver, and setLocalDescription finds none
+    # for the second ("'NoneType' object has no attribute '_set_mid'").
+    head, video = _video_section(sdp)
+    session, _, audio = head.partition("m=audio")
+    return session + 2 * ("m=audio" + audio) + video
+
+
+def mid_of_another_kind(sdp: str) -> str:
+    # An audio and a video m-line with one mid: the answer's m-lines then do not match the offer
+    # ("Media sections in answer do not match offer", raised by setLocalDescription).
+    head, video = _video_section(sdp.replace("a=group:BUNDLE 0 1", "a=group:BUNDLE 0"))
+    return head + video.replace("a=mid:1", "a=mid:0")
+
+
+def no_direction(sdp: str) -> str:
+    # createAnswer looks the missing direction up in aiortc's list ("None is not in list").
+    head, video = _video_section(sdp)
+    return head + video.replace("a=sendrecv\r\n", "").replace("a=sendrecv\n", "")
+
+
+def bundle_names_a_missing_mid(sdp: str) -> str:
+    # The group's first mid is the transport every m-line moves to: none, so every transceiver
+    # is left without one (and even close() fails).
+    return sdp.replace("a=group:BUNDLE 0 1", "a=group:BUNDLE 7 0 1")
+
+
+MUTATIONS: list[tuple[Callable[[str], str], str]] = [
+    (duplicate_mid, "repeats mid"),
+    (mid_of_another_kind, "repeats mid"),
+    (no_direction, "no direction"),
+    (bundle_names_a_missing_mid, "names mids that no m-line has"),
+]
+
+
+@pytest.mark.parametrize(("mutate", "reason"), MUTATIONS, ids=[m[0].__name__ for m in MUTATIONS])
+async def test_offer_aiortc_cannot_answer_is_bad_sdp(
+    mutate: Callable[[str], str], reason: str
+) -> None:
+    backend = SfuBackend(SfuConfig(ice_addresses=["127.0.0.1"]))
+    signals = Recorder()
+    peer = await backend.join("sdpcheck", "p1", signals)
+    try:
+        with pytest.raises(NegotiationError) as refused:
+            await peer.offer(mutate(CHROME))
+        assert refused.value.code == "bad_sdp"
+        assert reason in refused.value.message
+        assert signals.answers == []
+        await peer.offer(CHROME)  # nothing was half-applied
+        assert len(signals.answers) == 1
+    finally:
+        await peer.close()
+    assert backend.rooms == {}
+
+
+def test_the_unmutated_offer_passes() -> None:
+    description = check_description(CHROME, "offer", [])
+    assert [m.rtp.muxId for m in description.media] == ["0", "1"]
+    with pytest.raises(NegotiationError) as refused:
+        check_description(CHROME, "offer", [], max_tracks=1)
+    assert refused.value.code == "too_many_tracks"

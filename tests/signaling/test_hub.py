@@ -276,6 +276,13 @@ MALFORMED: list[tuple[str, str | bytes, ErrorCode]] = [
     ("binary frame", b'{"type": "ping", "id": 1}', ErrorCode.BAD_MESSAGE),
     ("too large", json.dumps({"type": "ping", "id": "x" * BIG}), ErrorCode.TOO_LARGE),
     ("join again", '{"type": "join", "room": "room2"}', ErrorCode.ALREADY_JOINED),
+    # Decoded again to name the type, it raised RecursionError: aiohttp logged it, the socket fell.
+    (
+        "deep nesting",
+        '{"type": "ping", "id": ' + "[" * 1000 + "]" * 1000 + "}",
+        ErrorCode.BAD_MESSAGE,
+    ),
+    ("huge ping id", '{"type": "ping", "id": ' + "9" * 31 + "}", ErrorCode.BAD_MESSAGE),
 ]
 
 

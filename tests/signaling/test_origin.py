@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from signaling.config import HubConfig
-from signaling.hub import Hub, create_app
+from signaling.hub import Hub
 from signaling.origin import OriginPolicy
+from tests.signaling.served import served
 from tests.signaling.test_hub import FakeBackend
 
 
@@ -36,13 +36,8 @@ def test_policy(allowed: tuple[str, ...], origin: str | None, host: str, ok: boo
 @pytest.fixture
 async def url() -> AsyncIterator[str]:
     hub = Hub(FakeBackend(), HubConfig(allowed_origins=("https://app.example.com",)))
-    runner = web.AppRunner(create_app(hub))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    yield f"http://{host}:{port}"
-    await runner.cleanup()
+    async with served(hub) as base:
+        yield base
 
 
 async def test_a_foreign_page_is_refused_and_the_others_connect(url: str) -> None:

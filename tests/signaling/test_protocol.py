@@ -26,6 +26,9 @@ CLIENT_MESSAGES: list[p.ClientMessage] = [
     p.Ping(),
     p.Ping(id=3),
     p.Ping(id="abc"),
+    p.Ping(id=p.MAX_SAFE_INTEGER),
+    p.Ping(id=-p.MAX_SAFE_INTEGER),
+    p.Ping(id="i" * p.MAX_PING_ID_CHARS),
 ]
 
 SERVER_MESSAGES: list[p.ServerMessage] = [
@@ -144,6 +147,30 @@ BAD_FRAMES: list[tuple[str, str | bytes, ErrorCode, list[str]]] = [
         ["missing required field `candidate`", "`$.candidate`"],
     ),
     ("float ping id", '{"type": "ping", "id": 1.5}', ErrorCode.BAD_MESSAGE, ["`$.id`"]),
+    (
+        "huge ping id",
+        '{"type": "ping", "id": ' + str(10**30) + "}",
+        ErrorCode.BAD_MESSAGE,
+        ["`$.id`"],
+    ),
+    (
+        "long ping id",
+        '{"type": "ping", "id": "' + "i" * 65 + '"}',
+        ErrorCode.BAD_MESSAGE,
+        ["`$.id`"],
+    ),
+    (
+        "deep ping id",  # decoded a second time to name the type: a RecursionError escaped
+        '{"type": "ping", "id": ' + "[" * 1000 + "]" * 1000 + "}",
+        ErrorCode.BAD_MESSAGE,
+        ["nested too deep"],
+    ),
+    (
+        "deep unknown field",
+        '{"type": "join", "room": "r", "x": ' + '{"a":' * 5000 + "1" + "}" * 5000 + "}",
+        ErrorCode.BAD_MESSAGE,
+        ["nested too deep"],
+    ),
     ("binary frame", b'{"type": "ping"}', ErrorCode.BAD_MESSAGE, ["binary frames"]),
 ]
 
@@ -162,11 +189,11 @@ def test_bad_frames_get_their_code_and_say_why(
 
 
 def test_frame_over_the_limit_is_too_large() -> None:
-    frame = '{"type": "ping", "id": "' + "x" * 100 + '"}'
+    frame = '{"type": "ping", "id": "' + "x" * 60 + '"}'
     with pytest.raises(ProtocolError) as info:
-        decode_client(frame, max_bytes=64)
+        decode_client(frame, max_bytes=48)
     assert info.value.code == ErrorCode.TOO_LARGE
-    assert f"{len(frame)} bytes" in info.value.message and "64" in info.value.message
+    assert f"{len(frame)} bytes" in info.value.message and "48" in info.value.message
     assert isinstance(decode_client(frame, max_bytes=len(frame)), p.Ping)
 
 
