@@ -58,10 +58,12 @@ gstreamer:
 	fi
 
 # coturn for the TURN tests (tests/turnserver.py starts its own on 127.0.0.1; Debian's package
-# leaves its system service disabled).
+# leaves its system service disabled), iptables for the 1:1 NAT test (tests/sfu/test_nat.py).
 coturn:
-	@if ! command -v turnserver >/dev/null && [ "$$(id -u)" = 0 ]; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq coturn; \
+	@missing=""; command -v turnserver >/dev/null || missing="coturn"; \
+	command -v iptables >/dev/null || [ -x /usr/sbin/iptables ] || missing="$$missing iptables"; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
 pytest: $(STAMP) chromium gstreamer coturn

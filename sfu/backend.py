@@ -11,7 +11,7 @@ from .config import SfuConfig
 from .metrics import MediaTotals
 from .participant import Participant
 from .room import Room
-from .rtc.ice import set_ice_addresses
+from .rtc.ice import set_announced_addresses, set_ice_addresses, set_port_range
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,9 @@ class SfuBackend:
         self._feedback: asyncio.Task[None] | None = None
         if self.config.ice_addresses is not None:
             set_ice_addresses(self.config.ice_addresses)
+        # Process-wide, like ICE_ADDRESSES: the latest backend's settings hold.
+        set_port_range(self.config.ice_port_range)
+        set_announced_addresses(self.config.ice_announced)
 
     async def _report_forever(self) -> None:
         while True:

@@ -2,9 +2,10 @@
 loadtest.run.
 
 Every flag has an environment variable of the same meaning (flags win): HOST, PORT,
-ICE_ADDRESSES (comma-separated), ICE_MODE, STUN_URLS, TURN_URLS, TURN_SECRET, TURN_TTL,
-TURN_USERNAME, TURN_PASSWORD, ALLOWED_ORIGINS, MAX_BITRATE, LOG_LEVEL, the limits of
-signaling.limits (LIMIT_SETTINGS below), ALLOWED_HOSTS, TRUSTED_PROXIES (README, "Configuration").
+ICE_ADDRESSES (comma-separated), ICE_PORT_RANGE, ICE_ANNOUNCED_ADDRESS, ICE_MODE, STUN_URLS,
+TURN_URLS, TURN_SECRET, TURN_TTL, TURN_USERNAME, TURN_PASSWORD, ALLOWED_ORIGINS, MAX_BITRATE,
+LOG_LEVEL, the limits of signaling.limits (LIMIT_SETTINGS below), ALLOWED_HOSTS, TRUSTED_PROXIES
+(README, "Configuration").
 A setting that cannot work stops the start with one line on stderr and exit status 2.
 """
 
@@ -22,7 +23,7 @@ from signaling.ice import DEFAULT_TURN_TTL, IceConfig, IceConfigError
 from signaling.limits import Limits
 from signaling.protocol import ICE_MODES
 
-from .config import DEFAULT_MAX_BITRATE
+from .config import DEFAULT_MAX_BITRATE, parse_addresses, parse_announced, parse_port_range
 from .server import ServerConfig, serve_forever
 
 logger = logging.getLogger("sfu.cli")
@@ -64,6 +65,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=env.get("ICE_ADDRESSES"),
         help="comma-separated local IPs that ICE gathers host candidates on "
         "(default: every interface but loopback, as aioice does)",
+    )
+    serve.add_argument(
+        "--ice-port-range",
+        default=env.get("ICE_PORT_RANGE"),
+        help="UDP ports ICE binds its host candidates on, FIRST-LAST (one per participant); "
+        "default: ephemeral ports",
+    )
+    serve.add_argument(
+        "--ice-announced-address",
+        default=env.get("ICE_ANNOUNCED_ADDRESS"),
+        help="behind 1:1 NAT: the public IP host candidates announce instead of the local one "
+        "(or LOCAL=PUBLIC pairs, comma-separated)",
     )
     serve.add_argument(
         "--ice-mode",
@@ -188,6 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             turn_username=args.turn_username or None,
             turn_password=args.turn_password or None,
         )
+        ice_addresses = parse_addresses(args.ice_addresses) if args.ice_addresses else None
+        ports = parse_port_range(args.ice_port_range) if args.ice_port_range else None
+        announced = (
+            parse_announced(args.ice_announced_address or "") if args.ice_announced_address else {}
+        )
     except IceConfigError as exc:
         sys.stderr.write(f"aiosfu serve: {exc}\n")
         return 2
@@ -201,7 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = ServerConfig(
         host=args.host,
         port=args.port,
-        ice_addresses=_csv(args.ice_addresses),
+        ice_addresses=ice_addresses,
+        ice_port_range=ports,
+        ice_announced=announced,
         ice=ice,
         allowed_origins=_csv(args.allowed_origins) or [],
         max_bitrate=args.max_bitrate,

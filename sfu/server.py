@@ -30,6 +30,8 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     ice_addresses: list[str] | None = None
+    ice_port_range: tuple[int, int] | None = None
+    ice_announced: dict[str, str] = field(default_factory=dict)
     ice: IceConfig = field(default_factory=IceConfig)
     allowed_origins: list[str] = field(default_factory=list)
     max_bitrate: int = DEFAULT_MAX_BITRATE
@@ -49,6 +51,8 @@ def build_app(config: ServerConfig) -> web.Application:
     backend = SfuBackend(
         SfuConfig(
             ice_addresses=config.ice_addresses,
+            ice_port_range=config.ice_port_range,
+            ice_announced=config.ice_announced,
             ice=config.ice,
             max_bitrate=config.max_bitrate,
             limits=config.limits,

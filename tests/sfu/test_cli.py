@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from sfu.cli import duration
+from sfu.config import parse_announced, parse_port_range
 
 
 def serve(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -29,6 +30,11 @@ def serve(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         (("--ice-mode", "stun-only"), {}, "ICE_MODE=stun-only needs STUN_URLS"),
         ((), {"TURN_URLS": "turn:127.0.0.1"}, "TURN_URLS needs credentials"),
         (("--turn-urls", "127.0.0.1:3478", "--turn-secret", "x"), {}, "TURN_URLS: "),
+        ((), {"ICE_PORT_RANGE": "50100-50000"}, "ICE_PORT_RANGE must be FIRST-LAST"),
+        (("--ice-port-range", "50000"), {}, "ICE_PORT_RANGE must be FIRST-LAST"),
+        ((), {"ICE_ANNOUNCED_ADDRESS": "my.host"}, "ICE_ANNOUNCED_ADDRESS must be a public IP"),
+        ((), {"ICE_ANNOUNCED_ADDRESS": "10.0.0.5=2001:db8::7"}, "ICE_ANNOUNCED_ADDRESS must be"),
+        (("--ice-addresses", "10.0.0.300"), {}, "ICE_ADDRESSES: '10.0.0.300' is not an IP"),
     ],
 )
 def test_refuses_to_start_in_one_line(
@@ -53,3 +59,12 @@ def test_turn_ttl_takes_units() -> None:
     for bad in ("", "h", "-5", "0", "1w", "soon"):
         with pytest.raises(Exception, match="duration"):
             duration(bad)
+
+
+def test_nat_settings() -> None:
+    assert parse_port_range(" 50000-50100 ") == (50000, 50100)
+    assert parse_announced("203.0.113.7") == {"": "203.0.113.7"}
+    assert parse_announced("10.0.0.5=203.0.113.7, 10.0.1.5=203.0.113.8") == {
+        "10.0.0.5": "203.0.113.7",
+        "10.0.1.5": "203.0.113.8",
+    }
