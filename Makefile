@@ -12,6 +12,8 @@ SEALED := $(shell [ "$$(id -u)" = 0 ] && command -v unshare >/dev/null && echo y
 # The browser tests drive Debian's chromium (tests/browser/); the page's modules are type-checked
 # by TypeScript from web/node_modules (npm ci, from web/package-lock.json).
 CHROMIUM := /usr/bin/chromium
+# ...and Debian's firefox-esr, over its own WebDriver BiDi (tests/browser/firefox.py).
+FIREFOX  := /usr/bin/firefox-esr
 # GStreamer webrtcbin peers (tests/gstreamer/) run in the system python3 with `gi`: webrtcbin, DTLS
 # and SRTP (bad), libnice, VP8 and RTP (good), videotestsrc (base), and the typelibs.
 GST_PACKAGES := gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
@@ -19,7 +21,7 @@ GST_PACKAGES := gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0
 TSC      := web/node_modules/.bin/tsc
 NPM_STAMP := web/node_modules/.installed
 
-.PHONY: run test lint typecheck pytest bench schema tstypes chromium gstreamer coturn clean
+.PHONY: run test lint typecheck pytest bench schema tstypes chromium firefox gstreamer coturn clean
 
 $(STAMP): pyproject.toml
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
@@ -48,6 +50,11 @@ chromium:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	fi
 
+firefox:
+	@if [ ! -x $(FIREFOX) ] && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq firefox-esr; \
+	fi
+
 gstreamer:
 	@missing=""; for p in $(GST_PACKAGES); do \
 		[ "$$(dpkg-query -W -f='$${db:Status-Status}' $$p 2>/dev/null)" = installed ] \
@@ -66,7 +73,7 @@ coturn:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-pytest: $(STAMP) chromium gstreamer coturn
+pytest: $(STAMP) chromium firefox gstreamer coturn
 ifeq ($(SEALED),yes)
 	unshare --net -- sh -c 'ip link set lo up && exec $(BIN)/python -m pytest $(PYTEST_ARGS)'
 else

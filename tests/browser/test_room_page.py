@@ -8,63 +8,19 @@ import asyncio
 from aiortc.mediastreams import AudioStreamTrack
 
 from sfu.media import TestPatternTrack
-from sfu.rtc import dtls as rtc_dtls
 from sfu.server import RunningServer
 from tests.browser.conftest import ARTIFACTS, OpenPage
-from tests.browser.roompage import RoomPage, describe_missing_media, frames_decoded
+from tests.browser.roompage import (
+    RoomPage,
+    assert_no_console_errors,
+    media_flows,
+    peer_ids,
+)
 from tests.conftest import MakeClient
 from tests.util import eventually, eventually_async, recv
 
 # Fake camera of Chromium: 640x480.
 CAMERA_WIDTH = 640
-
-
-async def peer_ids(*pages: RoomPage) -> dict[str, str]:
-    """peer_id -> display name, once every page has been welcomed."""
-    ids: dict[str, str] = {}
-    for page in pages:
-
-        async def welcomed(page: RoomPage = page) -> str:
-            peer_id = await page.peer_id()
-            if peer_id is None:
-                return f"{page.name} has no peer_id: {await page.status_text()}"
-            ids[peer_id] = page.name
-            return ""
-
-        await eventually_async(welcomed, timeout=10)
-    return ids
-
-
-async def media_flows(
-    page: RoomPage, peers: dict[str, str], *, audio: set[str], timeout: float = 20
-) -> None:
-    """Every peer's video decodes on `page` and keeps decoding; audio arrives from `audio`."""
-    first: dict[str, int] = {}
-
-    async def started() -> str:
-        state = await page.media()
-        first.update({p: frames_decoded(state, p) for p in peers})
-        reason = describe_missing_media(state, peers, audio=audio, since={})
-        if reason:
-            reason += (
-                f" (signaling {state['signalingState']}, transceivers {state['transceivers']},"
-                f" participants {state['participants']}, console errors {page.console_errors})"
-            )
-        return f"{page.name}: {reason}" if reason else ""
-
-    await eventually_async(started, timeout=timeout)
-
-    async def growing() -> str:
-        state = await page.media()
-        reason = describe_missing_media(state, peers, audio=set(), since=first)
-        return f"{page.name}: {reason}" if reason else ""
-
-    await eventually_async(growing, timeout=10)
-
-
-def assert_no_console_errors(*pages: RoomPage) -> None:
-    errors = {page.name: page.console_errors for page in pages if page.console_errors}
-    assert not errors, f"console errors: {errors}"
 
 
 async def test_three_pages_see_and_hear_each_other(open_page: OpenPage) -> None:
@@ -97,38 +53,6 @@ async def test_three_pages_see_and_hear_each_other(open_page: OpenPage) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     await alice.page.screenshot(path=str(ARTIFACTS / "room.png"))
     assert_no_console_errors(*pages)
-
-
-async def test_page_and_python_client_see_each_other(
-    server: RunningServer, open_page: OpenPage, make_client: MakeClient
-) -> None:
-    bot = await make_client("mixed", name="bot")
-    await bot.publish(TestPatternTrack(320, 240, fps=15), AudioStreamTrack())
-    page = await open_page("mixed", "Dora")
-    ids = await peer_ids(page)
-    (page_peer,) = ids
-    assert bot.peer_id is not None
-
-    await media_flows(page, {bot.peer_id: "bot"}, audio={bot.peer_id})
-    state = await page.media()
-    assert state["tiles"][bot.peer_id]["videoWidth"] == 320
-    assert state["tiles"][bot.peer_id]["name"] == "bot"
-
-    def page_video_arrived() -> str:
-        kinds = {r.kind for r in bot.remote_tracks.values() if r.peer_id == page_peer}
-        return "" if kinds == {"audio", "video"} else f"bot has {kinds} from the page"
-
-    await eventually(page_video_arrived, timeout=15)
-    (video,) = [
-        r for r in bot.remote_tracks.values() if r.peer_id == page_peer and r.kind == "video"
-    ]
-    frame = await recv(video.track, 15)
-    assert 0 < frame.width <= CAMERA_WIDTH
-    # Chromium agreed to the cheaper SRTP profile the server offers (sfu.rtc.dtls).
-    (on_server,) = [p for p in server.backend.participants() if p.id == page_peer]
-    dtls = on_server.pc.getTransceivers()[0].receiver.transport
-    assert rtc_dtls.selected_profile(dtls) == "SRTP_AEAD_AES_128_GCM"
-    assert_no_console_errors(page)
 
 
 async def test_closing_a_page_removes_its_tile_within_2s(open_page: OpenPage) -> None:

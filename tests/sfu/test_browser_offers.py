@@ -57,3 +57,37 @@ async def test_plain_browser_offer_is_answered(browser: str) -> None:
     finally:
         await peer.close()
     assert backend.rooms == {}
+
+
+async def test_firefox_candidates_the_server_cannot_use_are_taken_quietly() -> None:
+    """Firefox trickles RTCP (component 2), TCP and ::1 candidates, and one end-of-candidates
+    per m-line: each is accepted (aioice pairs only UDP, component 1, same address family)."""
+    backend = SfuBackend(SfuConfig(ice_addresses=["127.0.0.1"]))
+    signals = Recorder()
+    peer = await backend.join("browsers", "p1", signals)
+    try:
+        # As a live Firefox offers it: its candidates trickle after the offer.
+        offer = (FIXTURES / "firefox_plain_offer.sdp").read_text()
+        await peer.offer(offer.replace("a=end-of-candidates\n", ""))
+        trickled = [
+            "candidate:0 1 UDP 2122187007 127.0.0.1 50001 typ host",
+            "candidate:1 1 UDP 2122252543 ::1 50002 typ host",
+            "candidate:2 1 TCP 2105458943 127.0.0.1 9 typ host tcptype active",
+            "candidate:0 2 UDP 2122187006 127.0.0.1 50003 typ host",
+        ]
+        for mid, line in enumerate(trickled):
+            await peer.candidate(CandidateInit(line, sdp_mid=str(mid % 2), sdp_mline_index=mid % 2))
+        await peer.candidate(None)
+        await peer.candidate(None)  # the second m-line's
+        (participant,) = backend.participants()
+        ice = participant.pc.getTransceivers()[0].receiver.transport.transport
+        remote = {(c.protocol.lower(), c.ip, c.component) for c in ice.getRemoteCandidates()}
+        assert {
+            ("udp", "127.0.0.1", 1),
+            ("udp", "::1", 1),
+            ("tcp", "127.0.0.1", 1),
+            ("udp", "127.0.0.1", 2),
+        } <= remote
+        assert signals.failures == []
+    finally:
+        await peer.close()
