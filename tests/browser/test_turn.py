@@ -15,7 +15,7 @@ from sfu.rtc.candidates import selected_pair_types
 from sfu.server import RunningServer, ServerConfig
 from signaling.ice import IceConfig
 from tests.browser.conftest import OpenPage
-from tests.browser.test_room_page import assert_no_console_errors, media_flows, peer_ids
+from tests.browser.roompage import assert_no_console_errors, media_flows, peer_ids
 from tests.conftest import LOOPBACK, MakeClient
 from tests.turnserver import SECRET, Coturn, verifies
 from tests.util import eventually, eventually_async, recv
