@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from signaling.backend import PeerSignals
+from signaling.backend import ALL_GRANTS, Grants, PeerSignals
 
 from .config import SfuConfig
 from .metrics import MediaTotals
@@ -62,7 +62,9 @@ class SfuBackend:
             for pub in participant.publications.values():
                 pub.report(now)
 
-    async def join(self, room: str, peer_id: str, signals: PeerSignals) -> Participant:
+    async def join(
+        self, room: str, peer_id: str, signals: PeerSignals, *, grants: Grants = ALL_GRANTS
+    ) -> Participant:
         if self._reporter is None:
             self._reporter = asyncio.ensure_future(self._report_forever())
         if self._feedback is None:
@@ -71,7 +73,7 @@ class SfuBackend:
         if r is None:
             r = self.rooms[room] = Room(room, self._drop_room, self.totals.retire)
             r.log.info("opened")
-        participant = Participant(r, peer_id, signals, self.config)
+        participant = Participant(r, peer_id, signals, self.config, grants=grants)
         self.totals.watch(participant)
         r.join(participant)
         return participant

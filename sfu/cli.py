@@ -19,10 +19,12 @@ import os
 import sys
 from collections.abc import Sequence
 
+from signaling.auth import check_secret
 from signaling.ice import DEFAULT_TURN_TTL, IceConfig, IceConfigError
 from signaling.limits import Limits
 from signaling.protocol import ICE_MODES
 
+from . import tokens
 from .config import DEFAULT_MAX_BITRATE, parse_addresses, parse_announced, parse_port_range
 from .server import ServerConfig, serve_forever
 
@@ -127,6 +129,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     serve.add_argument("--log-level", default=env.get("LOG_LEVEL", "INFO"))
     _add_limit_args(serve)
+    serve.add_argument(
+        "--auth-secret",
+        default=env.get("AUTH_SECRET"),
+        help="room tokens' shared secret (signed JWTs; see `aiosfu token`); without it rooms are "
+        "open. Prefer the environment variable",
+    )
+    tokens.add_parser(commands, duration)
     # Listed for --help only: main() hands `loadtest ...` to loadtest.run before parsing.
     commands.add_parser("loadtest", help="synthetic peers against a server (--help for more)")
     return parser.parse_args(argv)
@@ -191,6 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return loadtest_main(argv[1:])
     args = parse_args(argv)
+    if args.command == "token":
+        return tokens.run(args)
     try:
         ice = IceConfig(
             mode=args.ice_mode,
@@ -209,6 +220,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except IceConfigError as exc:
         sys.stderr.write(f"aiosfu serve: {exc}\n")
         return 2
+    if args.auth_secret:
+        try:
+            check_secret(args.auth_secret)
+        except ValueError as exc:
+            sys.stderr.write(f"aiosfu serve: {exc}\n")
+            return 2
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
@@ -216,6 +233,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger.info("%s", ice.describe())
     for warning in ice.warnings():
         logger.warning("%s", warning)
+    if not args.auth_secret:
+        logger.warning(
+            "AUTH_SECRET is not set: rooms are open, anyone who reaches this server may join any "
+            "room and publish (and the admin API is off)"
+        )
     config = ServerConfig(
         host=args.host,
         port=args.port,
@@ -228,6 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         limits=_limits(args),
         allowed_hosts=_csv(args.allowed_hosts) or [],
         trusted_proxies=_csv(args.trusted_proxies) or [],
+        auth_secret=args.auth_secret or None,
     )
     try:
         import uvloop

@@ -70,7 +70,9 @@ from .senderclock import SenderClock
 logger = logging.getLogger(__name__)
 
 # Error codes that refuse an offer: what it published is not, and publish() says so.
-OFFER_REFUSALS = frozenset({"bad_sdp", "media_failed", "too_large", "too_many_tracks"})
+OFFER_REFUSALS = frozenset(
+    {"bad_sdp", "media_failed", "too_large", "too_many_tracks", "publish_not_allowed"}
+)
 
 
 class ConnectionFailed(ConnectionError):

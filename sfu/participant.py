@@ -25,7 +25,14 @@ from aiortc import (
 )
 from aiortc.sdp import candidate_from_sdp
 
-from signaling.backend import CandidateInit, NegotiationError, PeerSignals
+from signaling.backend import (
+    ALL_GRANTS,
+    CandidateInit,
+    Grants,
+    NegotiationError,
+    PeerSignals,
+    TrackInfo,
+)
 from signaling.log import bind
 
 from .config import SfuConfig
@@ -66,9 +73,18 @@ def parse_candidate(init: CandidateInit) -> RTCIceCandidate:
 
 
 class Participant:
-    def __init__(self, room: Room, peer_id: str, signals: PeerSignals, config: SfuConfig) -> None:
+    def __init__(
+        self,
+        room: Room,
+        peer_id: str,
+        signals: PeerSignals,
+        config: SfuConfig,
+        *,
+        grants: Grants = ALL_GRANTS,
+    ) -> None:
         self.room = room
         self.id = peer_id
+        self.grants = grants
         self.signals = signals
         self.config = config
         self.log = bind(room.log, peer=peer_id)
@@ -169,10 +185,17 @@ class Participant:
         await self.pc.close()
         self.log.info("left")
 
+    def tracks(self) -> list[TrackInfo]:
+        others = [p for p in self.room.participants.values() if p is not self]
+        return [
+            TrackInfo(pub.id, pub.kind, sum(pub.id in p.subscriptions for p in others))
+            for pub in self.publications.values()
+        ]
+
     # --- room side -------------------------------------------------------------------------
 
     def subscribe(self, publication: Publication) -> None:
-        if self.closed or publication.id in self.subscriptions:
+        if self.closed or publication.id in self.subscriptions or not self.grants.subscribe:
             return
         sub = Subscription(publication, self.id)
         self.subscriptions[publication.id] = sub
@@ -203,7 +226,12 @@ class Participant:
 
     async def _set_remote(self, sdp: str, kind: str) -> None:
         negotiated = [(t.mid, t.kind) for t in self.pc.getTransceivers() if t.mid is not None]
-        check_description(sdp, kind, negotiated, max_tracks=self.config.limits.tracks)
+        check_description(
+            sdp,
+            kind,
+            negotiated,
+            max_tracks=self.config.limits.tracks if self.grants.publish else -1,
+        )
         self._candidates = 0
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))

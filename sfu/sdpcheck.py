@@ -54,7 +54,8 @@ def check_description(
 
     `negotiated` lists the connection's m-lines so far, in order, as (mid, kind): a new
     description must keep them all, in place (m-lines are never removed, only disabled).
-    `max_tracks` (0: any) bounds the tracks the description publishes (`too_many_tracks`).
+    `max_tracks` (0: any) bounds the tracks the description publishes (`too_many_tracks`);
+    -1 allows none (a participant without the `publish` grant: `publish_not_allowed`).
     """
     _check_lines(text, kind)
     try:
@@ -95,7 +96,13 @@ def drop_empty_bundle(sdp: str) -> str:
 def _check_tracks(kind: str, media: list[aiortc_sdp.MediaDescription], limit: int) -> None:
     # What the client sends: its own m-lines; the server's come back recvonly or inactive.
     sending = sum(m.kind != "application" and m.direction in SENDING for m in media)
-    if sending > limit:
+    if limit < 0 and sending:
+        raise NegotiationError(
+            "publish_not_allowed",
+            f"the {kind} sends {sending} tracks, and this participant may not publish "
+            "(its room token does not grant `publish`): offer them recvonly or inactive",
+        )
+    if sending > limit >= 0:
         raise NegotiationError(
             "too_many_tracks", f"the {kind} publishes {sending} tracks; at most {limit} are allowed"
         )

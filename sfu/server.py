@@ -40,6 +40,8 @@ class ServerConfig:
     # (a page on a rebound name reaches nothing on a laptop), else any.
     allowed_hosts: list[str] = field(default_factory=list)
     trusted_proxies: list[str] = field(default_factory=list)
+    # Room tokens' secret (signaling.auth); None: open rooms.
+    auth_secret: str | None = field(default=None, repr=False)
 
     def hosts(self) -> tuple[str, ...]:
         if self.allowed_hosts:
@@ -66,6 +68,7 @@ def build_app(config: ServerConfig) -> web.Application:
             limits=config.limits,
             allowed_hosts=config.hosts(),
             trusted_proxies=tuple(config.trusted_proxies),
+            auth_secret=config.auth_secret,
         ),
     )
     app = web.Application()

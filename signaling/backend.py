@@ -37,6 +37,32 @@ class IceServer:
 
 
 @dataclass(frozen=True, slots=True)
+class Grants:
+    """What a participant may do (its room token's grants; all but `admin` without tokens).
+
+    Without `publish` the media plane refuses any offer that sends a track (`publish_not_allowed`);
+    without `subscribe` nothing is forwarded to it. `admin` is the hub's alone (its HTTP API).
+    """
+
+    publish: bool = True
+    subscribe: bool = True
+    admin: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TrackInfo:
+    """One published track, as the admin API shows it."""
+
+    id: str
+    kind: str
+    subscribers: int  # participants it is forwarded to
+
+
+# A room without tokens: everyone publishes and subscribes.
+ALL_GRANTS = Grants()
+
+
+@dataclass(frozen=True, slots=True)
 class CandidateInit:
     """An ICE candidate as browsers send it (RTCIceCandidateInit)."""
 
@@ -85,11 +111,18 @@ class MediaPeer(Protocol):
         """Leave: end this peer's publications and subscriptions. Idempotent."""
         ...
 
+    def tracks(self) -> list[TrackInfo]:
+        """What this participant publishes now (the admin API lists it)."""
+        ...
+
 
 class MediaBackend(Protocol):
-    async def join(self, room: str, peer_id: str, signals: PeerSignals) -> MediaPeer:
+    async def join(
+        self, room: str, peer_id: str, signals: PeerSignals, *, grants: Grants
+    ) -> MediaPeer:
         """Add a participant to a room's media; others start receiving its tracks once it
-        publishes, and it receives theirs (the backend offers as soon as there is something)."""
+        publishes, and it receives theirs (the backend offers as soon as there is something),
+        as far as its grants allow."""
         ...
 
     async def close(self) -> None: ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from signaling.auth import check_secret
 from signaling.ice import IceConfig
 from signaling.limits import Limits
 from signaling.protocol import IceMode, IceServerInfo
@@ -29,12 +30,16 @@ class HubConfig:
     allowed_hosts: tuple[str, ...] = ()
     # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client.
     trusted_proxies: tuple[str, ...] = ()
+    # The room tokens' shared secret (signaling.auth); None: rooms are open. Never logged.
+    auth_secret: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.max_message_bytes <= 0:
             raise ValueError(f"max_message_bytes must be positive, not {self.max_message_bytes}")
         if self.limits.byte_rate and self.limits.byte_burst < self.max_message_bytes:
             raise ValueError("limits.byte_burst must be at least max_message_bytes")
+        if self.auth_secret is not None:
+            check_secret(self.auth_secret)
         if self.heartbeat < 0:
             raise ValueError(f"heartbeat must be >= 0 seconds, not {self.heartbeat}")
 

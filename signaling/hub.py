@@ -4,7 +4,8 @@ One Session per WebSocket (signaling.session), one Roster of rooms for the whole
 MediaBackend that the entry point hands in. Each session's frames are rate limited
 (signaling.ratelimit); only pages of allowed origins (signaling.origin), on allowed host names
 (signaling.hosts), may connect, and a client address may hold only so many sockets at once
-(signaling.clientip). No authentication yet: `token` in `join` is accepted and ignored.
+(signaling.clientip). With AUTH_SECRET, a join needs a room token (signaling.auth), and the
+admin HTTP API (signaling.admin) is served beside /ws.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections import Counter
 
 from aiohttp import WSCloseCode, web
 
+from signaling.admin import AdminApi
 from signaling.backend import MediaBackend
 from signaling.clientip import ClientAddress
 from signaling.config import HubConfig
@@ -46,6 +48,7 @@ class Hub:
         """Mount /ws and /healthz on an app that may serve other things (static files)."""
         app.router.add_get("/ws", self.handle_ws)
         app.router.add_get("/healthz", self.handle_healthz)
+        AdminApi(self).add_routes(app)
         app.on_shutdown.append(self._on_shutdown)
 
     async def handle_ws(self, request: web.Request) -> web.StreamResponse:

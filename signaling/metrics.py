@@ -28,6 +28,11 @@ class HubStats:
     # README's limits table names them).
     refusals: Counter[str] = field(default_factory=Counter)
 
+    # Joins refused for their room token, by error code (signaling.auth).
+    token_refusals: Counter[str] = field(default_factory=Counter)
+    # Sessions the server ended, by error code: replaced, removed, room_closed.
+    ended: Counter[str] = field(default_factory=Counter)
+
     def refused(self, limit: str) -> None:
         assert limit in LIMITS, f"unknown limit {limit!r}"
         self.refusals[limit] += 1
@@ -64,3 +69,14 @@ class HubCollector(Collector):
         for limit in LIMITS:
             refusals.add_metric([limit], stats.refusals[limit])
         yield refusals
+        yield _by_code(
+            "aiosfu_token_refusals", "Joins refused for their room token", stats.token_refusals
+        )
+        yield _by_code("aiosfu_sessions_ended", "Sessions the server ended", stats.ended)
+
+
+def _by_code(name: str, documentation: str, counts: Counter[str]) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation + ", by error code", labels=["code"])
+    for code, count in sorted(counts.items()):
+        family.add_metric([code], count)
+    return family

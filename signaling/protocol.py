@@ -39,7 +39,9 @@ PingId = (
 
 IceMode = Literal["all", "stun-only", "turn-only"]
 ICE_MODES: Final[tuple[str, ...]] = get_args(IceMode)
-LeaveReason = Literal["left", "disconnected", "failed"]
+# `replaced`: another session joined with the same identity (room tokens); `removed`: by an
+# operator (the admin API).
+LeaveReason = Literal["left", "disconnected", "failed", "replaced", "removed"]
 # What a participant is, as the others see it: a person (or a bot taking part), or a recorder,
 # which only receives and which pages show as a "recording" badge (LiveKit's egress participant).
 Role = Literal["participant", "recorder"]
@@ -64,6 +66,17 @@ class ErrorCode(StrEnum):
     ROOM_FULL = "room_full"
     TOO_MANY_TRACKS = "too_many_tracks"
     TOO_MANY_CANDIDATES = "too_many_candidates"
+    # Room tokens (signaling.auth): the socket is closed after each of these five.
+    TOKEN_REQUIRED = "token_required"
+    TOKEN_INVALID = "token_invalid"
+    TOKEN_EXPIRED = "token_expired"
+    TOKEN_NOT_YET_VALID = "token_not_yet_valid"
+    TOKEN_WRONG_ROOM = "token_wrong_room"
+    PUBLISH_NOT_ALLOWED = "publish_not_allowed"
+    # The server ended the session, and closes its socket: do not rejoin on your own.
+    REPLACED = "replaced"
+    REMOVED = "removed"
+    ROOM_CLOSED = "room_closed"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -152,6 +165,13 @@ class ParticipantInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
     role: Role = "participant"
 
 
+class GrantInfo(msgspec.Struct, kw_only=True):
+    """What this participant may do, from its room token."""
+
+    publish: bool
+    subscribe: bool
+
+
 class Welcome(Msg, tag="welcome"):
     """The answer to `join`: who you are, how to configure ICE, who is already there."""
 
@@ -161,6 +181,8 @@ class Welcome(Msg, tag="welcome"):
     ice_mode: IceMode
     participants: list[ParticipantInfo]
     resume_token: str | None
+    # Left out when the server has no room tokens: then everyone may publish and subscribe.
+    grants: GrantInfo | None = None
 
 
 class ParticipantJoined(Msg, tag="participant_joined"):

@@ -31,6 +31,11 @@ class Member(Protocol):
     def name(self) -> str | None: ...
 
     @property
+    def identity(self) -> str | None:
+        """Its room token's identity; None in open rooms."""
+        ...
+
+    @property
     def role(self) -> Role: ...
 
     def send(self, msg: Msg) -> None:
@@ -78,6 +83,21 @@ class Roster:
         left = ParticipantLeft(peer_id=member.peer_id, name=member.name, reason=reason)
         for other in room.values():
             other.send(left)
+
+    def find(
+        self, room: str, *, peer_id: str | None = None, identity: str | None = None
+    ) -> Member | None:
+        """The member of a room with this peer id, or this identity."""
+        for member in self._rooms.get(room, {}).values():
+            if member.peer_id == peer_id or (identity is not None and member.identity == identity):
+                return member
+        return None
+
+    def members(self, room: str) -> list[Member]:
+        return list(self._rooms.get(room, {}).values())
+
+    def room_names(self) -> list[str]:
+        return list(self._rooms)
 
     def size(self, room: str) -> int:
         """How many participants a room has (0 for a room that does not exist)."""

@@ -26,7 +26,15 @@ from typing import Any, Final, assert_never, cast
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from signaling.backend import CandidateInit, MediaBackend, MediaPeer, NegotiationError
+from signaling.auth import Admission, TokenError, admit
+from signaling.backend import (
+    ALL_GRANTS,
+    CandidateInit,
+    Grants,
+    MediaBackend,
+    MediaPeer,
+    NegotiationError,
+)
 from signaling.config import HubConfig
 from signaling.log import ContextLogger, bind
 from signaling.metrics import HubStats
@@ -35,6 +43,7 @@ from signaling.protocol import (
     Candidate,
     ClientMessage,
     ErrorCode,
+    GrantInfo,
     IceCandidate,
     IceServers,
     Join,
@@ -72,16 +81,22 @@ class Membership:
         name: str | None,
         log: ContextLogger,
         role: Role = "participant",
+        *,
+        identity: str | None = None,
+        grants: Grants = ALL_GRANTS,
     ) -> None:
         self.session = session
         self.room = room
         self.peer_id = peer_id
         self.name = name
         self.role: Role = role
+        self.identity = identity
+        self.grants = grants
         self.log = log
         self.media: MediaPeer | None = None
         self._held: list[Msg] | None = []
         self._attached = True
+        self.ended = False  # by the server (Session.end): never to be resumed
         self._ice_refresh: asyncio.Task[None] | None = None
 
     def send(self, msg: Msg) -> None:
@@ -381,12 +396,27 @@ class Session:
                 ErrorCode.ALREADY_JOINED,
                 f"already in room {current.room!r} as {current.peer_id}; send `leave` first",
             )
+        admission = self._admission(msg)
+        if admission is None:
+            return
+        self._replace_identity(msg.room, admission.identity)
         self._check_room_size(msg.room)
         peer_id = self._roster.new_peer_id()
         log = bind(self.log, room=msg.room, peer=peer_id)
-        membership = Membership(self, msg.room, peer_id, msg.name, log, msg.role)
+        membership = Membership(
+            self,
+            msg.room,
+            peer_id,
+            admission.name,
+            log,
+            msg.role,
+            identity=admission.identity,
+            grants=admission.grants,
+        )
         try:
-            membership.media = await self._backend.join(msg.room, peer_id, membership)
+            membership.media = await self._backend.join(
+                msg.room, peer_id, membership, grants=admission.grants
+            )
         except BaseException:
             membership.detach()
             self._roster.release(peer_id)
@@ -403,11 +433,65 @@ class Session:
                 participants=others,
                 # Resume is not implemented: the token is not stored, a `resume` is ignored.
                 resume_token=secrets.token_urlsafe(16),
+                grants=_grant_info(admission),
             )
         )
         membership.release()
         membership.refresh_ice_servers(self._config)
-        log.info("joined as %r (%s); %d others in the room", msg.name, msg.role, len(others))
+        log.info(
+            "joined as %r (%s, identity %s); %d others in the room",
+            admission.name,
+            msg.role,
+            admission.identity,
+            len(others),
+        )
+
+    def _admission(self, msg: Join) -> Admission | None:
+        """Who the join admits (signaling.auth); None when its token admits no one, in which case
+        the client has been told why and the socket is closing."""
+        try:
+            return admit(self._config.auth_secret, msg.room, msg.token, msg.name)
+        except TokenError as exc:
+            self._stats.token_refusals[exc.code] += 1
+            self.log.info("join to %r refused: %s", msg.room, exc.message)
+            self._send_error(ErrorCode(exc.code), exc.message)
+            self._spawn(self._close_after_sending(WSCloseCode.POLICY_VIOLATION, b"room token"))
+            return None
+
+    def _replace_identity(self, room: str, identity: str | None) -> None:
+        """One session per identity per room, as LiveKit: a second join ends the first."""
+        if identity is None:
+            return
+        old = self._roster.find(room, identity=identity)
+        if isinstance(old, Membership):
+            old.session.end(
+                old,
+                ErrorCode.REPLACED,
+                f"{identity!r} joined room {room!r} again, from another session",
+                "replaced",
+            )
+
+    def end(
+        self, membership: Membership, code: ErrorCode, message: str, reason: LeaveReason
+    ) -> None:
+        """The server ends this stay (a second join of its identity, an operator): the others
+        are told at once, the client is told why, then its media and its socket are closed."""
+        if self.membership is not membership or membership.ended:
+            return
+        membership.ended = True
+        self._stats.ended[code] += 1
+        membership.log.info("ended by the server (%s): %s", code, message)
+        membership.detach()
+        self._roster.remove(membership, reason)
+        self._send_error(code, message)
+        self._closed = True  # nothing more is read or sent; the error above is still written
+        self._spawn(self._close_ended(membership, reason))
+
+    async def _close_ended(self, membership: Membership, reason: LeaveReason) -> None:
+        async with self._lock:
+            if self.membership is membership:
+                await self._leave(reason)
+        await self._close_after_sending(WSCloseCode.OK, reason.encode())
 
     def _check_room_size(self, room: str) -> None:
         limit = self._config.limits.participants
@@ -474,3 +558,9 @@ def _candidate_init(candidate: IceCandidate | None) -> CandidateInit | None:
     return CandidateInit(
         candidate=line, sdp_mid=candidate.sdpMid, sdp_mline_index=candidate.sdpMLineIndex
     )
+
+
+def _grant_info(admission: Admission) -> GrantInfo | None:
+    if admission.identity is None:  # open rooms: everyone may do everything
+        return None
+    return GrantInfo(publish=admission.grants.publish, subscribe=admission.grants.subscribe)

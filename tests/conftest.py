@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 from aiortc.codecs import vpx
@@ -32,13 +33,21 @@ def pinned_vp8_bitrate(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(vpx.Vp8Encoder, "target_bitrate", fixed)
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[RunningServer]:
-    running = await RunningServer(ServerConfig(port=0, ice_addresses=LOOPBACK)).start()
+@contextlib.asynccontextmanager
+async def serving(**settings: Any) -> AsyncIterator[RunningServer]:
+    """A server on 127.0.0.1 (a free port, ICE on loopback) with these ServerConfig settings."""
+    config = ServerConfig(port=0, ice_addresses=LOOPBACK, **settings)
+    running = await RunningServer(config).start()
     try:
         yield running
     finally:
         await running.stop()
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[RunningServer]:
+    async with serving() as running:
+        yield running
 
 
 @pytest.fixture

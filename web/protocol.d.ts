@@ -23,7 +23,13 @@ export interface Error {
 }
 
 /** Stable error codes; docs/protocol.md says when each is sent. */
-export type ErrorCode = "already_joined" | "bad_candidate" | "bad_json" | "bad_message" | "bad_sdp" | "internal_error" | "join_timeout" | "media_failed" | "no_offer_pending" | "not_joined" | "rate_limited" | "room_full" | "too_large" | "too_many_candidates" | "too_many_tracks" | "unknown_type";
+export type ErrorCode = "already_joined" | "bad_candidate" | "bad_json" | "bad_message" | "bad_sdp" | "internal_error" | "join_timeout" | "media_failed" | "no_offer_pending" | "not_joined" | "publish_not_allowed" | "rate_limited" | "removed" | "replaced" | "room_closed" | "room_full" | "token_expired" | "token_invalid" | "token_not_yet_valid" | "token_required" | "token_wrong_room" | "too_large" | "too_many_candidates" | "too_many_tracks" | "unknown_type";
+
+/** What this participant may do, from its room token. */
+export interface GrantInfo {
+  publish: boolean;
+  subscribe: boolean;
+}
 
 /** An ICE candidate, spelled as browsers spell RTCIceCandidateInit. */
 export interface IceCandidate {
@@ -97,7 +103,7 @@ export interface ParticipantLeft {
   type: "participant_left";
   peer_id: string;
   name: string | null;
-  reason: "disconnected" | "failed" | "left";
+  reason: "disconnected" | "failed" | "left" | "removed" | "replaced";
 }
 
 /** Ask for a `pong` carrying the same id. */
@@ -135,6 +141,7 @@ export interface Welcome {
   ice_mode: "all" | "stun-only" | "turn-only";
   participants: ParticipantInfo[];
   resume_token: string | null;
+  grants?: GrantInfo | null;
 }
 
 /** What a client may send. */

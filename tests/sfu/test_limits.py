@@ -13,9 +13,9 @@ from aiohttp import WSCloseCode
 
 from sfu.client import Client, ClientError
 from sfu.media import TestPatternTrack
-from sfu.server import RunningServer, ServerConfig
+from sfu.server import RunningServer
 from signaling.limits import Limits
-from tests.conftest import LOOPBACK
+from tests.conftest import LOOPBACK, serving
 from tests.util import eventually, recv
 
 LIMITS = Limits(
@@ -30,12 +30,8 @@ LIMITS = Limits(
 
 @pytest.fixture
 async def limited() -> AsyncIterator[RunningServer]:
-    config = ServerConfig(port=0, ice_addresses=LOOPBACK, limits=LIMITS)
-    running = await RunningServer(config).start()
-    try:
+    async with serving(limits=LIMITS) as running:
         yield running
-    finally:
-        await running.stop()
 
 
 async def _call(server: RunningServer) -> tuple[Client, Client, object]:

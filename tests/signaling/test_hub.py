@@ -15,7 +15,15 @@ import pytest
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from signaling import protocol as p
-from signaling.backend import CandidateInit, MediaPeer, NegotiationError, PeerSignals
+from signaling.backend import (
+    ALL_GRANTS,
+    CandidateInit,
+    Grants,
+    MediaPeer,
+    NegotiationError,
+    PeerSignals,
+    TrackInfo,
+)
 from signaling.config import HubConfig
 from signaling.hub import Hub, create_app
 from signaling.ice import IceConfig
@@ -26,11 +34,19 @@ M = TypeVar("M", bound=p.Msg)
 
 
 class FakePeer:
-    def __init__(self, backend: FakeBackend, room: str, peer_id: str, signals: PeerSignals):
+    def __init__(
+        self,
+        backend: FakeBackend,
+        room: str,
+        peer_id: str,
+        signals: PeerSignals,
+        grants: Grants = ALL_GRANTS,
+    ):
         self.backend = backend
         self.room = room
         self.peer_id = peer_id
         self.signals = signals
+        self.grants = grants
         self.calls: list[tuple[str, Any]] = []
         self.offer_pending = False
         self.closed = False
@@ -65,6 +81,9 @@ class FakePeer:
         self.calls.append(("close", None))
         self.closed = True
 
+    def tracks(self) -> list[TrackInfo]:
+        return [TrackInfo(f"{self.peer_id}-video", "video", 0)]
+
 
 class FakeBackend:
     def __init__(self) -> None:
@@ -72,10 +91,12 @@ class FakeBackend:
         self.fail: dict[str, BaseException] = {}
         self.offer_on_join = False
 
-    async def join(self, room: str, peer_id: str, signals: PeerSignals) -> MediaPeer:
+    async def join(
+        self, room: str, peer_id: str, signals: PeerSignals, *, grants: Grants
+    ) -> MediaPeer:
         if (exc := self.fail.get("join")) is not None:
             raise exc
-        peer = FakePeer(self, room, peer_id, signals)
+        peer = FakePeer(self, room, peer_id, signals, grants)
         if self.offer_on_join:
             peer.server_offer()  # before join returns: the hub must hold it until welcome
             await asyncio.sleep(0)
