@@ -65,10 +65,12 @@ gstreamer:
 	fi
 
 # coturn for the TURN tests (tests/turnserver.py starts its own on 127.0.0.1; Debian's package
-# leaves its system service disabled), iptables for the 1:1 NAT test (tests/sfu/test_nat.py).
+# leaves its system service disabled), iptables for the 1:1 NAT test (tests/sfu/test_nat.py),
+# openssl for the README's certificate command (tests/sfu/test_tls.py).
 coturn:
 	@missing=""; command -v turnserver >/dev/null || missing="coturn"; \
 	command -v iptables >/dev/null || [ -x /usr/sbin/iptables ] || missing="$$missing iptables"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi

@@ -4,8 +4,8 @@ loadtest.run.
 Every flag has an environment variable of the same meaning (flags win): HOST, PORT,
 ICE_ADDRESSES (comma-separated), ICE_PORT_RANGE, ICE_ANNOUNCED_ADDRESS, ICE_MODE, STUN_URLS,
 TURN_URLS, TURN_SECRET, TURN_TTL, TURN_USERNAME, TURN_PASSWORD, ALLOWED_ORIGINS, MAX_BITRATE,
-LOG_LEVEL, the limits of signaling.limits (LIMIT_SETTINGS below), ALLOWED_HOSTS, TRUSTED_PROXIES
-(README, "Configuration").
+LOG_LEVEL, the limits of signaling.limits (LIMIT_SETTINGS below), ALLOWED_HOSTS, TRUSTED_PROXIES,
+TLS_CERT, TLS_KEY (README, "Configuration").
 A setting that cannot work stops the start with one line on stderr and exit status 2.
 """
 
@@ -16,17 +16,18 @@ import asyncio
 import contextlib
 import logging
 import os
+import ssl
 import sys
 from collections.abc import Sequence
 
 from signaling.auth import check_secret
-from signaling.ice import DEFAULT_TURN_TTL, IceConfig, IceConfigError
+from signaling.ice import DEFAULT_TURN_TTL, IceConfig
 from signaling.limits import Limits
 from signaling.protocol import ICE_MODES
 
 from . import tokens
 from .config import DEFAULT_MAX_BITRATE, parse_addresses, parse_announced, parse_port_range
-from .server import ServerConfig, serve_forever
+from .server import ServerConfig, serve_forever, tls_context
 
 logger = logging.getLogger("sfu.cli")
 
@@ -127,6 +128,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=int(env.get("MAX_BITRATE", str(DEFAULT_MAX_BITRATE))),
         help="bits/s a video publisher is told (REMB) it may send at most",
     )
+    serve.add_argument(
+        "--tls-cert",
+        default=env.get("TLS_CERT"),
+        help="PEM certificate (chain): serve https:// and wss:// directly (README, TLS)",
+    )
+    serve.add_argument("--tls-key", default=env.get("TLS_KEY"), help="its PEM private key")
     serve.add_argument("--log-level", default=env.get("LOG_LEVEL", "INFO"))
     _add_limit_args(serve)
     serve.add_argument(
@@ -193,6 +200,17 @@ def _limits(args: argparse.Namespace) -> Limits:
         raise SystemExit(2) from None
 
 
+def _check_tls(cert: str | None, key: str | None) -> None:
+    if not cert and not key:
+        return
+    if not (cert and key):
+        raise ValueError("TLS_CERT and TLS_KEY go together: set both")
+    try:
+        tls_context(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"TLS_CERT/TLS_KEY cannot be loaded: {exc}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["loadtest"]:
@@ -214,10 +232,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         ice_addresses = parse_addresses(args.ice_addresses) if args.ice_addresses else None
         ports = parse_port_range(args.ice_port_range) if args.ice_port_range else None
+        _check_tls(args.tls_cert, args.tls_key)
         announced = (
             parse_announced(args.ice_announced_address or "") if args.ice_announced_address else {}
         )
-    except IceConfigError as exc:
+    except ValueError as exc:  # IceConfigError and the others: one line naming the setting
         sys.stderr.write(f"aiosfu serve: {exc}\n")
         return 2
     if args.auth_secret:
@@ -251,6 +270,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         allowed_hosts=_csv(args.allowed_hosts) or [],
         trusted_proxies=_csv(args.trusted_proxies) or [],
         auth_secret=args.auth_secret or None,
+        tls_cert=args.tls_cert or None,
+        tls_key=args.tls_key or None,
     )
     try:
         import uvloop

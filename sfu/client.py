@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -120,8 +121,11 @@ class Client:
         ice_addresses: Sequence[str] | None = None,
         decode: bool = True,
         role: proto.Role = "participant",
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.url = url
+        # For wss:// with a certificate the system does not trust (a LAN's self-signed one).
+        self.ssl_context = ssl_context
         self.room = room
         self.name = name
         self.token = token
@@ -165,7 +169,9 @@ class Client:
 
     async def connect(self, timeout: float = 10.0) -> proto.Welcome:
         self._session = aiohttp.ClientSession()
-        self._ws = await self._session.ws_connect(self.url, heartbeat=20.0)
+        self._ws = await self._session.ws_connect(
+            self.url, heartbeat=20.0, ssl=self.ssl_context or True
+        )
         self._reader = asyncio.ensure_future(self._read())
         await self._send(
             proto.Join(room=self.room, name=self.name, token=self.token, role=self.role)

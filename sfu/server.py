@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -42,6 +43,10 @@ class ServerConfig:
     trusted_proxies: list[str] = field(default_factory=list)
     # Room tokens' secret (signaling.auth); None: open rooms.
     auth_secret: str | None = field(default=None, repr=False)
+    # PEM certificate chain and private key: serve https:// and wss:// directly (TLS_CERT,
+    # TLS_KEY), for a LAN where a phone's browser gives its camera only to a secure page.
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
     def hosts(self) -> tuple[str, ...]:
         if self.allowed_hosts:
@@ -84,11 +89,23 @@ def build_app(config: ServerConfig) -> web.Application:
     return app
 
 
+def tls_context(cert: str, key: str) -> ssl.SSLContext:
+    """A server context for this certificate chain and key; raises OSError or ssl.SSLError."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
 class RunningServer:
     """A server on an event loop that is already running (tests, benchmarks, embedding)."""
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+        self._tls = (
+            tls_context(config.tls_cert, config.tls_key)
+            if config.tls_cert is not None and config.tls_key is not None
+            else None
+        )
         self.app = build_app(config)
         self._runner = web.AppRunner(self.app, handle_signals=False)
         self.port = config.port
@@ -99,7 +116,7 @@ class RunningServer:
 
     @property
     def url(self) -> str:
-        return f"ws://{self.config.host}:{self.port}/ws"
+        return f"{'wss' if self._tls else 'ws'}://{self.config.host}:{self.port}/ws"
 
     @property
     def page_url(self) -> str:
@@ -109,18 +126,24 @@ class RunningServer:
         )
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}/"
+        return f"{'https' if self._tls else 'http'}://{host}:{self.port}/"
 
     async def start(self) -> RunningServer:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        site = web.TCPSite(self._runner, self.config.host, self.config.port, ssl_context=self._tls)
         await site.start()
         server = site._server
         assert server is not None
         sockets = getattr(server, "sockets", None) or []
         if sockets:
             self.port = sockets[0].getsockname()[1]
-        logger.info("serving on http://%s:%d (WebSocket %s)", self.config.host, self.port, self.url)
+        logger.info(
+            "serving on %s://%s:%d (WebSocket %s)",
+            "https" if self._tls else "http",
+            self.config.host,
+            self.port,
+            self.url,
+        )
         logger.info("room page: open %s in two browser tabs to start a call", self.page_url)
         return self
 

@@ -2,7 +2,7 @@
 
 No build step: the browser loads web/app.js, which imports web/sfu-client.js. Only plain files at
 the top of web/ with a served extension are reachable (not node_modules/, package.json, the
-TypeScript declarations or the type tests).
+TypeScript declarations or the type tests); those are also what the wheel ships (sfu/page).
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from typing import Final
 
 from aiohttp import web
 
-# The repository's web/ folder (the server runs from a checkout: `make run`).
-DEFAULT_WEB_DIR: Final = Path(__file__).resolve().parent.parent / "web"
+# sfu/page: in a checkout a link to the repository's web/, in an installed wheel a copy of its
+# top-level files (package data, pyproject.toml), so `pip install .` serves the page too.
+DEFAULT_WEB_DIR: Final = Path(__file__).resolve().parent / "page"
 
 CONTENT_TYPES: Final = {
     ".js": "text/javascript; charset=utf-8",

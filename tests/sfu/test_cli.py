@@ -13,7 +13,9 @@ from sfu.config import parse_announced, parse_port_range
 
 
 def serve(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("ICE_", "STUN_", "TURN_"))}
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("ICE_", "STUN_", "TURN_", "TLS_"))
+    }
     return subprocess.run(
         [sys.executable, "-m", "sfu.cli", "serve", "--port", "0", *args],
         env={**clean, **env},
@@ -35,6 +37,8 @@ def serve(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         ((), {"ICE_ANNOUNCED_ADDRESS": "my.host"}, "ICE_ANNOUNCED_ADDRESS must be a public IP"),
         ((), {"ICE_ANNOUNCED_ADDRESS": "10.0.0.5=2001:db8::7"}, "ICE_ANNOUNCED_ADDRESS must be"),
         (("--ice-addresses", "10.0.0.300"), {}, "ICE_ADDRESSES: '10.0.0.300' is not an IP"),
+        ((), {"TLS_CERT": "cert.pem"}, "TLS_CERT and TLS_KEY go together"),
+        (("--tls-cert", "/no/cert.pem", "--tls-key", "/no/key.pem"), {}, "TLS_CERT/TLS_KEY cannot"),
     ],
 )
 def test_refuses_to_start_in_one_line(
