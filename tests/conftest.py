@@ -15,7 +15,7 @@ from aiortc.codecs import vpx
 
 from sfu.client import Client
 from sfu.server import RunningServer, ServerConfig
-from tests.turnserver import Coturn, running_coturn
+from tests.turnserver import Coturn, coturn_for_tests
 
 LOOPBACK = ["127.0.0.1"]
 
@@ -53,7 +53,7 @@ async def server() -> AsyncIterator[RunningServer]:
 @pytest.fixture
 async def coturn() -> AsyncIterator[Coturn]:
     """A real coturn on 127.0.0.1 with use-auth-secret (tests/turnserver.py)."""
-    async with running_coturn() as running:
+    async with coturn_for_tests() as running:
         yield running
 
 

@@ -3,6 +3,7 @@ keeps why a TURN allocation failed."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 
@@ -131,3 +132,40 @@ async def test_an_unreachable_turn_server_is_named() -> None:
         assert reason is not None and reason.startswith("TURN server 127.0.0.1:9: "), reason
     finally:
         await pc.close()
+
+
+async def test_a_check_in_progress_goes_again_when_the_remote_checks_us(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Only a triggered check can complete the lossy side before this retransmission timer.
+    monkeypatch.setattr(aioice.stun, "RETRY_RTO", 30.0)
+    ice.set_ice_addresses(["127.0.0.1"])
+    a = aioice.Connection(ice_controlling=True, use_ipv6=False)
+    b = aioice.Connection(ice_controlling=False, use_ipv6=False)
+    try:
+        for conn in (a, b):
+            await conn.gather_candidates()
+        # B's first check is lost, as through a TURN allocation with no permission for it yet.
+        [protocol] = b._protocols
+        send = protocol.send_stun
+        dropped: list[aioice.stun.Message] = []
+
+        def lossy(message: aioice.stun.Message, addr: tuple[str, int]) -> None:
+            if message.message_class == aioice.stun.Class.REQUEST and not dropped:
+                dropped.append(message)
+                return
+            send(message, addr)
+
+        protocol.send_stun = lossy  # type: ignore[method-assign]
+        for local, remote in ((a, b), (b, a)):
+            local.remote_username = remote.local_username
+            local.remote_password = remote.local_password
+            for candidate in remote.local_candidates:
+                await local.add_remote_candidate(candidate)
+            await local.add_remote_candidate(None)
+        await asyncio.wait_for(asyncio.gather(a.connect(), b.connect()), 10)
+        assert dropped
+        assert b._nominated and a._nominated
+    finally:
+        await a.close()
+        await b.close()
