@@ -26,6 +26,8 @@ FEEDBACK_INTERVAL = 0.1
 
 
 class SfuBackend:
+    simulcast = True  # publishers may send l, m, h (sfu.rtc.simulcast); subscribers pick one
+
     def __init__(self, config: SfuConfig | None = None) -> None:
         self.config = config or SfuConfig()
         self.rooms: dict[str, Room] = {}

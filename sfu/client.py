@@ -42,7 +42,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from types import TracebackType
-from typing import Any
+from typing import Any, cast, get_args
 
 import aiohttp
 from aiortc import (
@@ -62,6 +62,7 @@ from signaling.log import bind
 from .peerconfig import rtc_configuration
 from .rtc import fastpath
 from .rtc import receiver as rtc_receiver
+from .rtc import simulcast as rtc_simulcast
 from .rtc.ice import set_ice_addresses, turn_failure
 from .rtc.iceservers import set_ice_servers
 from .rtc.offer import create_offer
@@ -91,15 +92,25 @@ class ClientError(Exception):
 
 @dataclass(eq=False)
 class RemoteTrack:
-    """A track the server forwards to us, and whose it is."""
+    """A track the server forwards to us, and whose it is.
+
+    `track_id` is its msid track id in the server's SDP: what `Client.set_layer` names. `layer`
+    is the simulcast layer the server last said it forwards (None without simulcast), and
+    `layers` every layer it said, in order, with the loop time it said it.
+    """
 
     peer_id: str
     kind: str
     track: MediaStreamTrack
     mid: str
+    track_id: str = ""
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     codec: str = ""  # the MIME type it is forwarded in, e.g. "video/VP8"
     clock: SenderClock = field(default_factory=SenderClock)
+    layer: str | None = None
+    requested: str = "auto"
+    layers: list[tuple[float, str]] = field(default_factory=list)
+    layer_changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -142,6 +153,7 @@ class Client:
         self._ice_servers = None if ice_servers is None else list(ice_servers)
         if ice_addresses is not None:
             set_ice_addresses(ice_addresses)
+        rtc_simulcast.install()  # the RID extensions, as the server negotiates them
         self._session: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -154,6 +166,7 @@ class Client:
         self._track_queue: asyncio.Queue[RemoteTrack] = asyncio.Queue()
         self._track_callbacks: list[Callable[[RemoteTrack], None]] = []
         self._pongs: dict[int, asyncio.Future[None]] = {}
+        self._layers: dict[str, str] = {}  # msid track id -> the layer the server last said
         self._ping_id = 0
         self._closed = False
         self.negotiations = 0
@@ -246,6 +259,30 @@ class Client:
         await asyncio.wait_for(future, timeout)
         return asyncio.get_running_loop().time() - start
 
+    async def set_layer(self, remote: RemoteTrack, layer: str) -> None:
+        """Ask for a simulcast layer of a remote video track: `l`, `m`, `h`, or `auto` (the
+        server's choice, the default). The server answers with the layer it forwards (see
+        `RemoteTrack.layer`): at once, then again once it switched, on a keyframe."""
+        if layer not in get_args(proto.LayerChoice):
+            raise ValueError(f"layer must be one of {get_args(proto.LayerChoice)}, not {layer!r}")
+        remote.requested = layer
+        await self._send(
+            proto.SetLayer(track=remote.track_id, layer=cast(proto.LayerChoice, layer))
+        )
+
+    async def wait_layer(self, remote: RemoteTrack, layer: str, timeout: float = 10.0) -> float:
+        """Until the server says it forwards `layer` here; returns the loop time it said so."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while remote.layer != layer:
+            remote.layer_changed.clear()
+            left = deadline - loop.time()
+            if left <= 0:
+                raise TimeoutError(f"layer {layer} not forwarded; layers so far: {remote.layers}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(remote.layer_changed.wait(), left)
+        return remote.layers[-1][0]
+
     async def send_raw(self, data: str | bytes) -> None:
         """Send a frame as it is, text or binary (tests of the server's validation use it)."""
         assert self._ws is not None, "not connected"
@@ -313,6 +350,8 @@ class Client:
             self._on_error(ClientError(str(msg.code), msg.message))
         elif isinstance(msg, proto.IceServers):
             self._on_ice_servers(msg)
+        elif isinstance(msg, proto.LayerChanged):
+            self._on_layer(msg)
         elif (
             isinstance(msg, proto.Pong)
             and isinstance(msg.id, int)
@@ -373,6 +412,15 @@ class Client:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await self._send(proto.Leave())
         self._lost(reason)
+
+    def _on_layer(self, msg: proto.LayerChanged) -> None:
+        now = asyncio.get_running_loop().time()
+        self._layers[msg.track] = msg.layer
+        for remote in self.remote_tracks.values():
+            if remote.track_id == msg.track:
+                remote.layer = msg.layer
+                remote.layers.append((now, msg.layer))
+                remote.layer_changed.set()
 
     def _on_connection_state(self) -> None:
         assert self.pc is not None
@@ -500,8 +548,12 @@ class Client:
             sending = media.direction in ("sendonly", "sendrecv")
             known = self.remote_tracks.get(mid)
             if sending and known is None:
-                stream_id = (media.msid or "").split(" ")[0]
+                stream_id, _, track_id = (media.msid or "").partition(" ")
                 remote = self._remote_track(stream_id, media, transceiver)
+                remote.track_id = track_id
+                if (layer := self._layers.get(track_id)) is not None:
+                    remote.layer = layer
+                    remote.layers.append((asyncio.get_running_loop().time(), layer))
                 self.remote_tracks[mid] = remote
                 self._track_queue.put_nowait(remote)
                 for callback in self._track_callbacks:
@@ -534,7 +586,9 @@ class Client:
             clock=clock,
         )
 
-    def _on_sender_report(self, mid: str, ntp_timestamp: int, rtp_timestamp: int) -> None:
+    def _on_sender_report(
+        self, mid: str, ssrc: int, ntp_timestamp: int, rtp_timestamp: int
+    ) -> None:
         remote = self.remote_tracks.get(mid)
         if remote is not None and not remote.ended.is_set():
             remote.clock.add(ntp_timestamp, rtp_timestamp)

@@ -41,9 +41,11 @@ from .publication import Publication
 from .rtc import dtls as rtc_dtls
 from .rtc import fastpath, rtcp
 from .rtc import receiver as rtc_receiver
+from .rtc import simulcast as rtc_simulcast
 from .rtc.ice import turn_failure
 from .rtc.ingress import RtpIngress
 from .rtc.offer import create_offer
+from .rtc.simulcast import LAYERS, SimulcastNegotiation
 from .rtc.transportcc import accept_transport_cc
 from .rtc.twcc import TransportFeedback
 from .sdpcheck import check_description, drop_empty_bundle
@@ -107,6 +109,8 @@ class Participant:
         self._early_candidates: list[RTCIceCandidate | None] = []
         self._candidates = 0  # received since the last remote description (limits.candidates)
         self._ingresses: list[RtpIngress] = []  # one per DTLS transport (one, with max-bundle)
+        self._simulcast = SimulcastNegotiation()  # the client's simulcast m-lines
+        rtc_simulcast.install()  # RID extensions negotiated, packets routed by MID
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self.pc.on("track", self._on_track)
@@ -130,7 +134,8 @@ class Participant:
             await self.pc.setLocalDescription(answer)
             if self._relay_failed():
                 return
-            self.signals.send_answer(drop_empty_bundle(self.pc.localDescription.sdp))
+            answer_sdp = drop_empty_bundle(self.pc.localDescription.sdp)
+            self.signals.send_answer(self._simulcast.describe(answer_sdp))
             self.signals.send_candidate(None)
             self._publish_new_tracks()
             self._unpublish_stopped_tracks()
@@ -163,6 +168,14 @@ class Participant:
             return
         self.log.debug("candidate: %s", candidate)
         await self.pc.addIceCandidate(parsed)
+
+    async def set_layer(self, track: str, layer: str) -> None:
+        sub = next((s for s in self.subscriptions.values() if s.track.id == track), None)
+        if sub is None or sub.publication.kind != "video":
+            raise NegotiationError("unknown_track", f"no video track {track!r} is forwarded to you")
+        sub.set_preferred(None if layer == "auto" else LAYERS.index(layer))
+        self.log.info("track %s: layer %s asked for", track[:8], layer)
+        self._on_layer(sub)  # says what it gets until the switch, and that the ask was heard
 
     async def close(self) -> None:
         if self.closed:
@@ -198,9 +211,15 @@ class Participant:
         if self.closed or publication.id in self.subscriptions or not self.grants.subscribe:
             return
         sub = Subscription(publication, self.id)
+        sub.on_layer = self._on_layer
         self.subscriptions[publication.id] = sub
         self._to_add.append(sub)
         self._schedule_renegotiation()
+
+    def _on_layer(self, sub: Subscription) -> None:
+        layer = sub.current
+        if sub.publication.simulcast and layer is not None and layer.rid is not None:
+            self.signals.layer_changed(sub.track.id, layer.rid, sub.requested)
 
     def unsubscribe(self, publication: Publication) -> None:
         sub = self.subscriptions.pop(publication.id, None)
@@ -238,6 +257,7 @@ class Participant:
         except Exception as exc:  # aiortc raises ValueError, InvalidStateError, OperationError...
             self.log.info("rejected %s: %s", kind, exc)
             raise NegotiationError("bad_sdp", f"cannot apply the {kind}: {exc}") from None
+        self._simulcast.remote(sdp, kind)
         self._lean_rtcp()
         early, self._early_candidates = self._early_candidates, []
         for candidate in early:
@@ -302,6 +322,7 @@ class Participant:
                 keyframe_interval=self.config.keyframe_interval,
                 max_bitrate=self.config.max_bitrate,
                 log=self.log,
+                rids=self._simulcast.layers(transceiver.mid),
             )
             self.publications[pub.id] = pub
             self._publication_transceivers[pub.id] = transceiver
@@ -349,7 +370,7 @@ class Participant:
                 return
             self._lean_rtcp()
             self.log.debug("offering +%d -%d forwarded tracks", len(added), len(removed))
-            self.signals.send_offer(self.pc.localDescription.sdp)
+            self.signals.send_offer(self._simulcast.describe(self.pc.localDescription.sdp))
             self.signals.send_candidate(None)
 
     def _relay_failed(self) -> bool:

@@ -37,6 +37,22 @@ def vp8_keyframe_start(payload: bytes) -> bool:
     return pos < n and not payload[pos] & 0x01
 
 
+def vp8_picture_ids(payload: bytes) -> tuple[int, int, int] | None:
+    """(PictureID, its width in bits (7 or 15), TL0PICIDX or -1) of a VP8 payload descriptor
+    (RFC 7741 4.2), or None when it carries no PictureID. Read at layer switches only."""
+    n = len(payload)
+    if n < 3 or not payload[0] & 0x80 or not payload[1] & 0x80:
+        return None
+    if payload[2] & 0x80:
+        if n < 4:
+            return None
+        picture_id, bits, pos = ((payload[2] & 0x7F) << 8) | payload[3], 15, 4
+    else:
+        picture_id, bits, pos = payload[2], 7, 3
+    tl0 = payload[pos] if payload[1] & 0x40 and pos < n else -1
+    return picture_id, bits, tl0
+
+
 def h264_keyframe_start(payload: bytes) -> bool:
     """True for a packet carrying an SPS or the start of an IDR slice (RFC 6184)."""
     if not payload:

@@ -1,17 +1,33 @@
 """Subscription: one Publication forwarded to one Participant.
 
-Owns the subscriber side of the media path, at the RTP level: its own SSRC, sequence numbers
-and timestamps (the publisher's, shifted by offsets fixed when forwarding starts), the wait for
-a keyframe (a decoder can only start there), retransmissions from the publication's ring when
-the subscriber NACKs, and keyframe requests: one as soon as its sender is up, more while it
-waits, and whenever the subscriber reports picture loss.
+Owns the subscriber side of the media path, at the RTP level: which layer of the publication it
+forwards, its own SSRC, sequence numbers and timestamps (the source's, shifted by offsets fixed
+when forwarding starts and moved at each layer switch: sfu.continuity), the wait for a keyframe
+(a decoder can only start there, and a layer switch happens only there), retransmissions from the
+layer's ring when the subscriber NACKs, and keyframe requests: one as soon as its sender is up,
+more while it waits, and whenever the subscriber reports picture loss.
+
+Layers (mediasoup's preferred / target / current; ranks 0 = `l`, 1 = `m`, 2 = `h`):
+- `preferred`: what the subscriber asked for with `set_layer` (`set_preferred()`); None is
+  `auto`, the default.
+- `auto_layer`: for `auto`, the highest rank the subscriber's bandwidth allows, told by bandwidth
+  estimation with `set_auto_layer()`; None (until something estimates) means no limit: `auto`
+  then gets the highest layer flowing.
+- `desired`: the rank it wants: `preferred`, else `auto_layer`, else the top. What the publisher
+  should keep sending for it (Publication.wanted()).
+- `target`: the layer it will forward: the publication's best flowing layer for `desired`
+  (Publication.best_layer), recomputed by `retarget()` when any of these or the flowing layers
+  change. It waits for a keyframe of `target` (and asks for one: a PLI on that layer's SSRC).
+- `current`: the layer it forwards now; becomes `target` on that keyframe. The old layer stops
+  at the switch. `on_layer` (the participant's callback) hears of each change.
 
 The subscriber's aiortc RTCRtpSender is kept for what it does well (SDP, feedback routing) but is
 given an IdleTrack: packets go out through sfu.rtc.fastpath.RtpOutput, and sender reports from
 `report()` (sfu.rtc.rtcp), cheaper than the sender's own RTCP task.
-Until a keyframe passes, the publication hands it every packet (`try_start()`); from then on it
-calls the output's `forward()` directly, the hot path: no await, no logging, one header and one
-send. Closed by its Participant; close() is idempotent.
+While waiting for a keyframe, the target layer hands it every packet (`try_start()`); from then
+on the current layer calls `forward` (the output's `forward()`, or `forward_vp8()` for simulcast
+VP8, which also shifts the picture numbering) directly, the hot path: no await, no logging, one
+header and one send. Closed by its Participant; close() is idempotent.
 """
 
 from __future__ import annotations
@@ -19,39 +35,59 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from aiortc import RTCRtpTransceiver
 from aiortc.clock import current_ntp_time
 
+from .continuity import Offsets, Packet, after_switch
 from .rtc import fastpath, rtcp
 from .rtc import sender as rtc_sender
+from .rtc.simulcast import LAYERS
 
 if TYPE_CHECKING:
+    from .layer import Layer
     from .publication import Publication
 
 VIDEO_REPORT_INTERVAL = 1.0  # seconds, on average, between RTCP sender reports
 AUDIO_REPORT_INTERVAL = 5.0
+SPANS_KEPT = 8  # layer switches remembered, to map a late NACK back to its layer
+TOP = len(LAYERS) - 1
 
 # (sequence number, timestamp, marker, payload), in the publisher's numbering
 Forward = Callable[[int, int, int, bytes], bool]
+
+
+class Span(NamedTuple):
+    """A run of the subscriber's stream taken from one layer, from sequence number `start` on."""
+
+    start: int
+    layer: Layer
+    offsets: Offsets
 
 
 class Subscription:
     __slots__ = (
         "_cname",
         "_output",
+        "_spans",
+        "auto_layer",
         "closed",
+        "current",
         "dropped",
         "forward",
         "live",
         "nacks",
         "next_report",
+        "on_layer",
         "plis",
+        "preferred",
         "publication",
         "ready",
         "retransmitted",
         "subscriber_id",
+        "switches",
+        "target",
         "track",
         "transceiver",
     )
@@ -64,16 +100,24 @@ class Subscription:
         self.ready = False  # the subscriber's connection is up: we can send
         self.live = False  # forwarding (a keyframe has passed)
         self.closed = False
-        self.forward: Forward = _not_ready  # the output's, once ready: the publication calls it
+        self.forward: Forward = _not_ready  # the output's, once ready: the current layer calls it
         self._output: fastpath.RtpOutput | None = None
         self._cname = b""
+        self._spans: list[Span] = []
+        self.preferred: int | None = None
+        self.auto_layer: int | None = None
+        self.current: Layer | None = None
+        self.target: Layer | None = None
+        self.on_layer: Callable[[Subscription], None] | None = None
         self.next_report = 0.0  # event-loop time of the next RTCP sender report
         # Read by the metrics collector at scrape time (never a per-packet metrics call).
         self.dropped = 0  # packets not forwarded while waiting for a keyframe
         self.nacks = 0  # sequence numbers the subscriber asked to be resent
         self.retransmitted = 0
         self.plis = 0  # PLI/FIR from the subscriber
+        self.switches = 0  # layer switches done (not counting the start)
         publication.add(self)
+        self.retarget()
 
     def attach(self, transceiver: RTCRtpTransceiver) -> None:
         """Bind to the transceiver that carries this subscription (before it is offered)."""
@@ -99,14 +143,17 @@ class Subscription:
                 codec,
             )
             return
-        self._output = output
+        self.ready_with(output)
         self._cname = rtcp.cname(self.transceiver.sender)
+
+    def ready_with(self, output: fastpath.RtpOutput) -> None:
+        """The subscriber's connection is up and this output sends to it: start forwarding."""
+        self._output = output
+        pub = self.publication
+        self.forward = output.forward_vp8 if pub.rewrite_vp8 else output.forward
         self.ready = True
-        self.publication.log.debug(
-            "subscriber %s: ready, waiting for a keyframe", self.subscriber_id
-        )
-        self.publication.waiting += 1
-        self.publication.start(self)
+        pub.log.debug("subscriber %s: ready, waiting for a keyframe", self.subscriber_id)
+        pub.start(self)
 
     @property
     def packets(self) -> int:
@@ -117,37 +164,128 @@ class Subscription:
     def payload_bytes(self) -> int:
         return self._output.bytes if self._output is not None else 0
 
+    # --- layers -------------------------------------------------------------------------------
+
+    @property
+    def desired(self) -> int:
+        """The rank this subscription wants (see the module doc)."""
+        if self.preferred is not None:
+            return self.preferred
+        return self.auto_layer if self.auto_layer is not None else TOP
+
+    @property
+    def requested(self) -> str:
+        """What the subscriber asked for: `l`, `m`, `h` or `auto`."""
+        return LAYERS[self.preferred] if self.preferred is not None else "auto"
+
+    def set_preferred(self, rank: int | None) -> None:
+        """The subscriber asked for a layer (a rank), or for `auto` (None)."""
+        if rank == self.preferred:
+            return
+        self.preferred = rank
+        self.retarget()
+        self.publication.layers_changed()
+
+    def set_auto_layer(self, rank: int | None) -> None:
+        """Bandwidth estimation's ceiling for `auto` (None: none); ignored while a layer is
+        preferred (but kept for when the subscriber goes back to `auto`)."""
+        if rank == self.auto_layer:
+            return
+        self.auto_layer = rank
+        if self.preferred is None:
+            self.retarget()
+            self.publication.layers_changed()
+
+    def retarget(self) -> None:
+        """Pick the layer to forward again; wait for its keyframe if it is a new one."""
+        if self.closed:
+            return
+        target = self.publication.best_layer(self.desired)
+        old = self.target
+        if target is old:
+            return
+        if old is not None:
+            old.remove_pending(self)
+        self.target = target
+        if target is None or target is self.current:
+            return
+        target.add_pending(self)
+        if self.live:
+            self.publication.request_keyframe(target)
+        elif self.ready:
+            self.publication.start(self)
+
     # --- until a keyframe ----------------------------------------------------------------------
 
     def try_start(
         self, seq: int, timestamp: int, marker: int, payload: bytes, keyframe: bool
     ) -> None:
-        """A packet, while waiting for a keyframe to start on (a decoder can only start there)."""
-        if not (self.ready and keyframe):
-            self.dropped += 1
-            if self.ready:
+        """A packet of the target layer, while waiting for its keyframe to start or switch on
+        (a decoder can only start there)."""
+        target = self.target
+        if not (self.ready and keyframe) or target is None:
+            if not self.live:
+                self.dropped += 1
+            if self.ready and target is not None:
                 # Throttled: this only sends again once an earlier request looks lost.
-                self.publication.request_keyframe()
+                self.publication.request_keyframe(target)
             return
         output = self._output
         assert output is not None  # ready
-        # Random origins, as a sender of its own would pick (RFC 3550 5.1); the first sequence
-        # number stays low so a long stream never wraps into SRTP's replay window trouble.
-        output.seq_offset = (random.randrange(1 << 15) - seq) & 0xFFFF
-        output.ts_offset = (random.getrandbits(32) - timestamp) & 0xFFFFFFFF
+        old = self.current
+        if old is None:
+            # Random origins, as a sender of its own would pick (RFC 3550 5.1); the first
+            # sequence number stays low so a long stream never wraps into SRTP's replay window
+            # trouble. The picture numbering stays the source's.
+            offsets = Offsets(
+                (random.randrange(1 << 15) - seq) & 0xFFFF,
+                (random.getrandbits(32) - timestamp) & 0xFFFFFFFF,
+            )
+        else:
+            offsets = self._continue_from(old, Packet(seq, timestamp, payload))
+            old.remove_forwarder(self.forward)
+            self.switches += 1
+        _apply(output, offsets)
+        target.remove_pending(self)
+        target.add_forwarder(self.forward)
+        self.current = target
+        self._spans.append(Span((seq + offsets.seq) & 0xFFFF, target, offsets))
+        del self._spans[:-SPANS_KEPT]
         self.live = True
-        self.forward = output.forward
-        self.publication.waiting -= 1
-        self.publication.go_live(self)
-        self.publication.log.debug("subscriber %s: forwarding from seq %d", self.subscriber_id, seq)
-        output.forward(seq, timestamp, marker, payload)
+        self.publication.log.debug(
+            "subscriber %s: forwarding layer %s from seq %d", self.subscriber_id, target.name, seq
+        )
+        self.forward(seq, timestamp, marker, payload)
+        if self.on_layer is not None:
+            self.on_layer(self)
+
+    def _continue_from(self, old: Layer, key: Packet) -> Offsets:
+        output = self._output
+        assert output is not None
+        current = _offsets(output)
+        newest = old.newest()
+        if newest is None:
+            return current
+        target = self.target
+        assert target is not None
+        pub = self.publication
+        return after_switch(
+            current,
+            Packet(newest[0], newest[1], newest[3]),
+            key,
+            since_last=time.monotonic() - old.last_arrival,
+            clock_rate=pub.clock_rate,
+            old_report=old.sender_report,
+            new_report=target.sender_report,
+            vp8=pub.rewrite_vp8,
+        )
 
     # --- feedback from the subscriber ------------------------------------------------------------
 
     def on_picture_loss(self) -> None:
         """The subscriber sent a PLI or FIR: its decoder needs a keyframe."""
         self.plis += 1
-        self.publication.request_keyframe()
+        self.publication.request_keyframe(self.current or self.target)
 
     def on_nack(self, seq: int) -> None:
         """The subscriber lost `seq` (its numbering): resend it if the ring still has it."""
@@ -155,8 +293,24 @@ class Subscription:
         output = self._output
         if not self.live or output is None:
             return
-        entry = self.publication.packet((seq - output.seq_offset) & 0xFFFF)
-        if entry is not None and output.forward(*entry):
+        for span in reversed(self._spans):
+            if (seq - span.start) & 0xFFFF < 0x8000:
+                break
+        else:
+            return
+        offsets = span.offsets
+        entry = span.layer.packet((seq - offsets.seq) & 0xFFFF)
+        if entry is None:
+            return
+        if span is self._spans[-1]:
+            sent = self.forward(*entry)
+        else:
+            # A packet from before a switch goes out with the offsets of its time.
+            now = _offsets(output)
+            _apply(output, offsets)
+            sent = self.forward(*entry)
+            _apply(output, now)
+        if sent:
             self.retransmitted += 1
 
     # --- RTCP sender reports ------------------------------------------------------------------
@@ -165,11 +319,13 @@ class Subscription:
         """Called every REPORT_INTERVAL: follow the nominated ICE pair, and send an RTCP sender
         report when one is due.
 
-        Its clock pair keeps lip sync: the publisher's own (NTP, RTP) pair, shifted into our
-        timestamps, once the publisher has sent one; until then, now and our latest timestamp.
+        Its clock pair keeps lip sync: the publisher's own (NTP, RTP) pair for the layer
+        forwarded, shifted into our timestamps, once the publisher has sent one; until then, now
+        and our latest timestamp.
         """
         output = self._output
-        if not self.live or output is None:
+        layer = self.current
+        if not self.live or output is None or layer is None:
             return
         output.refresh()  # the ICE pair forward() sends on, followed at this pace
         if now < self.next_report:
@@ -179,12 +335,12 @@ class Subscription:
         pub = self.publication
         interval = AUDIO_REPORT_INTERVAL if pub.kind == "audio" else VIDEO_REPORT_INTERVAL
         self.next_report = now + random.uniform(0.5, 1.5) * interval
-        if pub.sender_report is not None:
-            ntp, rtp = pub.sender_report
+        if layer.sender_report is not None:
+            ntp, rtp = layer.sender_report
         else:
             ntp = current_ntp_time()
-            elapsed = max(0.0, time.monotonic() - pub.last_arrival)
-            rtp = pub.last_timestamp + int(elapsed * pub.clock_rate)
+            elapsed = max(0.0, time.monotonic() - layer.last_arrival)
+            rtp = layer.last_timestamp + int(elapsed * pub.clock_rate)
         packet = rtcp.sender_report(
             output.ssrc, ntp, rtp + output.ts_offset, output.packets, output.bytes, self._cname
         )
@@ -197,11 +353,12 @@ class Subscription:
         if self.closed:
             return
         self.closed = True
-        if self.ready and not self.live:
-            self.publication.waiting -= 1
         self.ready = self.live = False
         self.publication.remove(self)
         self.forward = _not_ready
+        self.current = self.target = None
+        self._spans.clear()
+        self.on_layer = None
         if self._output is not None:
             self._output.close()
         self.track.stop()
@@ -210,6 +367,15 @@ class Subscription:
             rtc_sender.on_keyframe_request(sender, _ignore)
             fastpath.on_retransmit_request(sender, _ignore_seq)
             sender.replaceTrack(None)
+
+
+def _offsets(output: fastpath.RtpOutput) -> Offsets:
+    return Offsets(output.seq_offset, output.ts_offset, output.picture_id_offset, output.tl0_offset)
+
+
+def _apply(output: fastpath.RtpOutput, offsets: Offsets) -> None:
+    output.seq_offset, output.ts_offset = offsets.seq, offsets.ts
+    output.picture_id_offset, output.tl0_offset = offsets.picture_id, offsets.tl0
 
 
 def _not_ready(seq: int, timestamp: int, marker: int, payload: bytes) -> bool:

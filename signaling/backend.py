@@ -86,6 +86,11 @@ class PeerSignals(Protocol):
         """The peer connection failed or closed on its own; the hub ends the session."""
         ...
 
+    def layer_changed(self, track: str, layer: str, requested: str) -> None:
+        """The simulcast layer (`l`, `m`, `h`) forwarded on one of the client's tracks (its
+        msid track id) changed; `requested` is what the client asked for (or `auto`)."""
+        ...
+
 
 class MediaPeer(Protocol):
     """One participant's media session: one RTCPeerConnection with the server."""
@@ -107,6 +112,12 @@ class MediaPeer(Protocol):
         """Add a remote candidate; None is end-of-candidates. Raises NegotiationError."""
         ...
 
+    async def set_layer(self, track: str, layer: str) -> None:
+        """Choose the simulcast layer (`l`, `m`, `h`, or `auto`) of a track forwarded to this
+        peer (its msid track id). NegotiationError("unknown_track") when no video track by that
+        id is forwarded to it. A track without simulcast keeps its one layer."""
+        ...
+
     async def close(self) -> None:
         """Leave: end this peer's publications and subscriptions. Idempotent."""
         ...
@@ -117,6 +128,9 @@ class MediaPeer(Protocol):
 
 
 class MediaBackend(Protocol):
+    # Whether publishers may send simulcast (three encodings, RIDs l, m, h): said in `welcome`.
+    simulcast: bool
+
     async def join(
         self, room: str, peer_id: str, signals: PeerSignals, *, grants: Grants
     ) -> MediaPeer:

@@ -36,6 +36,8 @@ PingId = (
     | Annotated[str, msgspec.Meta(max_length=MAX_PING_ID_CHARS)]
     | None
 )
+MAX_TRACK_ID_CHARS: Final = 256
+TrackId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TRACK_ID_CHARS)]
 
 IceMode = Literal["all", "stun-only", "turn-only"]
 ICE_MODES: Final[tuple[str, ...]] = get_args(IceMode)
@@ -46,6 +48,9 @@ LeaveReason = Literal["left", "disconnected", "failed", "replaced", "removed"]
 # which only receives and which pages show as a "recording" badge (LiveKit's egress participant).
 Role = Literal["participant", "recorder"]
 ROLES: Final[tuple[str, ...]] = get_args(Role)
+# Simulcast layers by RID, lowest first (the browser sends them scaled down by 4, 2, 1).
+LayerName = Literal["l", "m", "h"]
+LayerChoice = Literal["l", "m", "h", "auto"]
 
 
 class ErrorCode(StrEnum):
@@ -77,6 +82,7 @@ class ErrorCode(StrEnum):
     REPLACED = "replaced"
     REMOVED = "removed"
     ROOM_CLOSED = "room_closed"
+    UNKNOWN_TRACK = "unknown_track"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -146,6 +152,14 @@ class Ping(Msg, tag="ping"):
     id: PingId = None
 
 
+class SetLayer(Msg, tag="set_layer"):
+    """Choose the simulcast layer of a forwarded video track (`auto`, the default: the server's
+    choice). `track` is its msid track id, as this client sees it in the server's SDP."""
+
+    track: TrackId
+    layer: LayerChoice
+
+
 # Server -> client
 
 
@@ -183,6 +197,7 @@ class Welcome(Msg, tag="welcome"):
     resume_token: str | None
     # Left out when the server has no room tokens: then everyone may publish and subscribe.
     grants: GrantInfo | None = None
+    simulcast: bool = False
 
 
 class ParticipantJoined(Msg, tag="participant_joined"):
@@ -235,7 +250,15 @@ class IceServers(Msg, tag="ice_servers"):
     ice_servers: list[IceServerInfo]
 
 
-ClientMessage = Join | Offer | Answer | Candidate | Leave | Ping
+class LayerChanged(Msg, tag="layer"):
+    """The simulcast layer the server now forwards on one of your tracks, and what you asked."""
+
+    track: str
+    layer: LayerName
+    requested: LayerChoice
+
+
+ClientMessage = Join | Offer | Answer | Candidate | Leave | Ping | SetLayer
 ServerMessage = (
     Welcome
     | ParticipantJoined
@@ -246,9 +269,18 @@ ServerMessage = (
     | Error
     | Pong
     | IceServers
+    | LayerChanged
 )
 
-CLIENT_TYPES: Final[tuple[str, ...]] = ("join", "offer", "answer", "candidate", "leave", "ping")
+CLIENT_TYPES: Final[tuple[str, ...]] = (
+    "join",
+    "offer",
+    "answer",
+    "candidate",
+    "leave",
+    "ping",
+    "set_layer",
+)
 
 _client_decoder: msgspec.json.Decoder[ClientMessage] = msgspec.json.Decoder(ClientMessage)
 _server_decoder: msgspec.json.Decoder[ServerMessage] = msgspec.json.Decoder(ServerMessage)

@@ -24,6 +24,7 @@ import time
 from collections.abc import Coroutine
 from typing import Any, Final, assert_never, cast
 
+import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from signaling.auth import Admission, TokenError, admit
@@ -47,6 +48,7 @@ from signaling.protocol import (
     IceCandidate,
     IceServers,
     Join,
+    LayerChanged,
     LeaveReason,
     Msg,
     Offer,
@@ -56,6 +58,7 @@ from signaling.protocol import (
     Role,
     ServerAnswer,
     ServerOffer,
+    SetLayer,
     Welcome,
     decode_client,
     encode,
@@ -152,6 +155,11 @@ class Membership:
             self.log.debug("media failure after leaving ignored: %s", reason)
             return
         self.session.media_failed(self, reason)
+
+    def layer_changed(self, track: str, layer: str, requested: str) -> None:
+        self._signal(
+            msgspec.convert({"track": track, "layer": layer, "requested": requested}, LayerChanged)
+        )
 
     def _signal(self, msg: Msg) -> None:
         if not self._attached:
@@ -364,6 +372,8 @@ class Session:
                 await self._joined("answer").answer(self._bounded_sdp(sdp, "answer"))
             case Candidate(candidate=candidate):
                 await self._joined("candidate").candidate(_candidate_init(candidate))
+            case SetLayer(track=track, layer=layer):
+                await self._joined("set_layer").set_layer(track, layer)
             case _:
                 assert_never(msg)
 
@@ -434,6 +444,7 @@ class Session:
                 # Resume is not implemented: the token is not stored, a `resume` is ignored.
                 resume_token=secrets.token_urlsafe(16),
                 grants=_grant_info(admission),
+                simulcast=self._backend.simulcast,
             )
         )
         membership.release()

@@ -10,6 +10,8 @@ import { SfuClient } from "./sfu-client.js";
 /** @typedef {import("./sfu-client.js").Participant} Participant */
 /** @typedef {import("./sfu-client.js").Status} Status */
 /** @typedef {import("./sfu-client.js").InboundStats} InboundStats */
+/** @typedef {import("./sfu-client.js").RemoteTrack} RemoteTrack */
+/** @typedef {import("./sfu-client.js").LayerChoice} LayerChoice */
 
 // Same rule as signaling/protocol.py (RoomName): the server refuses anything else.
 const ROOM_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -65,7 +67,13 @@ const ui = {
  * @property {HTMLElement} avatar
  * @property {HTMLElement} stats
  * @property {HTMLAudioElement | null} audio
+ * @property {HTMLElement} layerPick shown once the server says the video is simulcast
+ * @property {HTMLSelectElement} layerSelect
+ * @property {RemoteTrack | null} remoteVideo
  */
+
+/** @type {Record<string, string>} how the stats overlay names each layer */
+const LAYER_NAMES = { l: "low", m: "medium", h: "high" };
 
 /** @type {SfuClient | null} */
 let client = null;
@@ -112,7 +120,8 @@ async function acquire(wanted) {
   try {
     const stream = await navigator.mediaDevices.getUserMedia({
       audio: wanted.audio,
-      video: wanted.video ? { width: { ideal: 640 }, height: { ideal: 480 } } : false,
+      // 720p: the top simulcast layer; the others are a half and a quarter of it.
+      video: wanted.video ? { width: { ideal: 1280 }, height: { ideal: 720 } } : false,
     });
     return stream.getTracks();
   } catch (err) {
@@ -163,7 +172,15 @@ function addTile(key, label, stream, local) {
     avatar: /** @type {HTMLElement} */ (root.querySelector(".avatar")),
     stats: /** @type {HTMLElement} */ (root.querySelector(".stats")),
     audio: null,
+    layerPick: /** @type {HTMLElement} */ (root.querySelector(".layer-pick")),
+    layerSelect: /** @type {HTMLSelectElement} */ (root.querySelector(".layer-select")),
+    remoteVideo: null,
   };
+  tile.layerSelect.addEventListener("change", () => {
+    const remote = tile.remoteVideo;
+    const layer = /** @type {LayerChoice} */ (tile.layerSelect.value);
+    if (client && remote) client.setLayer(remote, layer);
+  });
   root.classList.add(local ? "local" : "remote");
   root.dataset.peerId = key;
   root.tabIndex = 0;
@@ -223,6 +240,18 @@ function refreshTile(tile, stream) {
  */
 function attach(element, stream) {
   if (element.srcObject !== stream) element.srcObject = stream;
+}
+
+/**
+ * The quality picker of a remote tile: shown once the server has said which simulcast layer it
+ * forwards (a video without simulcast has none to pick).
+ * @param {Tile} tile
+ */
+function showLayer(tile) {
+  const remote = tile.remoteVideo;
+  tile.layerPick.hidden = !remote?.layer;
+  if (remote) tile.layerSelect.value = remote.requested;
+  tile.root.dataset.layer = remote?.layer ?? "";
 }
 
 /** @param {string} key */
@@ -294,6 +323,8 @@ async function updateStats() {
     const peer = stats.peers.get(peerId);
     /** @type {[string, string][]} */
     const rows = peer?.video ? videoRows(peer.video) : [];
+    const layer = tile.remoteVideo?.layer;
+    if (layer) rows.push(["layer", LAYER_NAMES[layer] ?? layer]);
     if (peer?.audio) rows.push(["audio", formatBitrate(peer.audio.bitrate)]);
     fillStats(tile.stats, rows);
   }
@@ -338,10 +369,17 @@ async function joinRoom(room, name, wanted) {
   session.on("participantleft", ({ participant }) => removeTile(participant.peerId));
   const onTrack = (/** @type {{participant: Participant}} */ { participant }) => {
     const tile = tiles.get(participant.peerId);
-    if (tile) refreshTile(tile, participant.stream);
+    if (!tile) return;
+    tile.remoteVideo = participant.track("video") ?? null;
+    showLayer(tile);
+    refreshTile(tile, participant.stream);
   };
   session.on("trackadded", onTrack);
   session.on("trackremoved", onTrack);
+  session.on("layerchanged", (remote) => {
+    const tile = tiles.get(remote.participant.peerId);
+    if (tile && tile.remoteVideo === remote) showLayer(tile);
+  });
 
   // Keep the tracks a lobby preview already opened; ask only for the rest.
   const missing = {

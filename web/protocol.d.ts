@@ -23,7 +23,7 @@ export interface Error {
 }
 
 /** Stable error codes; docs/protocol.md says when each is sent. */
-export type ErrorCode = "already_joined" | "bad_candidate" | "bad_json" | "bad_message" | "bad_sdp" | "internal_error" | "join_timeout" | "media_failed" | "no_offer_pending" | "not_joined" | "publish_not_allowed" | "rate_limited" | "removed" | "replaced" | "room_closed" | "room_full" | "token_expired" | "token_invalid" | "token_not_yet_valid" | "token_required" | "token_wrong_room" | "too_large" | "too_many_candidates" | "too_many_tracks" | "unknown_type";
+export type ErrorCode = "already_joined" | "bad_candidate" | "bad_json" | "bad_message" | "bad_sdp" | "internal_error" | "join_timeout" | "media_failed" | "no_offer_pending" | "not_joined" | "publish_not_allowed" | "rate_limited" | "removed" | "replaced" | "room_closed" | "room_full" | "token_expired" | "token_invalid" | "token_not_yet_valid" | "token_required" | "token_wrong_room" | "too_large" | "too_many_candidates" | "too_many_tracks" | "unknown_track" | "unknown_type";
 
 /** What this participant may do, from its room token. */
 export interface GrantInfo {
@@ -69,6 +69,14 @@ export interface Join {
   /** at most 4096 characters */
   resume?: string | null;
   role?: "participant" | "recorder";
+}
+
+/** The simulcast layer the server now forwards on one of your tracks, and what you asked. */
+export interface LayerChanged {
+  type: "layer";
+  track: string;
+  layer: "h" | "l" | "m";
+  requested: "auto" | "h" | "l" | "m";
 }
 
 /** Leave the room; the socket stays open and may join again. */
@@ -132,6 +140,15 @@ export interface ServerOffer {
   sdp: string;
 }
 
+/** Choose the simulcast layer of a forwarded video track (`auto`, the default: the server's
+choice). `track` is its msid track id, as this client sees it in the server's SDP. */
+export interface SetLayer {
+  type: "set_layer";
+  /** 1-256 characters */
+  track: string;
+  layer: "auto" | "h" | "l" | "m";
+}
+
 /** The answer to `join`: who you are, how to configure ICE, who is already there. */
 export interface Welcome {
   type: "welcome";
@@ -142,10 +159,11 @@ export interface Welcome {
   participants: ParticipantInfo[];
   resume_token: string | null;
   grants?: GrantInfo | null;
+  simulcast?: boolean;
 }
 
 /** What a client may send. */
-export type ClientMessage = Join | Offer | Answer | Candidate | Leave | Ping;
+export type ClientMessage = Join | Offer | Answer | Candidate | Leave | Ping | SetLayer;
 
 /** What the server sends. */
-export type ServerMessage = Welcome | ParticipantJoined | ParticipantLeft | ServerOffer | ServerAnswer | Candidate | Error | Pong | IceServers;
+export type ServerMessage = Welcome | ParticipantJoined | ParticipantLeft | ServerOffer | ServerAnswer | Candidate | Error | Pong | IceServers | LayerChanged;

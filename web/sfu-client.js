@@ -29,6 +29,9 @@ import { watchRelay } from "./relay-watch.js";
 /** @typedef {import("./protocol.js").IceCandidate} IceCandidate */
 /** @typedef {import("./protocol.js").IceServerInfo} IceServerInfo */
 /** @typedef {import("./protocol.js").ErrorCode} ErrorCode */
+/** @typedef {import("./protocol.js").LayerChanged} LayerChanged */
+/** @typedef {"l" | "m" | "h"} LayerName */
+/** @typedef {LayerName | "auto"} LayerChoice */
 
 /**
  * connecting: opening the socket or the first media connection; connected: media flows;
@@ -43,6 +46,9 @@ import { watchRelay } from "./relay-watch.js";
  * @property {"audio" | "video"} kind
  * @property {MediaStreamTrack} track
  * @property {Participant} participant
+ * @property {string | null} trackId its msid track id in the server's SDP (what `set_layer` names)
+ * @property {LayerName | null} layer the simulcast layer received (null: no simulcast, or not yet)
+ * @property {LayerChoice} requested what setLayer() asked for (`auto` until then)
  */
 
 /**
@@ -60,6 +66,7 @@ import { watchRelay } from "./relay-watch.js";
  * @property {Participant} participantupdated its name became known
  * @property {RemoteTrack} trackadded
  * @property {RemoteTrack} trackremoved
+ * @property {RemoteTrack} layerchanged the simulcast layer received, or the one asked for, changed
  * @property {{code: ErrorCode, message: string}} servererror
  */
 
@@ -193,7 +200,38 @@ const SERVER_EXTENSIONS = new Set([
   "urn:ietf:params:rtp-hdrext:ssrc-audio-level",
   "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
   "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
+  // Simulcast: which layer (RID) each RTP stream is, and each retransmission stream.
+  "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
+  "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id",
 ]);
+
+/**
+ * Camera video as three encodings when the server receives simulcast (`welcome.simulcast`):
+ * RIDs l, m, h, lowest first, at a quarter, half and full size (320x180, 640x360, 1280x720 of a
+ * 720p camera). Bitrates as LiveKit's defaults for those sizes, under the server's 2.5 Mbps cap.
+ * @type {RTCRtpEncodingParameters[]}
+ */
+export const SIMULCAST_ENCODINGS = [
+  { rid: "l", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: "m", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: "h", scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+];
+
+/**
+ * The msid track id of each m-line of a description, by mid (what the server calls a track).
+ * @param {string | undefined} sdp
+ * @returns {Map<string, string>}
+ */
+function msidTrackIds(sdp) {
+  /** @type {Map<string, string>} */
+  const ids = new Map();
+  for (const section of (sdp ?? "").split(/\r?\nm=/).slice(1)) {
+    const mid = section.match(/^a=mid:(\S+)/m)?.[1];
+    const track = section.match(/^a=msid:\S+ (\S+)/m)?.[1];
+    if (mid && track) ids.set(mid, track);
+  }
+  return ids;
+}
 
 /**
  * Offer only the header extensions the server uses. Chromium keeps the extension ids of a
@@ -248,6 +286,8 @@ export class SfuClient {
     this._configuration = null;
     /** @type {Welcome | null} */
     this._welcome = null;
+    /** Whether the server receives simulcast (the latest `welcome` says). */
+    this.simulcast = false;
     /** Glare seen: offers of ours rolled back to answer the server's. */
     this.rollbacks = 0;
     /** Offer/answer exchanges completed on the current connection. */
@@ -274,6 +314,8 @@ export class SfuClient {
     this._seenMids = new Set();
     /** @type {Map<string, string>} mid -> peer_id, from the msid of each `track` event */
     this._midOwner = new Map();
+    /** @type {Map<string, LayerName>} msid track id -> the layer the server last said */
+    this._layers = new Map();
     /** @type {Map<string, {bytes: number, at: number}>} for bitrates between stats() calls */
     this._lastBytes = new Map();
     this._attempt = 0;
@@ -346,6 +388,20 @@ export class SfuClient {
     this._published.push(track);
     this._localStream.addTrack(track);
     if (this.pc) this._addSender(this.pc, track);
+  }
+
+  /**
+   * Choose the simulcast layer received on a remote video track: `l`, `m`, `h`, or `auto` (the
+   * server's choice, the default). The server answers with the layer it forwards (`layerchanged`
+   * at once, and again once it switched, on a keyframe of the new layer).
+   * @param {RemoteTrack} remote
+   * @param {LayerChoice} layer
+   */
+  setLayer(remote, layer) {
+    if (remote.trackId === null) return;
+    remote.requested = layer;
+    this._send({ type: "set_layer", track: remote.trackId, layer });
+    this._emit("layerchanged", remote);
   }
 
   /** Leave the room and close everything; the client can join() again afterwards. */
@@ -508,6 +564,7 @@ export class SfuClient {
     this._remote.clear();
     this._seenMids.clear();
     this._midOwner.clear();
+    this._layers.clear();
     this._lastBytes.clear();
     this.peerId = null;
   }
@@ -564,6 +621,9 @@ export class SfuClient {
         this._emit("servererror", { code: msg.code, message: msg.message });
         if (msg.code === "media_failed") this._lost(`media failed: ${msg.message}`);
         break;
+      case "layer":
+        this._onLayer(msg);
+        break;
       case "pong":
         break;
       case "ice_servers":
@@ -572,9 +632,20 @@ export class SfuClient {
     }
   }
 
+  /** @param {LayerChanged} msg */
+  _onLayer(msg) {
+    this._layers.set(msg.track, msg.layer); // for a track whose m-line is not synced yet
+    for (const remote of this._remote.values()) {
+      if (remote.trackId !== msg.track) continue;
+      remote.layer = msg.layer;
+      this._emit("layerchanged", remote);
+    }
+  }
+
   /** @param {Welcome} welcome */
   _onWelcome(welcome) {
     this.peerId = welcome.peer_id;
+    this.simulcast = welcome.simulcast === true;
     this.negotiations = 0;
     this._emit("welcome", welcome);
     for (const p of welcome.participants) this._addParticipant(p.peer_id, p.name);
@@ -637,10 +708,10 @@ export class SfuClient {
    * @param {MediaStreamTrack} track
    */
   _addSender(pc, track) {
-    const transceiver = pc.addTransceiver(track, {
-      direction: "sendonly",
-      streams: [this._localStream],
-    });
+    /** @type {RTCRtpTransceiverInit} */
+    const init = { direction: "sendonly", streams: [this._localStream] };
+    if (this.simulcast && track.kind === "video") init.sendEncodings = SIMULCAST_ENCODINGS;
+    const transceiver = pc.addTransceiver(track, init);
     offerOnlyServerExtensions(transceiver);
   }
 
@@ -815,6 +886,7 @@ export class SfuClient {
    * @param {RTCPeerConnection} pc
    */
   _syncRemoteTracks(pc) {
+    const trackIds = msidTrackIds(pc.remoteDescription?.sdp);
     for (const transceiver of pc.getTransceivers()) {
       const mid = transceiver.mid;
       if (mid === null) continue;
@@ -833,6 +905,9 @@ export class SfuClient {
           kind: track.kind === "audio" ? "audio" : "video",
           track,
           participant,
+          trackId: trackIds.get(mid) ?? null,
+          layer: this._layers.get(trackIds.get(mid) ?? "") ?? null,
+          requested: "auto",
         };
         this._remote.set(mid, remote);
         participant.tracks.set(mid, remote);

@@ -7,7 +7,8 @@ hooks give sfu.publication / sfu.subscription what they need:
 
 - `tap_rtp` / `tap_sender_reports`: see each packet (and SR) a receiver gets, before aiortc
   handles it (aiortc still does NACKs, REMB, RTCP and the encoded frames for MediaRelay).
-- `RtpOutput`: protect and send one packet synchronously on a sender's transport;
+- `RtpOutput`: protect and send one packet synchronously on a sender's transport (rewriting
+  the VP8 picture numbering too, for simulcast: `forward_vp8`);
   `send_rtcp`: the same for a compound RTCP packet.
 - `IdleTrack`: a track for a forwarding sender that never yields a frame, so aiortc's RTP loop
   for that sender sleeps, while its RTCP (SR, SDES, BYE) and feedback handling stay.
@@ -41,6 +42,8 @@ from pylibsrtp._binding import lib as _srtp_lib
 _srtp_protect = _srtp_lib.srtp_protect
 _srtp_protect_rtcp = _srtp_lib.srtp_protect_rtcp
 _pack_header = struct.Struct("!BBHII").pack_into
+_pack_u16 = struct.Struct("!H").pack_into
+_pack_u8 = struct.Struct("!B").pack_into
 _MAX_RTP = 1500 - 16 - 12  # pylibsrtp's buffer, less the largest SRTP trailer, less margin
 
 
@@ -60,13 +63,15 @@ def tap_rtp(receiver: RTCRtpReceiver, on_packet: Callable[[RtpPacket], bool]) ->
     receiver._handle_rtp_packet = tapped  # type: ignore[method-assign]
 
 
-def tap_sender_reports(receiver: RTCRtpReceiver, on_sr: Callable[[int, int], None]) -> None:
-    """Call `on_sr(ntp_timestamp, rtp_timestamp)` for each sender report the remote sends."""
+def tap_sender_reports(receiver: RTCRtpReceiver, on_sr: Callable[[int, int, int], None]) -> None:
+    """Call `on_sr(ssrc, ntp_timestamp, rtp_timestamp)` for each sender report the remote sends
+    (one per SSRC: a simulcast publisher reports each layer's clock)."""
     handle = receiver._handle_rtcp_packet
 
     async def tapped(packet: Any) -> None:
         if isinstance(packet, RtcpSrPacket):
-            on_sr(packet.sender_info.ntp_timestamp, packet.sender_info.rtp_timestamp)
+            info = packet.sender_info
+            on_sr(packet.ssrc, info.ntp_timestamp, info.rtp_timestamp)
         await handle(packet)
 
     receiver._handle_rtcp_packet = tapped  # type: ignore[method-assign]
@@ -118,8 +123,10 @@ class RtpOutput:
         "bytes",
         "marker_pt",
         "packets",
+        "picture_id_offset",
         "seq_offset",
         "ssrc",
+        "tl0_offset",
         "ts_offset",
     )
 
@@ -136,6 +143,8 @@ class RtpOutput:
         self.marker_pt = (payload_type, 0x80 | payload_type)  # second header byte, by marker
         self.seq_offset = 0
         self.ts_offset = 0
+        self.picture_id_offset = 0  # VP8, forward_vp8() only
+        self.tl0_offset = 0
         self.packets = 0  # RTP packets sent
         self.bytes = 0  # their payload bytes
 
@@ -183,6 +192,54 @@ class RtpOutput:
             sendto(_SCRATCH_BUFFER[0 : _SCRATCH_LEN[0]], self._addr)
         except OSError:
             return False  # e.g. the socket buffer is full (EAGAIN): a lost packet, as in UDP
+        self.packets += 1
+        self.bytes += n - 12
+        return True
+
+    def forward_vp8(self, seq: int, timestamp: int, marker: int, payload: bytes) -> bool:
+        """forward(), also shifting the VP8 payload descriptor's PictureID and TL0PICIDX by
+        their offsets (in place, keeping the source's 7 or 15-bit width): what a subscription
+        to a simulcast publication sends, since each layer numbers its pictures its own way."""
+        n = 12 + len(payload)
+        if self._sendto is None or n > _MAX_RTP:
+            return False
+        buf = _SCRATCH_BUFFER
+        _pack_header(
+            buf,
+            0,
+            0x80,
+            self.marker_pt[marker],
+            (seq + self.seq_offset) & 0xFFFF,
+            (timestamp + self.ts_offset) & 0xFFFFFFFF,
+            self.ssrc,
+        )
+        buf[12:n] = payload
+        if n > 14 and payload[0] & 0x80:  # X: an extension byte, then I (PictureID), L...
+            ext = payload[1]
+            pos = 14
+            if ext & 0x80:
+                first = payload[2]
+                if first & 0x80:
+                    if n > 15:
+                        picture_id = ((first & 0x7F) << 8 | payload[3]) + self.picture_id_offset
+                        _pack_u16(buf, 14, 0x8000 | picture_id & 0x7FFF)
+                    pos = 16
+                else:
+                    _pack_u8(buf, 14, (first + self.picture_id_offset) & 0x7F)
+                    pos = 15
+            if ext & 0x40 and pos < n:
+                _pack_u8(buf, pos, (payload[pos - 12] + self.tl0_offset) & 0xFF)
+        return self._send_scratch(n)
+
+    def _send_scratch(self, n: int) -> bool:
+        # The tail of forward(), which keeps its own inline copy: one call less per packet.
+        _SCRATCH_LEN[0] = n
+        if _srtp_protect(self._ctx, _SCRATCH, _SCRATCH_LEN) or self._sendto is None:
+            return False
+        try:
+            self._sendto(_SCRATCH_BUFFER[0 : _SCRATCH_LEN[0]], self._addr)
+        except OSError:
+            return False
         self.packets += 1
         self.bytes += n - 12
         return True

@@ -9,7 +9,8 @@ with many subscribers that fixed cost rivals the forwarding itself. Here:
   SR + SDES compound packet for the caller to send (sfu.subscription schedules them);
 - `skip_receiver_reports(dtls)` lets compound packets made only of RRs and SDES bypass aiortc's
   parser (nothing acts on them here); anything else (SR, NACK, PLI, FIR, REMB, BYE) goes through;
-- `receiver_report()`, `nack()`, `remb()` and `pli()` build the feedback a publisher gets from
+- `receiver_report()` (or `report_block()`s in `receiver_report_of()`), `nack()`, `remb()` and
+  `pli()` build the feedback a publisher gets from
   sfu.inbound's lean receive path (aiortc's receiver would build the same from its own state).
 """
 
@@ -49,6 +50,34 @@ def sender_report(
     return sr + sdes
 
 
+def report_block(
+    media_ssrc: int,
+    fraction_lost: int,
+    packets_lost: int,
+    highest_sequence: int,
+    jitter: int,
+    lsr: int,
+    dlsr: int,
+) -> bytes:
+    """One report block (RFC 3550 6.4.1); the cumulative loss is a signed 24 bits."""
+    lost = max(-0x800000, min(0x7FFFFF, packets_lost)) & 0xFFFFFF
+    return _REPORT_BLOCK.pack(
+        media_ssrc,
+        (fraction_lost & 0xFF) << 24 | lost,
+        highest_sequence & 0xFFFFFFFF,
+        jitter & 0xFFFFFFFF,
+        lsr & 0xFFFFFFFF,
+        dlsr & 0xFFFFFFFF,
+    )
+
+
+def receiver_report_of(ssrc: int, blocks: list[bytes]) -> bytes:
+    """An RR carrying these report blocks (at most 31: a simulcast publication has 3)."""
+    assert len(blocks) < 32, "an RR holds at most 31 report blocks"
+    header = struct.pack("!BBHL", 0x80 | len(blocks), RTCP_RR, 1 + 6 * len(blocks), ssrc)
+    return header + b"".join(blocks)
+
+
 def receiver_report(
     ssrc: int,
     media_ssrc: int,
@@ -59,16 +88,11 @@ def receiver_report(
     lsr: int,
     dlsr: int,
 ) -> bytes:
-    """An RR with one report block (RFC 3550 6.4.2); the cumulative loss is a signed 24 bits."""
-    lost = max(-0x800000, min(0x7FFFFF, packets_lost)) & 0xFFFFFF
-    return struct.pack("!BBHL", 0x81, RTCP_RR, 7, ssrc) + _REPORT_BLOCK.pack(
-        media_ssrc,
-        (fraction_lost & 0xFF) << 24 | lost,
-        highest_sequence & 0xFFFFFFFF,
-        jitter & 0xFFFFFFFF,
-        lsr & 0xFFFFFFFF,
-        dlsr & 0xFFFFFFFF,
+    """An RR with one report block (RFC 3550 6.4.2)."""
+    block = report_block(
+        media_ssrc, fraction_lost, packets_lost, highest_sequence, jitter, lsr, dlsr
     )
+    return receiver_report_of(ssrc, [block])
 
 
 def nack(ssrc: int, media_ssrc: int, lost: list[int]) -> bytes:

@@ -20,8 +20,9 @@ from tests.util import eventually, eventually_async, recv
 
 OpenTab = Callable[..., Awaitable[RoomTab]]
 
-# Fake cameras: Firefox's and Chromium's are both 640x480 (either may scale down while REMB ramps).
-CAMERA_WIDTH = 640
+# The page asks the fake cameras for 720p, its top simulcast layer (either may scale down while
+# its bandwidth estimate ramps up).
+CAMERA_WIDTH = 1280
 
 
 async def decodes_video_of(bot: Client, peer_ids: set[str]) -> None:

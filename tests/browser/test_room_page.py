@@ -19,8 +19,8 @@ from tests.browser.roompage import (
 from tests.conftest import MakeClient
 from tests.util import eventually, eventually_async, recv
 
-# Fake camera of Chromium: 640x480.
-CAMERA_WIDTH = 640
+# The page asks Chromium's fake camera for 720p: its top simulcast layer (web/app.js).
+CAMERA_WIDTH = 1280
 
 
 async def test_three_pages_see_and_hear_each_other(open_page: OpenPage) -> None:

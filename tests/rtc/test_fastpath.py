@@ -36,7 +36,7 @@ async def test_tap_sees_packets_and_sender_reports() -> None:
             return True
 
         fastpath.tap_rtp(receiver, consume)
-        fastpath.tap_sender_reports(receiver, lambda ntp, rtp: reports.append((ntp, rtp)))
+        fastpath.tap_sender_reports(receiver, lambda ssrc, ntp, rtp: reports.append((ntp, rtp)))
 
     try:
         await negotiate(sender_pc, receiver_pc)
@@ -67,7 +67,7 @@ async def test_idle_sender_sends_through_rtp_output_and_hears_nacks() -> None:
     def on_track(track: MediaStreamTrack) -> None:
         receiver = receiver_pc.getTransceivers()[0].receiver
         rtc_receiver.capture_encoded_frames(receiver)
-        fastpath.tap_sender_reports(receiver, lambda ntp, rtp: reports.append((ntp, rtp)))
+        fastpath.tap_sender_reports(receiver, lambda ssrc, ntp, rtp: reports.append((ntp, rtp)))
         got.append(track)
 
     try:

@@ -20,6 +20,7 @@ class Recorder:
         self.offers: list[str] = []
         self.candidates: list[CandidateInit | None] = []
         self.failures: list[str] = []
+        self.layers: list[tuple[str, str, str]] = []
 
     def send_offer(self, sdp: str) -> None:
         self.offers.append(sdp)
@@ -32,6 +33,9 @@ class Recorder:
 
     def media_failed(self, reason: str) -> None:
         self.failures.append(reason)
+
+    def layer_changed(self, track: str, layer: str, requested: str) -> None:
+        self.layers.append((track, layer, requested))
 
 
 @pytest.mark.parametrize("browser", ["chrome", "firefox"])
@@ -91,3 +95,46 @@ async def test_firefox_candidates_the_server_cannot_use_are_taken_quietly() -> N
         assert signals.failures == []
     finally:
         await peer.close()
+
+
+@pytest.mark.parametrize("browser", ["chrome", "firefox"])
+async def test_simulcast_offer_gets_a_simulcast_answer(browser: str) -> None:
+    backend = SfuBackend(SfuConfig(ice_addresses=["127.0.0.1"]))
+    signals = Recorder()
+    peer = await backend.join("browsers", "p1", signals)
+    try:
+        offer = (FIXTURES / f"{browser}_simulcast_offer.sdp").read_text()
+        await peer.offer(offer)
+        (answer,) = signals.answers
+        audio, video = answer.split("m=video")
+        video = "m=video" + video
+        lines = video.splitlines()
+        # The layers the offer sends (h;m;l), each received, in the offer's order.
+        assert [line for line in lines if line.startswith("a=rid:")] == [
+            "a=rid:h recv",
+            "a=rid:m recv",
+            "a=rid:l recv",
+        ]
+        assert "a=simulcast:recv h;m;l" in lines
+        assert "a=rid:" not in audio and "a=simulcast" not in audio
+        # The two RID header extensions, under the offer's ids (Firefox offered them sendonly:
+        # we receive them).
+        ids = {"chrome": (10, 11, ""), "firefox": (9, 10, "/recvonly")}[browser]
+        rid, repaired, direction = ids
+        assert f"a=extmap:{rid}{direction} urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id" in lines
+        assert (
+            f"a=extmap:{repaired}{direction} "
+            "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id" in lines
+        )
+        description = aiortc_sdp.SessionDescription.parse(answer)
+        assert [(m.kind, m.direction) for m in description.media] == [
+            ("audio", "recvonly"),
+            ("video", "recvonly"),
+        ]
+        (participant,) = backend.participants()
+        (publication,) = [p for p in participant.publications.values() if p.kind == "video"]
+        assert publication.simulcast
+        assert [layer.rid for layer in publication.layers] == ["l", "m", "h"]
+    finally:
+        await peer.close()
+    assert backend.rooms == {}

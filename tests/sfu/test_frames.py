@@ -43,7 +43,7 @@ async def test_subscribe_hands_the_publication_to_aiortc_and_yields_encoded_fram
 
     publication = publication_of(server, alice)
     assert publication.lean
-    assert publication.stream is not None
+    assert publication.layers[0].stream is not None
     # On the lean path aiortc's receiver never saw a packet.
     assert rtc_receiver.rtp_counts(publication.receiver) == (0, 0, 0)
     requested = publication.keyframes.sent
@@ -91,12 +91,12 @@ async def test_without_frame_consumers_the_publication_stays_lean(
     await decode(remote.track, 5)
 
     publication = publication_of(server, alice)
-    stream = publication.stream
+    stream = publication.layers[0].stream
     assert publication.lean and stream is not None
     received = stream.received
     await decode(remote.track, 15)
     await eventually(lambda: "" if stream.received > received + 10 else "not receiving")
-    assert publication.lean and publication.stream is stream
+    assert publication.lean and publication.layers[0].stream is stream
     assert publication.packets >= stream.received
     assert rtc_receiver.rtp_counts(publication.receiver) == (0, 0, 0)
 

@@ -11,8 +11,9 @@ import asyncio
 import pytest
 
 from sfu import publication as publication_module
+from sfu.layer import RING_SIZE
 from sfu.media import TestPatternTrack
-from sfu.publication import RING_SIZE, Publication
+from sfu.publication import Publication
 from sfu.server import RunningServer
 from tests.conftest import MakeClient
 from tests.util import recv

@@ -130,11 +130,11 @@ async def test_a_retransmission_nobody_asked_for_is_not_forwarded(
     await recv(remote.track, 5)
     (publisher,) = [p for p in server.backend.participants() if p.id == alice.peer_id]
     (publication,) = publisher.publications.values()
-    assert publication.lean and publication.stream is not None
+    assert publication.lean and publication.layers[0].stream is not None
     assert alice.pc is not None
     (sender,) = [s for s in alice.pc.getSenders() if s.track and s.track.kind == "video"]
     assert publication.rtx_payload_type is not None
-    old = (publication.stream.max_seq - 3000) & 0xFFFF  # long gone from the ring
+    old = (publication.layers[0].stream.max_seq - 3000) & 0xFFFF  # long gone from the ring
     before = publication.retransmissions
     for i, seq in enumerate((old, (old + 1) & 0xFFFF)):
         probe = struct.pack(
@@ -144,4 +144,4 @@ async def test_a_retransmission_nobody_asked_for_is_not_forwarded(
     for _ in range(15):  # bob keeps decoding, and nothing of the probes was forwarded
         await recv(remote.track, 3)
     assert publication.retransmissions == before
-    assert publication.stream.received > 0 and not publication.stream.missing
+    assert publication.layers[0].stream.received > 0 and not publication.layers[0].stream.missing

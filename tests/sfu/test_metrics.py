@@ -142,7 +142,7 @@ async def test_counts_of_a_participant_that_left_are_kept(
     assert sub._output is not None
     sub._output.packets += 1_000_000  # far above what forwarding adds meanwhile
     sub.nacks += 7
-    pub.packets += 2_000_000
+    pub.layers[0].packets += 2_000_000
     before = await scrape(server)
     assert value(before, "aiosfu_forwarded_packets_total", kind="video") >= 1_000_000
     assert value(before, "aiosfu_received_packets_total", kind="video") >= 2_000_000

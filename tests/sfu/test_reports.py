@@ -26,8 +26,8 @@ async def test_sender_reports_come_at_once_then_at_each_kinds_pace(
     assert bob.pc is not None
     reports: dict[str, list[int]] = {"audio": [], "video": []}
 
-    def counter(kind: str) -> Callable[[int, int], None]:
-        return lambda ntp, rtp: reports[kind].append(ntp)
+    def counter(kind: str) -> Callable[[int, int, int], None]:
+        return lambda ssrc, ntp, rtp: reports[kind].append(ntp)
 
     for transceiver in bob.pc.getTransceivers():
         receiver = transceiver.receiver

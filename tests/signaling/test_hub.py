@@ -77,6 +77,12 @@ class FakePeer:
         self.calls.append(("candidate", candidate))
         self._maybe_fail("candidate")
 
+    async def set_layer(self, track: str, layer: str) -> None:
+        self.calls.append(("set_layer", (track, layer)))
+        if track != "forwarded":
+            raise NegotiationError("unknown_track", f"no video track {track!r} is forwarded")
+        self.signals.layer_changed(track, "l", layer)
+
     async def close(self) -> None:
         self.calls.append(("close", None))
         self.closed = True
@@ -86,6 +92,8 @@ class FakePeer:
 
 
 class FakeBackend:
+    simulcast = False
+
     def __init__(self) -> None:
         self.peers: dict[str, FakePeer] = {}
         self.fail: dict[str, BaseException] = {}
@@ -304,6 +312,13 @@ MALFORMED: list[tuple[str, str | bytes, ErrorCode]] = [
         ErrorCode.BAD_MESSAGE,
     ),
     ("huge ping id", '{"type": "ping", "id": ' + "9" * 31 + "}", ErrorCode.BAD_MESSAGE),
+    ("layer unknown", '{"type": "set_layer", "track": "t", "layer": "x"}', ErrorCode.BAD_MESSAGE),
+    ("layer no track", '{"type": "set_layer", "layer": "h"}', ErrorCode.BAD_MESSAGE),
+    (
+        "layer empty track",
+        '{"type": "set_layer", "track": "", "layer": "h"}',
+        ErrorCode.BAD_MESSAGE,
+    ),
 ]
 
 
@@ -333,7 +348,13 @@ async def test_absurd_frame_closes_the_socket_with_1009(env: Env) -> None:
 
 @pytest.mark.parametrize(
     "msg",
-    [p.Offer(sdp="v=0"), p.Answer(sdp="v=0"), p.Candidate(candidate=None), p.Leave()],
+    [
+        p.Offer(sdp="v=0"),
+        p.Answer(sdp="v=0"),
+        p.Candidate(candidate=None),
+        p.Leave(),
+        p.SetLayer(track="t", layer="h"),
+    ],
     ids=lambda m: type(m).__name__,
 )
 async def test_media_messages_before_join_are_not_joined(env: Env, msg: p.Msg) -> None:
@@ -516,3 +537,27 @@ async def test_a_client_that_keeps_flooding_is_disconnected(env: Env) -> None:
     assert alice.ws.close_code == 1008
     left = await bob.next(p.ParticipantLeft)
     assert (left.peer_id, left.reason) == (alice.peer_id, "disconnected")
+
+
+async def test_set_layer_reaches_the_media_peer_and_its_answer_comes_back(env: Env) -> None:
+    alice, bob = await joined_pair(env)
+    await alice.send(p.SetLayer(track="forwarded", layer="auto"))
+    changed = await alice.next(p.LayerChanged)
+    assert (changed.track, changed.layer, changed.requested) == ("forwarded", "l", "auto")
+    await alice.send(p.SetLayer(track="gone", layer="h"))
+    err = await alice.error(ErrorCode.UNKNOWN_TRACK)
+    assert "gone" in err.message
+    await alice.sync()
+    await bob.sync()  # nothing reached bob
+    assert env.peer(alice).calls == [
+        ("set_layer", ("forwarded", "auto")),
+        ("set_layer", ("gone", "h")),
+    ]
+
+
+async def test_welcome_says_whether_the_backend_takes_simulcast(env: Env) -> None:
+    alice = await env.connect("alice")
+    assert (await alice.join()).simulcast is False
+    env.backend.simulcast = True
+    bob = await env.connect("bob")
+    assert (await bob.join()).simulcast is True

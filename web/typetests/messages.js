@@ -18,6 +18,8 @@ export function wellFormed(channel) {
   });
   channel.send({ type: "leave" });
   channel.send({ type: "ping", id: 7 });
+  channel.send({ type: "set_layer", track: "0f0c4a57", layer: "l" });
+  channel.send({ type: "set_layer", track: "0f0c4a57", layer: "auto" });
 }
 
 /** @param {SignalingChannel} channel */
@@ -40,4 +42,8 @@ export function malformed(channel) {
   channel.send({ type: "subscribe", track: "t" });
   // @ts-expect-error: no `type`
   channel.send({ room: "standup" });
+  // @ts-expect-error: layers are l, m, h or auto
+  channel.send({ type: "set_layer", track: "0f0c4a57", layer: "high" });
+  // @ts-expect-error: set_layer names its track
+  channel.send({ type: "set_layer", layer: "h" });
 }

@@ -1,0 +1,165 @@
+"""Subscription and Layer, driven by hand: a subscriber forwarded one simulcast layer at a time.
+
+Real Layers, a real RtpOutput (its packets decrypted back into a list) and the Publication's own
+layer logic (tests.sfu.fakes): what a subscriber would see on the wire, packet by packet.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from sfu.payload import vp8_keyframe_start, vp8_picture_ids
+from sfu.publication import Publication
+from tests.sfu.fakes import FakePublication, header, ready_subscription
+from tests.sfu.test_continuity import vp8
+
+L, M, H = 1, 2, 4  # keyframe-request masks
+
+
+class Source:
+    """One simulcast layer of a publisher: its own SSRC's numbering, timestamps and pictures."""
+
+    def __init__(self, publication: FakePublication, rid: str, seq: int, ts: int, pid: int):
+        self.publication, self.rid = publication, rid
+        self.seq, self.ts, self.pid, self.tl0 = seq, ts, pid, 0
+
+    def frame(self, *, key: bool = False, packets: int = 2) -> None:
+        """One frame, in `packets` packets; the clock moves on by a frame at 30 fps."""
+        self.tl0 = (self.tl0 + 1) & 0xFF
+        for i in range(packets):
+            payload = vp8(self.pid, self.tl0, key=key)
+            if i:
+                payload = bytes([payload[0] & ~0x10]) + payload[1:]  # not a partition start
+            self.publication.deliver(self.seq, self.ts, int(i == packets - 1), payload, self.rid)
+            self.seq = (self.seq + 1) & 0xFFFF
+        self.ts = (self.ts + 3000) & 0xFFFFFFFF
+        self.pid = (self.pid + 1) & 0x7FFF
+
+
+def simulcast() -> tuple[FakePublication, dict[str, Source]]:
+    pub = FakePublication(("l", "m", "h"), keyframe_start=vp8_keyframe_start)
+    sources = {
+        "l": Source(pub, "l", 100, 1_000_000, 10),
+        "m": Source(pub, "m", 40_000, 7_000_000, 20_000),
+        "h": Source(pub, "h", 65_500, 4_000_000_000, 32_700),  # about to wrap
+    }
+    return pub, sources
+
+
+def on_the_wire(sent: list[bytes]) -> list[tuple[int, int, int, int, int]]:
+    """(seq, timestamp, ssrc, PictureID, TL0PICIDX) of each packet sent."""
+    out = []
+    for packet in sent:
+        _, _, seq, ts, ssrc = header(packet)
+        ids = vp8_picture_ids(packet[12:])
+        assert ids is not None
+        out.append((seq, ts, ssrc, ids[0], ids[2]))
+    return out
+
+
+def assert_one_stream(sent: list[bytes]) -> None:
+    """Consecutive sequence numbers, one SSRC, timestamps and pictures never going back, and
+    each new picture one more than the last."""
+    wire = on_the_wire(sent)
+    for (seq0, ts0, ssrc0, pid0, _), (seq1, ts1, ssrc1, pid1, _) in itertools.pairwise(wire):
+        assert (seq1 - seq0) & 0xFFFF == 1, wire
+        assert ssrc1 == ssrc0
+        assert 0 <= (ts1 - ts0) & 0xFFFFFFFF <= 9000, wire  # at most a few frames apart
+        assert (pid1 - pid0) & 0x7FFF in (0, 1), wire
+
+
+async def test_a_switch_happens_on_a_keyframe_of_the_target_and_the_stream_goes_on() -> None:
+    pub, src = simulcast()
+    sent: list[bytes] = []
+    for source in src.values():
+        source.frame(key=True)  # every layer flows
+    assert pub.flowing == (0, 1, 2)
+    sub = ready_subscription(pub, sent)
+    sub.set_preferred(0)
+    assert sub.target is pub.layer("l") and pub.requests[-1] == L
+    src["l"].frame(key=True)
+    src["m"].frame()
+    src["l"].frame()
+    assert sub.current is pub.layer("l") and len(sent) == 4
+
+    changes = pub.changes
+    sub.set_preferred(2)
+    assert sub.target is pub.layer("h") and pub.requests[-1] == H
+    assert pub.changes == changes + 1  # what it wants changed: the listeners hear of it
+    src["h"].frame()  # not a keyframe: nothing of h yet, l goes on
+    src["l"].frame()
+    assert sub.current is pub.layer("l") and len(sent) == 6
+    src["h"].frame(key=True, packets=3)  # the switch
+    assert sub.current is pub.layer("h") and sub.switches == 1 and len(sent) == 9
+    src["l"].frame()  # the old layer stopped at the switch
+    src["h"].frame()
+    src["h"].frame()
+    assert len(sent) == 13 and pub.layer("l").forwarders == ()
+    assert all(bytes(p[12:]).endswith(b"vp8") for p in sent)
+    assert_one_stream(sent)
+    # The keyframe's picture follows l's last; TL0PICIDX too.
+    wire = on_the_wire(sent)
+    assert wire[6][3] == (wire[5][3] + 1) & 0x7FFF and wire[6][4] == (wire[5][4] + 1) & 0xFF
+
+    sub.set_preferred(1)  # and down again, through the wrap of h's numbering
+    src["m"].frame(key=True)
+    src["h"].frame()
+    src["m"].frame()
+    assert sub.current is pub.layer("m") and sub.switches == 2 and len(sent) == 17
+    assert_one_stream(sent)
+
+
+async def test_nacks_map_back_to_the_layer_and_numbering_of_their_time() -> None:
+    pub, src = simulcast()
+    sent: list[bytes] = []
+    sub = ready_subscription(pub, sent)
+    sub.set_preferred(0)
+    src["l"].frame(key=True)
+    src["l"].frame()
+    sub.set_preferred(2)
+    src["h"].frame(key=True)
+    src["h"].frame()
+    before = list(sent)
+    l_packet, h_packet = before[2], before[5]
+    for packet in (l_packet, h_packet):
+        sub.on_nack(header(packet)[2])
+    assert sub.retransmitted == 2 and sent[-2:] == [l_packet, h_packet]  # byte for byte
+    sub.on_nack((header(before[0])[2] - 1) & 0xFFFF)  # before the first span: nothing
+    assert sub.retransmitted == 2 and sub.nacks == 3
+
+
+async def test_a_layer_not_flowing_gives_the_best_one_that_is_then_the_one_asked_for() -> None:
+    pub, src = simulcast()
+    sent: list[bytes] = []
+    src["l"].frame(key=True)
+    src["m"].frame(key=True)
+    sub = ready_subscription(pub, sent)  # auto: the highest flowing
+    assert sub.preferred is None and sub.desired == 2 and sub.target is pub.layer("m")
+    sub.set_preferred(2)  # h is not flowing yet: m it is
+    assert sub.target is pub.layer("m")
+    src["m"].frame(key=True)
+    assert sub.current is pub.layer("m")
+    src["h"].frame()  # h starts flowing: the subscription waits for its keyframe
+    assert pub.flowing == (0, 1, 2) and sub.target is pub.layer("h") and pub.requests[-1] == H
+    src["h"].frame(key=True)
+    assert sub.current is pub.layer("h")
+    # h stops (a publisher that cut it): the subscription goes down to the best that flows.
+    pub.layer("l").last_arrival = pub.layer("m").last_arrival = 1e12
+    Publication._check_flowing(pub, 1e12)  # type: ignore[arg-type]
+    assert list(pub.flowing) == [0, 1] and sub.target is pub.layer("m")
+    assert pub.wanted() == {2}  # still what it asked for: the publisher should send h again
+    src["m"].frame(key=True)
+    assert sub.current is pub.layer("m") and sub.switches == 2
+    assert_one_stream(sent)
+
+
+async def test_a_plain_stream_ignores_layers() -> None:
+    pub = FakePublication()
+    sent: list[bytes] = []
+    sub = ready_subscription(pub, sent)
+    sub.set_preferred(0)
+    sub.set_auto_layer(1)
+    assert sub.target is pub.layers[0]
+    pub.deliver(1, 90, 0, b"key")
+    assert sub.current is pub.layers[0] and sent and sent[0][12:] == b"key"
+    assert sub.forward != sub._output.forward_vp8  # type: ignore[union-attr]  # no rewriting
