@@ -1,6 +1,7 @@
 """Micro-benchmark of the forwarding hot path: what one forwarded RTP packet costs in Python.
 
-    python -m loadtest.bench_forward [--subscribers 50] [--packets 2000] [--json PATH]
+    python -m loadtest.bench_forward [--subscribers 50] [--packets 2000] [--simulcast]
+        [--json PATH]
 
 Runs the real code (Publication's loop over the live subscriptions' RtpOutput.forward: header
 rewrite, in-place SRTP protect with AES-256-GCM as aiortc negotiates it, sendto on a duplicate
@@ -24,13 +25,16 @@ import random
 import resource
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
 
 from aioice.ice import StunProtocol
 from pylibsrtp import Policy, Session
 
+from sfu.keyframes import KeyframeThrottle
+from sfu.layer import Layer
+from sfu.payload import vp8_keyframe_start
 from sfu.rtc.fastpath import RtpOutput
 from sfu.subscription import Subscription
 
@@ -39,25 +43,38 @@ from .report import emit, environment, environment_line
 
 
 class _Publication:
+    """What a Subscription and its Layer read of a Publication: one layer, the real sfu.layer.
+    `simulcast`: its subscriptions rewrite the VP8 picture numbering (forward_vp8)."""
+
     kind = "video"
     publisher_id = "bench"
     log = logging.getLogger(__name__)
+    payload_type, rtx_payload_type, clock_rate, nack = 96, 97, 90000, False
 
-    def __init__(self) -> None:
+    def __init__(self, simulcast: bool) -> None:
+        self.simulcast = self.rewrite_vp8 = simulcast
+        self.keyframes = KeyframeThrottle(0.15)
+        self.keyframe_start = vp8_keyframe_start
         self.subscriptions: list[Subscription] = []
-        self.forwarders: list[Callable[[int, int, int, bytes], bool]] = []
-        self.waiting = 0
+        me: Any = self
+        self.layer = Layer(me, 0, "l" if simulcast else None)
 
     def add(self, sub: Subscription) -> None:
         self.subscriptions.append(sub)
 
-    def go_live(self, sub: Subscription) -> None:
-        self.forwarders.append(sub.forward)
-
     def remove(self, sub: Subscription) -> None:
         self.subscriptions.remove(sub)
 
-    def request_keyframe(self) -> None:
+    def best_layer(self, desired: int) -> Layer:
+        return self.layer
+
+    def layers_changed(self) -> None:
+        pass
+
+    def request_keyframe(self, layer: Layer | None = None) -> None:
+        pass
+
+    def start(self, sub: Subscription) -> None:
         pass
 
 
@@ -66,14 +83,18 @@ def _cpu() -> tuple[float, float]:
     return r.ru_utime, r.ru_stime
 
 
-async def run(subscribers: int, packets: int) -> dict[str, float]:
+# A VP8 payload: descriptor with PictureID (15 bits) and TL0PICIDX, then the frame.
+_VP8 = bytes([0x90, 0xC0, 0x80 | 0x12, 0x34, 7, 0x01])
+
+
+async def run(subscribers: int, packets: int, simulcast: bool = False) -> dict[str, float]:
     loop = asyncio.get_running_loop()
     no_connection: Any = SimpleNamespace(protocol_lost=lambda protocol: None)  # it only sends here
     transport, protocol = await loop.create_datagram_endpoint(
         lambda: StunProtocol(no_connection), local_addr=("127.0.0.1", 0)
     )
     sinks = []
-    publication = _Publication()
+    publication = _Publication(simulcast)
     for _ in range(subscribers):
         sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sink.bind(("127.0.0.1", 0))
@@ -96,13 +117,12 @@ async def run(subscribers: int, packets: int) -> dict[str, float]:
         output = RtpOutput(sender, 96)  # type: ignore[arg-type]
         assert output.bind()
         sub = Subscription(publication, "bench")  # type: ignore[arg-type]
-        sub._output, sub.ready = output, True
-        publication.waiting += 1
-        sub.try_start(0, 0, 0, b"\x00", True)  # a keyframe: live from now on
+        sub.ready_with(output)
+        sub.try_start(0, 0, 0, _VP8[:5] + b"\x00", True)  # a keyframe: live from now on
 
-    payload = os.urandom(1000)
+    payload = _VP8 + os.urandom(994)
     subs = tuple(publication.subscriptions)
-    forwarders = tuple(publication.forwarders)
+    forwarders = publication.layer.forwarders
 
     def drain() -> None:
         for sink in sinks:
@@ -137,20 +157,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = options.parser("python -m loadtest.bench_forward", __doc__)
     parser.add_argument("--subscribers", type=options.positive(int), default=50)
     parser.add_argument("--packets", type=options.positive(int), default=2000)
+    parser.add_argument(
+        "--simulcast",
+        action="store_true",
+        help="subscriptions to a simulcast layer: VP8 picture numbering rewritten too",
+    )
     options.add_json(parser)
     args = parser.parse_args(argv)
+    bench = run(args.subscribers, args.packets, args.simulcast)
     try:
         import uvloop
 
-        result = uvloop.run(run(args.subscribers, args.packets))
+        result = uvloop.run(bench)
     except ImportError:
-        result = asyncio.run(run(args.subscribers, args.packets))
+        result = asyncio.run(bench)
     total = result["user_us"] + result["system_us"]
     env = environment()
     line = (
         f"forward hot path: {total:.2f} µs CPU per forwarded packet "
         f"(user {result['user_us']:.2f}, system {result['system_us']:.2f}) over "
         f"{result['forwarded']:.0f} packets to {args.subscribers} subscribers"
+        + (" (simulcast: VP8 renumbered)" if args.simulcast else "")
     )
     payload = {"environment": env, "config": vars(args), "result": {**result, "us": total}}
     emit(f"{line}\n{environment_line(env)}", payload, args.json)

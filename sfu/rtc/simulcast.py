@@ -44,9 +44,12 @@ LAYERS: Final = ("l", "m", "h")  # RIDs, lowest layer first: the index is the la
 RID_URI: Final = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
 REPAIRED_RID_URI: Final = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
 RID_URIS: Final = (RID_URI, REPAIRED_RID_URI)
-# Our numbers for them in offers that start a bundle (aiortc's audio takes 1-2, video 1 and 3);
-# a bundle that has them already keeps its own (sfu.rtc.offer).
-_RID_IDS: Final = {RID_URI: 4, REPAIRED_RID_URI: 5}
+# Our numbers for them where the bundle has none yet (a bundle that has them keeps its own:
+# sfu.rtc.offer): Chromium's. Chromium keeps the numbers of an offer it rolled back (glare) for
+# the bundle and refuses a server offer that reuses one for another extension; its own offers
+# number these two 10 and 11 (what else it adds takes the lowest numbers free: transport-cc was
+# seen at 4 in a bundle where aiortc had taken 1-3).
+_RID_IDS: Final = {RID_URI: 10, REPAIRED_RID_URI: 11}
 
 _RID_LINE = re.compile(r"^a=rid:(\S+) (send|recv)\b", re.MULTILINE)
 _SIMULCAST_LINE = re.compile(r"^a=simulcast:(.*)$", re.MULTILINE)

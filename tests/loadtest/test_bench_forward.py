@@ -15,8 +15,9 @@ import pytest
 from loadtest import bench_forward
 
 
-async def test_every_packet_goes_out_to_every_subscriber() -> None:
-    result = await bench_forward.run(subscribers=3, packets=300)
+@pytest.mark.parametrize("simulcast", [False, True])
+async def test_every_packet_goes_out_to_every_subscriber(simulcast: bool) -> None:
+    result = await bench_forward.run(subscribers=3, packets=300, simulcast=simulcast)
     assert result["forwarded"] == 900, "run() asserts it too"
     assert math.isfinite(result["user_us"]) and math.isfinite(result["system_us"])
 

@@ -94,7 +94,7 @@ async def test_every_video_m_line_negotiates_the_rid_extensions() -> None:
         # Our own video offers carry them too (a browser then keeps them in the bundle).
         sender.addTransceiver("video", direction="sendonly")
         offer = (await sender.createOffer()).sdp
-        assert f"a=extmap:4 {RID_URI}" in offer and f"a=extmap:5 {REPAIRED_RID_URI}" in offer
+        assert f"a=extmap:10 {RID_URI}" in offer and f"a=extmap:11 {REPAIRED_RID_URI}" in offer
     finally:
         await pc.close()
         await sender.close()
