@@ -48,7 +48,7 @@ from .rtc.offer import create_offer
 from .rtc.simulcast import LAYERS, SimulcastNegotiation
 from .rtc.transportcc import accept_transport_cc
 from .rtc.twcc import TransportFeedback
-from .sdpcheck import check_description, drop_empty_bundle
+from .sdpcheck import answer_with_no_m_lines, check_description, drop_empty_bundle
 from .subscription import Subscription
 
 if TYPE_CHECKING:
@@ -123,6 +123,8 @@ class Participant:
             if self.closed:
                 return
             if self.pc.signalingState == "have-local-offer":
+                if self._answer_empty_offer_in_glare(sdp):
+                    return
                 # Impolite side of perfect negotiation: the client rolls back and answers ours.
                 self.log.info("glare: ignoring the client's offer, the server's is pending")
                 self.glare_ignored += 1
@@ -140,6 +142,28 @@ class Participant:
             self._publish_new_tracks()
             self._unpublish_stopped_tracks()
         self._schedule_renegotiation()
+
+    def _answer_empty_offer_in_glare(self, sdp: str) -> bool:
+        """Answer a client offer with no m-lines that crossed our first offer; True if done.
+
+        GStreamer's webrtcbin offers no m-lines as soon as it starts, and cannot roll back
+        (1.22): ignored, it would stay in have-local-offer and refuse our offer for good. Such
+        an offer negotiates nothing, so its answer needs nothing from our connection (which
+        has an offer pending); our offer, which the client could not take, goes again after.
+        """
+        if any(t.currentDirection is not None for t in self.pc.getTransceivers()):
+            return False  # not the start: the client has negotiated m-lines, it must keep them
+        try:
+            if check_description(sdp, "offer", []).media:
+                return False
+        except NegotiationError:
+            return False
+        self.log.info("glare with an offer with no m-lines: answered it, sending ours again")
+        self.signals.send_answer(answer_with_no_m_lines())
+        self.signals.send_candidate(None)
+        self.signals.send_offer(self.pc.localDescription.sdp)
+        self.signals.send_candidate(None)
+        return True
 
     async def answer(self, sdp: str) -> None:
         async with self._lock:

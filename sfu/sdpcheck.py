@@ -1,4 +1,4 @@
-"""Checks on a client's SDP before aiortc applies it, and one fix to aiortc's answers.
+"""Checks on a client's SDP before aiortc applies it, and answers with no m-lines.
 
 aiortc applies some broken descriptions and only fails later, leaving the connection half
 changed (with no rollback to undo it): its parser skips lines it does not know, so "v=0" and a
@@ -16,6 +16,7 @@ transceiver without a transport.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 
 from aiortc import sdp as aiortc_sdp
@@ -130,3 +131,10 @@ def _check_bundle(description: aiortc_sdp.SessionDescription, mids: set[str]) ->
             raise NegotiationError(
                 "bad_sdp", f"a=group:BUNDLE names mids that no m-line has: {unknown}"
             )
+
+
+def answer_with_no_m_lines() -> str:
+    """An answer to an offer with no m-lines, made without a peer connection (for one that
+    crossed our own offer: aiortc's connection cannot answer while its offer is pending)."""
+    version = int(time.time())
+    return f"v=0\r\no=- {version} {version} IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"

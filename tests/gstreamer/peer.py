@@ -15,7 +15,11 @@ It does what an application on webrtcbin 1.22 has to do, and no more:
 - webrtcbin cannot be given end-of-candidates (the server's SDP says `a=end-of-candidates`,
   which is enough): `{"candidate": null}` from the server is dropped here. Its own gathering's
   end is sent as `{"candidate": null}`, since webrtcbin emits no empty candidate for it.
-- It is polite on glare: a server offer that crosses its own rolls its offer back.
+- webrtcbin 1.22 cannot roll back an offer (`set-local-description` with a rollback fails), so
+  it cannot be polite on glare: a server offer that crosses its own is dropped. When its own has
+  no m-lines (the one at start, in a room where someone already publishes) the server answers it
+  anyway and sends its offer again. A webrtcbin that offers m-lines while a server offer is on
+  its way stays stuck: the tests publish from webrtcbin into rooms where nobody else publishes.
 - `--publish` sends `videotestsrc ! vp8enc` on a `sendonly` transceiver. Every video track the
   server forwards is depayloaded and decoded (vp8dec); decoded frames are counted per
   publisher (the msid stream id of the m-line), with their size.
@@ -150,9 +154,7 @@ class Peer:
         self.counts: dict[str, int] = {}  # decoded video frames per publisher
         self.sizes: dict[str, tuple[int, int]] = {}
         self.reported: dict[str, int] = {}
-        self.making_offer = False
-        self.offers_sent = 0
-        self.answers_received = 0
+        self.creating = self.awaiting_answer = self.answering = False
         self.ws = WebSocket(url)
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -207,8 +209,7 @@ class Peer:
         elif kind == "offer":
             self.on_server_offer(msg["sdp"])
         elif kind == "answer":
-            self.answers_received += 1
-            self.set_remote(GstWebRTC.WebRTCSDPType.ANSWER, msg["sdp"], None)
+            self.on_server_answer(msg["sdp"])
         elif kind == "candidate":
             candidate = msg["candidate"]
             if candidate is None or not candidate["candidate"]:
@@ -221,16 +222,18 @@ class Peer:
             emit(kind, peer_id=msg["peer_id"])
         return False
 
+    # webrtcbin applies descriptions on a thread of its own: its signaling-state lags behind
+    # what was asked of it. The negotiation's state is kept here, on the main loop, where the
+    # server's messages are handled in order: `creating` (an offer of ours is being made),
+    # `awaiting_answer` (sent), `answering` (a server offer is being answered).
+
     def on_negotiation_needed(self, _webrtc: Any) -> None:
         GLib.idle_add(self.make_offer)
 
     def make_offer(self) -> bool:
-        if self.making_offer:
-            return False
-        state = self.webrtc.get_property("signaling-state")
-        if state != GstWebRTC.WebRTCSignalingState.STABLE:
+        if self.creating or self.awaiting_answer or self.answering:
             return False  # negotiation-needed fires again once stable, if still needed
-        self.making_offer = True
+        self.creating = True
         promise = Gst.Promise.new_with_change_func(self.on_offer_created, None)
         self.webrtc.emit("create-offer", None, promise)
         return False
@@ -242,25 +245,27 @@ class Peer:
         # The description lives in the promise's reply: both stay referenced while it is used.
         reply = promise.get_reply()
         offer = reply.get_value("offer")
-        self.making_offer = False
-        if self.webrtc.get_property("signaling-state") != GstWebRTC.WebRTCSignalingState.STABLE:
-            return False  # a server offer arrived meanwhile: answer it, offer after
+        self.creating = False
+        if self.answering:
+            return False  # a server offer came first: answer it, offer after if still needed
         self.webrtc.emit("set-local-description", offer, None)
         text = offer.sdp.as_text()
-        self.offers_sent += 1
+        self.awaiting_answer = True
         emit("offer_sent", m_lines=text.count("\nm="))
         self.ws.send({"type": "offer", "sdp": text})
         return False
 
+    def on_server_answer(self, sdp: str) -> None:
+        self.awaiting_answer = False
+        self.set_remote(GstWebRTC.WebRTCSDPType.ANSWER, sdp, None)
+
     def on_server_offer(self, sdp: str) -> None:
-        state = self.webrtc.get_property("signaling-state")
-        if state == GstWebRTC.WebRTCSignalingState.HAVE_LOCAL_OFFER:
-            # Glare: the server ignored our offer; roll it back, answer, offer again after.
-            rollback = GstWebRTC.WebRTCSessionDescription.new(
-                GstWebRTC.WebRTCSDPType.ROLLBACK, GstSdp.SDPMessage.new()[1]
-            )
-            self.webrtc.emit("set-local-description", rollback, None)
-            emit("rolled_back")
+        if self.awaiting_answer:
+            # Glare, and webrtcbin 1.22 cannot roll back: the offer is dropped. When ours has
+            # no m-lines the server answers it anyway and sends its offer again.
+            emit("glare")
+            return
+        self.answering = True
         self.set_remote(GstWebRTC.WebRTCSDPType.OFFER, sdp, self.answer)
 
     def set_remote(self, kind: Any, sdp: str, then: Any) -> None:
@@ -292,6 +297,7 @@ class Peer:
         answer = reply.get_value("answer")
         self.webrtc.emit("set-local-description", answer, None)
         self.ws.send({"type": "answer", "sdp": answer.sdp.as_text()})
+        self.answering = False
         emit("answer_sent", m_lines=answer.sdp.medias_len())
         return False
 

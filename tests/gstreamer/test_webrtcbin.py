@@ -87,4 +87,10 @@ async def test_webrtcbin_receives_through_renegotiations(
     alice_frames = gst.frames[alice.peer_id]
     await decodes(gst, bob.peer_id, bob_frames + 30)
     assert gst.frames[alice.peer_id] <= alice_frames + 2  # at most what was on its way
-    assert not gst.errors and not bob.errors, (gst.errors, bob.errors)
+
+    # A webrtcbin joining a room where someone publishes: its offer with no m-lines usually
+    # crosses the server's first offer, which it cannot take (no rollback in 1.22); the server
+    # answers it anyway and offers again (sfu.participant).
+    late = await gst_peer("gst-sub", "late webrtcbin")
+    await decodes(late, bob.peer_id, 10)
+    assert not gst.errors and not late.errors and not bob.errors, (gst.errors, late.errors)

@@ -174,3 +174,34 @@ def test_the_unmutated_offer_passes() -> None:
     with pytest.raises(NegotiationError) as refused:
         check_description(CHROME, "offer", [], max_tracks=1)
     assert refused.value.code == "too_many_tracks"
+
+
+async def test_an_empty_offer_crossing_the_servers_first_is_answered_and_the_offer_resent(
+    server: RunningServer, make_client: MakeClient
+) -> None:
+    """webrtcbin offers no m-lines at start and cannot roll back: in a room where someone
+    publishes, that offer crosses the server's first one, which webrtcbin then refuses."""
+    bob = await make_client("glare-empty", name="bob")
+    await bob.publish(TestPatternTrack(320, 240, fps=15))
+    pc = new_pc()
+    async with aiohttp.ClientSession() as session, session.ws_connect(server.url) as ws:
+        try:
+            await ws.send_json({"type": "join", "room": "glare-empty", "name": "gst-like"})
+            first = (await receive(ws, "offer"))["sdp"]  # not answered: it crosses ours
+            await ws.send_json({"type": "offer", "sdp": EMPTY_OFFER})
+            answer = (await receive(ws, "answer"))["sdp"]
+            assert aiortc_sdp.SessionDescription.parse(answer).media == []
+            check_description(answer, "answer", [])
+            assert (await receive(ws, "candidate"))["candidate"] is None
+            again = (await receive(ws, "offer"))["sdp"]
+            assert again == first
+
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=again, type="offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+            await ws.send_json({"type": "answer", "sdp": pc.localDescription.sdp})
+            (transceiver,) = pc.getTransceivers()
+            assert (await recv(transceiver.receiver.track, 15)).width == 320
+            (on_server,) = [p for p in server.backend.participants() if p.id != bob.peer_id]
+            assert on_server.pc.signalingState == "stable"
+        finally:
+            await pc.close()
