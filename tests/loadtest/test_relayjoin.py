@@ -27,6 +27,8 @@ def test_one_run_per_mode(tmp_path: Path) -> None:
             "1",
             "--subscribers",
             "2",
+            "--window",
+            "2",
             "--json",
             str(report),
         ],
@@ -40,3 +42,5 @@ def test_one_run_per_mode(tmp_path: Path) -> None:
     assert [j["pair"] for j in joins["turn-only"]] == ["relay/relay"] * 2
     assert all(j["ms"] > 0 for mode in joins.values() for j in mode)
     assert "turn-only  p50" in result.stdout
+    costs = json.loads(report.read_text())["server_us_per_packet"]
+    assert all(len(costs[mode]) == 1 and costs[mode][0] > 0 for mode in ("all", "turn-only"))
