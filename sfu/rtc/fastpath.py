@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aioice.ice import StunProtocol
+from aioice.turn import TurnClientUdpProtocol, TurnTransport
 from aiortc import (
     MediaStreamTrack,
     RTCDtlsTransport,
@@ -42,6 +43,7 @@ from pylibsrtp._binding import lib as _srtp_lib
 _srtp_protect = _srtp_lib.srtp_protect
 _srtp_protect_rtcp = _srtp_lib.srtp_protect_rtcp
 _pack_header = struct.Struct("!BBHII").pack_into
+_CHANNEL_HEADER = struct.Struct("!HH").pack
 _pack_u16 = struct.Struct("!H").pack_into
 _pack_u8 = struct.Struct("!B").pack_into
 _MAX_RTP = 1500 - 16 - 12  # pylibsrtp's buffer, less the largest SRTP trailer, less margin
@@ -108,7 +110,10 @@ class RtpOutput:
     pair, an ICE restart may swap the connection). On a plain UDP pair it goes through a
     duplicate of that pair's socket: the event loop's transport would check its state, convert
     the address and look for a write buffer on every call, and a datagram socket that cannot
-    take one more packet drops it either way.
+    take one more packet drops it either way. On a pair relayed through a UDP TURN allocation
+    (ICE_MODE=turn-only) it goes as ChannelData on a duplicate of the socket to the TURN server,
+    once aioice has bound the channel: aioice's own TurnTransport.sendto starts a task per
+    packet. Its consent checks, which still go through aioice, keep the channel refreshed.
     """
 
     __slots__ = (
@@ -118,6 +123,7 @@ class RtpOutput:
         "_dtls",
         "_ice",
         "_pair",
+        "_pending",
         "_sendto",
         "_sock",
         "bytes",
@@ -136,6 +142,7 @@ class RtpOutput:
         self._ctx: Any = None
         self._conn: Any = None
         self._pair: Any = None
+        self._pending = False  # a TURN pair still sent through aioice: look again on refresh
         self._sendto: Callable[[bytes, tuple[str, int]], Any] | None = None
         self._addr: tuple[str, int] = ("", 0)
         self._sock: socket.socket | None = None
@@ -162,7 +169,11 @@ class RtpOutput:
     def refresh(self) -> bool:
         """Follow the nominated pair, if it changed; False when there is none."""
         conn = self._ice._connection
-        if conn is self._conn and conn._nominated.get(1) is self._pair is not None:
+        if (
+            conn is self._conn
+            and conn._nominated.get(1) is self._pair is not None
+            and not self._pending
+        ):
             return True
         return self._repair(conn)
 
@@ -276,6 +287,7 @@ class RtpOutput:
             self._sendto = None
             return False
         self._addr = pair.remote_addr
+        self._pending = False
         transport = pair.protocol.transport
         raw = transport.get_extra_info("socket") if type(pair.protocol) is StunProtocol else None
         if raw is not None:
@@ -283,9 +295,15 @@ class RtpOutput:
             sock.setblocking(False)
             self._set_socket(sock)
             self._sendto = sock.sendto
+        elif (relay := _turn_channel(transport, self._addr)) is not None:
+            sock, channel = relay
+            self._set_socket(sock)
+            self._sendto = _channel_sender(sock, channel)
         else:
-            # A TURN relay's transport wraps the data itself. (StunProtocol.send_data is a
-            # coroutine around this very call, so calling it directly is the same send.)
+            # A TURN relay's transport wraps the data itself, a task per packet, until the
+            # channel is bound (then refresh() takes the path above). StunProtocol.send_data is a
+            # coroutine around this very call, so calling it directly is the same send.
+            self._pending = isinstance(transport, TurnTransport)
             self._set_socket(None)
             self._sendto = transport.sendto
         return True
@@ -294,6 +312,30 @@ class RtpOutput:
         if self._sock is not None:
             self._sock.close()
         self._sock = sock
+
+
+def _turn_channel(transport: Any, peer: tuple[str, int]) -> tuple[socket.socket, int] | None:
+    """A duplicate of the socket to the TURN server and the channel bound to `peer`, for a
+    UDP allocation whose channel is bound; None otherwise (TCP and TLS frame ChannelData)."""
+    if not isinstance(transport, TurnTransport):
+        return None
+    inner: Any = transport._TurnTransport__inner_protocol  # type: ignore[attr-defined]
+    channel = inner.peer_to_channel.get(peer)
+    raw = inner.transport.get_extra_info("socket")
+    if not isinstance(inner, TurnClientUdpProtocol) or channel is None or raw is None:
+        return None
+    sock = socket.socket(fileno=os.dup(raw.fileno()))  # connected to the TURN server
+    sock.setblocking(False)
+    return sock, channel
+
+
+def _channel_sender(sock: socket.socket, channel: int) -> Callable[[bytes, tuple[str, int]], Any]:
+    send, header = sock.send, _CHANNEL_HEADER
+
+    def send_channel_data(data: bytes, _peer: tuple[str, int]) -> None:
+        send(header(channel, len(data)) + data)  # RFC 8656 12.4; UDP needs no padding
+
+    return send_channel_data
 
 
 class IdleTrack(MediaStreamTrack):

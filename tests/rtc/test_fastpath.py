@@ -1,19 +1,33 @@
-"""Hooks: sfu.rtc.fastpath, on a real pair of aiortc peer connections over 127.0.0.1."""
+"""Hooks: sfu.rtc.fastpath, on a real pair of aiortc peer connections over 127.0.0.1 (and
+through a real coturn, for a relayed pair)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from types import SimpleNamespace
 from typing import Any
 
-from aiortc import MediaStreamTrack, RTCPeerConnection
+import pytest
+from aioice.turn import TurnTransport
+from aiortc import (
+    MediaStreamTrack,
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+)
+from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from aiortc.rtp import RtpPacket
 from pylibsrtp import Policy, Session
 
 from sfu.media import TestPatternTrack
 from sfu.rtc import fastpath, rtcp
 from sfu.rtc import receiver as rtc_receiver
+from sfu.rtc.candidates import selected_pair_types
+from signaling.turn import rest_credential
 from tests.rtc.pair import negotiate, new_pc
+from tests.turnserver import SECRET, Coturn
 from tests.util import eventually, recv
 
 # One-packet VP8 frames: descriptor (S=1), then a frame whose tag marks key / delta.
@@ -143,3 +157,53 @@ def test_output_follows_the_nominated_pair_on_refresh() -> None:
     assert [len(sent["a"]), len(sent["b"])] == [2, 1]
     output.close()
     assert not output.forward(5, 0, 0, b"x")
+
+
+async def test_output_sends_channel_data_on_a_relayed_pair(
+    coturn: Coturn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    minted = rest_credential(SECRET, "fastpath", int(time.time()) + 600)
+    relayed = RTCConfiguration(
+        iceServers=[RTCIceServer(coturn.url, minted.username, minted.credential)],
+        iceTransportPolicy=RTCIceTransportPolicy.RELAY,
+        bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
+    )
+    sender_pc, receiver_pc = RTCPeerConnection(relayed), new_pc()
+    started = asyncio.Event()
+    idle = fastpath.IdleTrack("video", on_start=started.set)
+    transceiver = sender_pc.addTransceiver(idle, direction="sendonly")
+    fastpath.prefer_codec(transceiver, "video/VP8")
+    got: list[Any] = []
+
+    @receiver_pc.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        rtc_receiver.capture_encoded_frames(receiver_pc.getTransceivers()[0].receiver)
+        got.append(track)
+
+    through_aioice: list[bytes] = []
+    sendto = TurnTransport.sendto
+
+    def counted(self: TurnTransport, data: bytes, addr: tuple[str, int]) -> None:
+        through_aioice.append(data)
+        sendto(self, data, addr)
+
+    monkeypatch.setattr(TurnTransport, "sendto", counted)
+    try:
+        await negotiate(sender_pc, receiver_pc)
+        await asyncio.wait_for(started.wait(), 10)
+        codec = fastpath.negotiated_codec(transceiver)
+        assert codec is not None and codec.payloadType is not None
+        output = fastpath.RtpOutput(transceiver.sender, codec.payloadType)
+        assert output.bind()
+        assert selected_pair_types(sender_pc) == ("relay", "host")
+        before = len(through_aioice)
+        for seq, ts, payload in ((1000, 90000, VP8_KEY), (1001, 93000, VP8_DELTA)):
+            assert output.forward(seq, ts, 1, payload)
+        frame = await recv(got[0])
+        assert bytes(frame) == VP8_KEY[1:] and frame.is_keyframe
+        # Both packets went out as ChannelData on our socket, none through aioice's task.
+        assert len(through_aioice) == before
+    finally:
+        idle.stop()
+        await sender_pc.close()
+        await receiver_pc.close()
