@@ -257,6 +257,19 @@ function offerOnlyServerExtensions(transceiver) {
   );
 }
 
+/**
+ * `pc.getStats()`, or null if it has not settled within `ms`: Firefox's (153 ESR) never settles
+ * when the connection is closed while it runs (which glare on the first exchange does).
+ * @param {RTCPeerConnection} pc
+ * @param {number} [ms]
+ * @returns {Promise<RTCStatsReport | null>}
+ */
+function statsOrNull(pc, ms = 2000) {
+  /** @type {Promise<null>} */
+  const late = new Promise((resolve) => setTimeout(() => resolve(null), ms));
+  return Promise.race([pc.getStats(), late]);
+}
+
 /** @param {string | undefined} sdp */
 function iceUfrag(sdp) {
   return sdp?.match(/^a=ice-ufrag:(\S+)/m)?.[1];
@@ -421,7 +434,8 @@ export class SfuClient {
     const result = { peers: new Map(), pair: null, outboundVideo: null };
     const pc = this.pc;
     if (!pc) return result;
-    const report = await pc.getStats();
+    const report = await statsOrNull(pc);
+    if (!report) return result;
     /** @type {Map<string, any>} */
     const byId = new Map();
     report.forEach((s) => byId.set(s.id, s));

@@ -26,7 +26,10 @@ async () => {
   const byTrack = new Map();
   let pair = null;
   if (pc) {
-    const report = await pc.getStats();
+    // Firefox's getStats() never settles when the connection closes meanwhile (the page
+    // replaces its connection on glare at the first exchange): give up, the caller polls again.
+    const late = new Promise((resolve) => setTimeout(() => resolve(null), 2000));
+    const report = (await Promise.race([pc.getStats(), late])) ?? new Map();
     const byId = new Map();
     report.forEach((s) => byId.set(s.id, s));
     for (const s of byId.values()) {
