@@ -42,12 +42,14 @@ from . import options
 from .report import emit, environment, environment_line
 
 
-class _Publication:
+class BenchPublication:
     """What a Subscription and its Layer read of a Publication: one layer, the real sfu.layer.
     `simulcast`: its subscriptions rewrite the VP8 picture numbering (forward_vp8)."""
 
     kind = "video"
+    id = "bench-video"
     publisher_id = "bench"
+    muted = False
     log = logging.getLogger(__name__)
     payload_type, rtx_payload_type, clock_rate, nack = 96, 97, 90000, False
 
@@ -68,6 +70,9 @@ class _Publication:
     def best_layer(self, desired: int) -> Layer:
         return self.layer
 
+    def layer_started(self, layer: Layer) -> None:
+        layer.flowing = True
+
     def layers_changed(self) -> None:
         pass
 
@@ -87,15 +92,18 @@ def _cpu() -> tuple[float, float]:
 _VP8 = bytes([0x90, 0xC0, 0x80 | 0x12, 0x34, 7, 0x01])
 
 
-async def run(subscribers: int, packets: int, simulcast: bool = False) -> dict[str, float]:
+async def live_subscriptions(
+    publication: Any, count: int, payload_type: int, first: tuple[int, bytes]
+) -> tuple[asyncio.DatagramTransport, list[socket.socket]]:
+    """`count` Subscriptions to `publication`, each with a real RtpOutput sending to a socket of
+    its own (which drain() empties), started on the packet `first` (seq, payload): live."""
     loop = asyncio.get_running_loop()
     no_connection: Any = SimpleNamespace(protocol_lost=lambda protocol: None)  # it only sends here
     transport, protocol = await loop.create_datagram_endpoint(
         lambda: StunProtocol(no_connection), local_addr=("127.0.0.1", 0)
     )
     sinks = []
-    publication = _Publication(simulcast)
-    for _ in range(subscribers):
+    for _ in range(count):
         sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sink.bind(("127.0.0.1", 0))
         sink.setblocking(False)
@@ -114,23 +122,32 @@ async def run(subscribers: int, packets: int, simulcast: bool = False) -> dict[s
             transport=SimpleNamespace(_connection=SimpleNamespace(_nominated={1: pair})),
         )
         sender = SimpleNamespace(transport=dtls, _ssrc=random.getrandbits(32))
-        output = RtpOutput(sender, 96)  # type: ignore[arg-type]
+        output = RtpOutput(sender, payload_type)  # type: ignore[arg-type]
         assert output.bind()
-        sub = Subscription(publication, "bench")  # type: ignore[arg-type]
+        sub = Subscription(publication, "bench")
         sub.ready_with(output)
-        sub.try_start(0, 0, 0, _VP8[:5] + b"\x00", True)  # a keyframe: live from now on
+        sub.try_start(first[0], 0, 0, first[1], True)
+    return transport, sinks
 
+
+def drain(sinks: list[socket.socket]) -> None:
+    for sink in sinks:
+        try:
+            while True:
+                sink.recv(2048)
+        except BlockingIOError:
+            pass
+
+
+async def run(subscribers: int, packets: int, simulcast: bool = False) -> dict[str, float]:
+    publication = BenchPublication(simulcast)
+    # Started on a keyframe, just before the first packet: live from then on.
+    transport, sinks = await live_subscriptions(
+        publication, subscribers, 96, (0, _VP8[:5] + b"\x00")
+    )
     payload = _VP8 + os.urandom(994)
     subs = tuple(publication.subscriptions)
     forwarders = publication.layer.forwarders
-
-    def drain() -> None:
-        for sink in sinks:
-            try:
-                while True:
-                    sink.recv(2048)
-            except BlockingIOError:
-                pass
 
     u0, s0 = _cpu()
     for i in range(packets):
@@ -138,9 +155,9 @@ async def run(subscribers: int, packets: int, simulcast: bool = False) -> dict[s
         for forward in forwarders:
             forward(seq, ts, i & 1, payload)
         if i % 8 == 7:
-            drain()
+            drain(sinks)
     u1, s1 = _cpu()
-    drain()
+    drain(sinks)
     forwarded = sum(s.packets for s in subs) - len(subs)  # less the keyframe that started them
     assert forwarded == packets * subscribers, (forwarded, packets * subscribers)
     transport.close()

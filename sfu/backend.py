@@ -46,6 +46,7 @@ class SfuBackend:
             # In a function of its own: loop variables left in this coroutine's frame would keep
             # the last participant (and its peer connection) alive through the sleep.
             self._update_sender_reports()
+            self._update_speakers()
 
     async def _feedback_forever(self) -> None:
         while True:
@@ -55,6 +56,11 @@ class SfuBackend:
     def _send_transport_feedback(self) -> None:
         for participant in self.participants():
             participant.send_transport_feedback()
+
+    def _update_speakers(self) -> None:
+        now = asyncio.get_running_loop().time()
+        for room in list(self.rooms.values()):
+            room.tick_speakers(now)
 
     def _update_sender_reports(self) -> None:
         now = asyncio.get_running_loop().time()
@@ -83,6 +89,7 @@ class SfuBackend:
     def _drop_room(self, room: Room) -> None:
         if self.rooms.get(room.name) is room:
             del self.rooms[room.name]
+            self.totals.speaker_changes += room.speakers.changes
             room.log.info("closed")
 
     def participants(self) -> list[Participant]:

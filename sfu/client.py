@@ -111,6 +111,10 @@ class RemoteTrack:
     requested: str = "auto"
     layers: list[tuple[float, str]] = field(default_factory=list)
     layer_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # From the server's track_state: what the publisher says it is (camera, microphone, screen,
+    # screen_audio) and whether it is muted now.
+    source: str = ""
+    muted: bool = False
 
 
 @dataclass
@@ -167,6 +171,13 @@ class Client:
         self._track_callbacks: list[Callable[[RemoteTrack], None]] = []
         self._pongs: dict[int, asyncio.Future[None]] = {}
         self._layers: dict[str, str] = {}  # msid track id -> the layer the server last said
+        # Every track the others publish, by msid track id, as the server last said it
+        # (track_state), whether or not it is forwarded to us yet.
+        self.track_states: dict[str, proto.TrackState] = {}
+        # Who speaks in the room now, loudest first (active_speakers); `speakers_changed` is set
+        # at each change (clear it to wait for the next).
+        self.active_speakers: list[proto.SpeakerInfo] = []
+        self.speakers_changed = asyncio.Event()
         self._ping_id = 0
         self._closed = False
         self.negotiations = 0
@@ -228,10 +239,27 @@ class Client:
 
     # --- API --------------------------------------------------------------------------------
 
-    async def publish(self, *tracks: MediaStreamTrack, timeout: float = 10.0) -> None:
-        """Send these tracks to the room; returns once the server has accepted them."""
+    async def publish(
+        self,
+        *tracks: MediaStreamTrack,
+        source: str = "camera",
+        muted: bool = False,
+        timeout: float = 10.0,
+    ) -> None:
+        """Send these tracks to the room; returns once the server has accepted them.
+
+        `source` is `camera` (video: `camera`, audio: `microphone`) or `screen` (video:
+        `screen`, audio: `screen_audio`); the others are told it, and whether the tracks start
+        `muted` (see mute()).
+        """
         if self.disconnected.is_set():
             raise ConnectionFailed(self.disconnect_reason or "disconnected")
+        if source not in ("camera", "screen"):
+            raise ValueError(f"source must be 'camera' or 'screen', not {source!r}")
+        for track in tracks:
+            await self._send(
+                proto.DescribeTrack(track=track.id, source=_source(source, track.kind), muted=muted)
+            )
         waiter = asyncio.get_running_loop().create_future()
         self._publish_waiters.append((set(tracks), waiter))
         self._to_publish.extend(tracks)
@@ -258,6 +286,12 @@ class Client:
         await self._send(proto.Ping(id=self._ping_id))
         await asyncio.wait_for(future, timeout)
         return asyncio.get_running_loop().time() - start
+
+    async def mute(self, track: MediaStreamTrack, muted: bool = True) -> None:
+        """Mute (or unmute) a track this client publishes: the server stops forwarding it, and
+        tells the others; unmuted, it forwards again from the next keyframe. The track goes on
+        sending to the server meanwhile (aiortc has no way to pause a sender)."""
+        await self._send(proto.Mute(track=track.id, muted=muted))
 
     async def set_layer(self, remote: RemoteTrack, layer: str) -> None:
         """Ask for a simulcast layer of a remote video track: `l`, `m`, `h`, or `auto` (the
@@ -352,6 +386,13 @@ class Client:
             self._on_ice_servers(msg)
         elif isinstance(msg, proto.LayerChanged):
             self._on_layer(msg)
+        elif isinstance(msg, proto.TrackState):
+            self._on_track_state(msg)
+        elif isinstance(msg, proto.TrackUnpublished):
+            self.track_states.pop(msg.track, None)
+        elif isinstance(msg, proto.ActiveSpeakers):
+            self.active_speakers = msg.speakers
+            self.speakers_changed.set()
         elif (
             isinstance(msg, proto.Pong)
             and isinstance(msg.id, int)
@@ -421,6 +462,12 @@ class Client:
                 remote.layer = msg.layer
                 remote.layers.append((now, msg.layer))
                 remote.layer_changed.set()
+
+    def _on_track_state(self, msg: proto.TrackState) -> None:
+        self.track_states[msg.track] = msg
+        for remote in self.remote_tracks.values():
+            if remote.track_id == msg.track and remote.peer_id == msg.peer_id:
+                remote.source, remote.muted = msg.source, msg.muted
 
     def _on_connection_state(self) -> None:
         assert self.pc is not None
@@ -551,6 +598,8 @@ class Client:
                 stream_id, _, track_id = (media.msid or "").partition(" ")
                 remote = self._remote_track(stream_id, media, transceiver)
                 remote.track_id = track_id
+                if (state := self.track_states.get(track_id)) is not None:
+                    remote.source, remote.muted = state.source, state.muted
                 if (layer := self._layers.get(track_id)) is not None:
                     remote.layer = layer
                     remote.layers.append((asyncio.get_running_loop().time(), layer))
@@ -592,6 +641,12 @@ class Client:
         remote = self.remote_tracks.get(mid)
         if remote is not None and not remote.ended.is_set():
             remote.clock.add(ntp_timestamp, rtp_timestamp)
+
+
+def _source(source: str, kind: str) -> proto.Source:
+    if source == "screen":
+        return "screen" if kind == "video" else "screen_audio"
+    return "camera" if kind == "video" else "microphone"
 
 
 def _is_turn(server: IceServer) -> bool:

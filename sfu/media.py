@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import array
 import asyncio
+import math
 import time
 
 import av
 from aiortc import MediaStreamTrack
-from aiortc.mediastreams import VIDEO_CLOCK_RATE, VIDEO_TIME_BASE, MediaStreamError
+from aiortc.mediastreams import (
+    VIDEO_CLOCK_RATE,
+    VIDEO_TIME_BASE,
+    AudioStreamTrack,
+    MediaStreamError,
+)
+from av import AudioFrame
+from av.frame import Frame
 
 
 class TestPatternTrack(MediaStreamTrack):
@@ -47,3 +56,34 @@ class TestPatternTrack(MediaStreamTrack):
     def stop(self) -> None:
         super().stop()
         self._container.close()
+
+
+class ToneTrack(AudioStreamTrack):
+    """A sine tone (or, while `playing` is False, silence): a bot that speaks, or does not.
+
+    20 ms mono frames at 8 kHz, paced to the wall clock like aiortc's AudioStreamTrack (whose
+    silence it sends when not playing); aiortc's sender measures each frame's level and sends it
+    in the RFC 6464 header extension, which is what the server ranks speakers by.
+    """
+
+    __test__ = False
+
+    def __init__(self, frequency: float = 440.0, amplitude: float = 0.3) -> None:
+        super().__init__()
+        self.frequency, self.amplitude = frequency, amplitude
+        self.playing = True
+        self._phase = 0
+
+    async def recv(self) -> Frame:
+        frame = await super().recv()
+        assert isinstance(frame, AudioFrame)
+        if self.playing:
+            n, rate = frame.samples, frame.sample_rate
+            step = 2 * math.pi * self.frequency / rate
+            peak = self.amplitude * 32767
+            samples = array.array(
+                "h", (int(peak * math.sin(step * (self._phase + i))) for i in range(n))
+            )
+            frame.planes[0].update(samples.tobytes())
+            self._phase = (self._phase + n) % rate
+        return frame

@@ -91,6 +91,7 @@ class MediaTotals:
         self.ice_completed: Counter[tuple[str, str]] = Counter()  # by (local, remote) type
         self.ice_failures = 0
         self.ice_restarts = 0  # no ICE restart yet; exposed so dashboards need no change later
+        self.speaker_changes = 0  # rankings sent by rooms that closed (sfu.speakers)
         # Out of the room tree, not yet closed: their counts still count. Keyed by id() because
         # the media objects use __slots__ without __weakref__ (and need not be hashable).
         self._leaving: dict[int, MediaObject] = {}
@@ -224,6 +225,12 @@ class SfuCollector(Collector):
         )
         yield CounterMetricFamily(
             "aiosfu_ice_restarts", "ICE restarts (not implemented yet)", value=totals.ice_restarts
+        )
+        yield CounterMetricFamily(
+            "aiosfu_active_speaker_changes",
+            "Changes of a room's active speakers (each sent to the room as active_speakers)",
+            value=totals.speaker_changes
+            + sum(room.speakers.changes for room in list(backend.rooms.values())),
         )
 
 

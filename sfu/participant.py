@@ -31,17 +31,19 @@ from signaling.backend import (
     Grants,
     NegotiationError,
     PeerSignals,
+    RoomEvent,
     TrackInfo,
 )
 from signaling.log import bind
 
 from .config import SfuConfig
 from .peerconfig import rtc_configuration
-from .publication import Publication
+from .publication import Publication, source_for
 from .rtc import dtls as rtc_dtls
 from .rtc import fastpath, rtcp
 from .rtc import receiver as rtc_receiver
 from .rtc import simulcast as rtc_simulcast
+from .rtc.audiolevel import audio_level_id
 from .rtc.ice import turn_failure
 from .rtc.ingress import RtpIngress
 from .rtc.offer import create_offer
@@ -110,6 +112,13 @@ class Participant:
         self._candidates = 0  # received since the last remote description (limits.candidates)
         self._ingresses: list[RtpIngress] = []  # one per DTLS transport (one, with max-bundle)
         self._simulcast = SimulcastNegotiation()  # the client's simulcast m-lines
+        # What the client said of tracks it has not published yet: msid track id -> (source,
+        # muted), taken by the publication when its offer comes (describe_track).
+        self._described: dict[str, tuple[str, bool]] = {}
+        # The msid track id of each of the client's m-lines (mid -> id): what its publication
+        # is named by. aiortc's own track id ignores an msid whose stream the session-level
+        # `a=msid-semantic: WMS` does not list, and Chromium lists none.
+        self._msid_tracks: dict[str, str] = {}
         rtc_simulcast.install()  # RID extensions negotiated, packets routed by MID
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -136,6 +145,7 @@ class Participant:
             await self.pc.setLocalDescription(answer)
             if self._relay_failed():
                 return
+            self._read_audio_levels()
             answer_sdp = drop_empty_bundle(self.pc.localDescription.sdp)
             self.signals.send_answer(self._simulcast.describe(answer_sdp))
             self.signals.send_candidate(None)
@@ -201,6 +211,31 @@ class Participant:
         self.log.info("track %s: layer %s asked for", track[:8], layer)
         self._on_layer(sub)  # says what it gets until the switch, and that the ask was heard
 
+    async def describe_track(self, track: str, source: str, muted: bool) -> None:
+        pub = self.publications.get(track)
+        if pub is not None:
+            described = source_for(pub.kind, source)
+            if described != pub.source:
+                pub.source = described
+                self.room.announce(pub)
+            await self.mute(track, muted)
+            return
+        self._described.pop(track, None)
+        self._described[track] = (source, muted)
+        # Bounded: descriptions of offers abandoned in glare are never published.
+        while len(self._described) > max(self.config.limits.tracks, 1):
+            del self._described[next(iter(self._described))]
+
+    async def mute(self, track: str, muted: bool) -> None:
+        pub = self.publications.get(track)
+        if pub is None:
+            if track not in self._described:
+                raise NegotiationError("unknown_track", f"you publish no track {track!r}")
+            self._described[track] = (self._described[track][0], muted)
+            return
+        if pub.set_muted(muted):
+            self.room.announce(pub)
+
     async def close(self) -> None:
         if self.closed:
             return
@@ -240,6 +275,11 @@ class Participant:
         self._to_add.append(sub)
         self._schedule_renegotiation()
 
+    def tell(self, event: RoomEvent) -> None:
+        """Pass a room event on to the client, if it can receive what it is about."""
+        if not self.closed and self.grants.subscribe:
+            self.signals.event(event)
+
     def _on_layer(self, sub: Subscription) -> None:
         layer = sub.current
         if sub.publication.simulcast and layer is not None and layer.rid is not None:
@@ -269,7 +309,7 @@ class Participant:
 
     async def _set_remote(self, sdp: str, kind: str) -> None:
         negotiated = [(t.mid, t.kind) for t in self.pc.getTransceivers() if t.mid is not None]
-        check_description(
+        description = check_description(
             sdp,
             kind,
             negotiated,
@@ -282,6 +322,10 @@ class Participant:
             self.log.info("rejected %s: %s", kind, exc)
             raise NegotiationError("bad_sdp", f"cannot apply the {kind}: {exc}") from None
         self._simulcast.remote(sdp, kind)
+        for media in description.media:
+            stream_and_track = (media.msid or "").split()
+            if len(stream_and_track) == 2:
+                self._msid_tracks[media.rtp.muxId] = stream_and_track[1]
         self._lean_rtcp()
         early, self._early_candidates = self._early_candidates, []
         for candidate in early:
@@ -305,6 +349,13 @@ class Participant:
         if extension_id is not None and transceivers:
             ingress = self._ingress(transceivers[0].receiver.transport)
             ingress.use_transport_cc(extension_id, fastpath.ssrc(transceivers[0].sender))
+
+    def _read_audio_levels(self) -> None:
+        # The levels in the publisher's audio packets, for the room's active speakers.
+        extension_id = audio_level_id(self.pc)
+        transceivers = self.pc.getTransceivers()
+        if extension_id is not None and transceivers:
+            self._ingress(transceivers[0].receiver.transport).use_audio_level(extension_id)
 
     @property
     def transport_feedback(self) -> list[TransportFeedback]:
@@ -337,7 +388,12 @@ class Participant:
         new, self._new_tracks = self._new_tracks, []
         for track, receiver, sink in new:
             transceiver = next(t for t in self.pc.getTransceivers() if t.receiver is receiver)
+            track_id = self._msid_tracks.get(transceiver.mid or "", track.id)
+            if any(track_id in p.publications for p in self.room.participants.values()):
+                track_id = track.id  # an msid taken in the room: aiortc's own id is unique
+            source, muted = self._described.pop(track_id, (None, False))
             pub = Publication(
+                track_id=track_id,
                 publisher_id=self.id,
                 track=track,
                 transceiver=transceiver,
@@ -347,6 +403,8 @@ class Participant:
                 max_bitrate=self.config.max_bitrate,
                 log=self.log,
                 rids=self._simulcast.layers(transceiver.mid),
+                source=source,
+                muted=muted,
             )
             self.publications[pub.id] = pub
             self._publication_transceivers[pub.id] = transceiver

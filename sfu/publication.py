@@ -51,6 +51,7 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RtpPacket
 
+from signaling.backend import PublishedTrack
 from signaling.log import ContextLogger, bind
 
 from .keyframes import KeyframeThrottle
@@ -60,6 +61,7 @@ from .rtc import fastpath, rtcp
 from .rtc import receiver as rtc_receiver
 from .rtc.ingress import RtpIngress
 from .rtc.simulcast import LAYERS, packet_rid
+from .speakers import AudioLevel
 
 if TYPE_CHECKING:
     from .subscription import Subscription
@@ -76,6 +78,21 @@ REPLAY_MAX_PACKETS = 64
 # that does. Chromium sends every active encoding at 20-30 fps, and at a few fps when starved.
 LAYER_TIMEOUT = 1.5  # seconds
 TOP = len(LAYERS) - 1  # the rank of `h`, what `auto` wants until bandwidth says otherwise
+# The source of a track whose publisher said none, or one that is not of its kind.
+DEFAULT_SOURCES = {"video": "camera", "audio": "microphone"}
+SOURCE_KINDS = {
+    "camera": "video",
+    "screen": "video",
+    "microphone": "audio",
+    "screen_audio": "audio",
+}
+
+
+def source_for(kind: str, declared: str | None) -> str:
+    """The source a track of `kind` is announced with: the declared one if it fits the kind."""
+    if declared is not None and SOURCE_KINDS.get(declared) == kind:
+        return declared
+    return DEFAULT_SOURCES.get(kind, "camera")
 
 
 class Publication:
@@ -91,11 +108,18 @@ class Publication:
         max_bitrate: int,
         log: ContextLogger,
         rids: tuple[str, ...] = (),
+        source: str | None = None,
+        muted: bool = False,
+        track_id: str | None = None,
     ) -> None:
         self.publisher_id = publisher_id
         self.track = track
-        self.id: str = track.id
+        self.id: str = track_id or track.id  # the msid track id it is forwarded with
         self.kind: str = track.kind
+        self.source = source_for(self.kind, source)
+        self.muted = muted  # forwarding stopped: the publisher said so (Participant.mute)
+        # Its packets' audio levels (sfu.speakers), added by the ingress; None for video.
+        self.audio_level = AudioLevel() if self.kind == "audio" else None
         self.receiver: RTCRtpReceiver = transceiver.receiver
         self.sink = sink
         self.ingress = ingress
@@ -148,6 +172,8 @@ class Publication:
         twcc = self.ingress.twcc
         if twcc is not None and packet.extensions.transport_sequence_number is not None:
             twcc.add(packet.extensions.transport_sequence_number, time.monotonic())
+        if self.audio_level is not None and packet.extensions.audio_level is not None:
+            self.audio_level.add(packet.extensions.audio_level[1])
         if pt != self.payload_type and pt != self.rtx_payload_type:
             return self.lean  # a payload type we do not forward
         layer = self._by_ssrc.get(ssrc)
@@ -158,7 +184,7 @@ class Publication:
         if self.lean and not self.closed:
             # Registered again on every packet that still comes this way: after an ICE
             # restart, the ingress moves to the new connection.
-            self.ingress.register(ssrc, layer.on_lean)
+            self.ingress.register(ssrc, layer.on_lean, self.audio_level)
             layer.on_lean(
                 pt, packet.marker, packet.sequence_number, packet.timestamp, packet.payload
             )
@@ -203,6 +229,26 @@ class Publication:
         if layer is not None and layer.stream is not None and layer.stream.ssrc == ssrc:
             layer.sender_report = (ntp_timestamp, rtp_timestamp)
             layer.sender_report_at = time.monotonic()
+
+    # --- state, as the others are told it ---------------------------------------------------
+
+    def state(self) -> PublishedTrack:
+        rids = tuple(layer.rid for layer in self.layers if layer.rid is not None)
+        return PublishedTrack(self.publisher_id, self.id, self.kind, self.source, self.muted, rids)
+
+    def set_muted(self, muted: bool) -> bool:
+        """Stop forwarding (not one packet more), or start again: each subscription then waits
+        for a keyframe, which is asked for at once. Returns whether anything changed."""
+        if muted == self.muted or self.closed:
+            return False
+        self.muted = muted
+        for sub in self.subscriptions:
+            if muted:
+                sub.pause()
+            else:
+                sub.resume()
+        self.log.info("muted" if muted else "unmuted")
+        return True
 
     # --- layers -------------------------------------------------------------------------------
 
@@ -268,8 +314,8 @@ class Publication:
         """A subscription is ready to send: start it on the latest keyframe of its layer if that
         is recent and the ring holds it, else ask the publisher for a new one."""
         layer = subscription.target
-        if layer is None:
-            return  # nothing flows yet: the first packet of a layer retargets it
+        if layer is None or self.muted:
+            return  # nothing flows yet (the first packet of a layer retargets it), or muted
         recent = layer.recent_keyframe(REPLAY_MAX_AGE, REPLAY_MAX_PACKETS)
         if recent is not None and self.kind == "video":
             seq, span = recent

@@ -10,7 +10,10 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from signaling.backend import SpeakersChanged, TrackEnded
 from signaling.log import bind
+
+from .speakers import ActiveSpeakers
 
 if TYPE_CHECKING:
     from .participant import Participant
@@ -30,6 +33,7 @@ class Room:
         self.name = name
         self.participants: dict[str, Participant] = {}
         self.log = bind(logger, room=name)
+        self.speakers = ActiveSpeakers()
         self._on_empty = on_empty
         # Told of each publication and subscription as it leaves the room (for metrics totals).
         self._on_retire = on_retire
@@ -37,19 +41,32 @@ class Room:
     def join(self, participant: Participant) -> None:
         for other in self.participants.values():
             for pub in other.publications.values():
+                participant.tell(pub.state())
                 participant.subscribe(pub)
         self.participants[participant.id] = participant
         participant.log.info("joined")
 
     def publish(self, publication: Publication) -> None:
+        # Its state first: it reaches each client before the offer that forwards the track.
+        self.announce(publication)
         for participant in self.participants.values():
             if participant.id != publication.publisher_id:
                 participant.subscribe(publication)
 
+    def announce(self, publication: Publication) -> None:
+        """Tell everyone else a publication's state (new, or changed)."""
+        state = publication.state()
+        for participant in self.participants.values():
+            if participant.id != publication.publisher_id:
+                participant.tell(state)
+
     def unpublish(self, publication: Publication) -> None:
         self._on_retire([publication, *self._subscriptions_to(publication)])
+        ended = TrackEnded(publication.publisher_id, publication.id)
         for participant in self.participants.values():
             participant.unsubscribe(publication)
+            if participant.id != publication.publisher_id:
+                participant.tell(ended)
 
     def leave(self, participant: Participant) -> None:
         if self.participants.pop(participant.id, None) is None:
@@ -59,6 +76,21 @@ class Room:
             self.unpublish(pub)
         if not self.participants:
             self._on_empty(self)
+
+    def tick_speakers(self, now: float) -> None:
+        """Rank who speaks (sfu.speakers) and tell everyone when the ranking changed."""
+        microphones = [
+            (pub.publisher_id, pub.audio_level, pub.muted)
+            for p in self.participants.values()
+            for pub in p.publications.values()
+            if pub.audio_level is not None and pub.source == "microphone"
+        ]
+        speakers = self.speakers.tick(now, microphones)
+        if speakers is None:
+            return
+        event = SpeakersChanged(tuple((s.peer_id, s.level) for s in speakers))
+        for participant in self.participants.values():
+            participant.tell(event)
 
     def publications(self) -> list[Publication]:
         return [pub for p in self.participants.values() for pub in p.publications.values()]

@@ -46,7 +46,7 @@ from .rtc import sender as rtc_sender
 from .rtc.simulcast import LAYERS
 
 if TYPE_CHECKING:
-    from .layer import Layer
+    from .layer import Layer, RingEntry
     from .publication import Publication
 
 VIDEO_REPORT_INTERVAL = 1.0  # seconds, on average, between RTCP sender reports
@@ -71,6 +71,7 @@ class Subscription:
         "_cname",
         "_output",
         "_spans",
+        "_stopped_at",
         "auto_layer",
         "closed",
         "current",
@@ -95,7 +96,11 @@ class Subscription:
     def __init__(self, publication: Publication, subscriber_id: str) -> None:
         self.publication = publication
         self.subscriber_id = subscriber_id
-        self.track = fastpath.IdleTrack(publication.kind, on_start=self._on_sender_started)
+        # Forwarded under the publisher's own msid track id: every participant names a track
+        # the same way, which track_state messages rely on.
+        self.track = fastpath.IdleTrack(
+            publication.kind, on_start=self._on_sender_started, track_id=publication.id
+        )
         self.transceiver: RTCRtpTransceiver | None = None
         self.ready = False  # the subscriber's connection is up: we can send
         self.live = False  # forwarding (a keyframe has passed)
@@ -104,6 +109,8 @@ class Subscription:
         self._output: fastpath.RtpOutput | None = None
         self._cname = b""
         self._spans: list[Span] = []
+        # The last packet forwarded before the publisher muted, and when: where resume() goes on.
+        self._stopped_at: tuple[RingEntry, float] | None = None
         self.preferred: int | None = None
         self.auto_layer: int | None = None
         self.current: Layer | None = None
@@ -209,11 +216,38 @@ class Subscription:
         self.target = target
         if target is None or target is self.current:
             return
+        if self.publication.muted:
+            return  # resume() starts it
         target.add_pending(self)
         if self.live:
             self.publication.request_keyframe(target)
         elif self.ready:
             self.publication.start(self)
+
+    # --- mute ---------------------------------------------------------------------------------
+
+    def pause(self) -> None:
+        """The publisher muted: not one packet more is forwarded (the subscriber's stream just
+        stops, as a sender's would), and the stream's end is remembered for resume()."""
+        current, target = self.current, self.target
+        if current is not None:
+            current.remove_forwarder(self.forward)
+            newest = current.newest()
+            if newest is not None and self.live:
+                self._stopped_at = (newest, time.monotonic())
+        if target is not None:
+            target.remove_pending(self)
+
+    def resume(self) -> None:
+        """Unmuted: start again on the next keyframe of the target layer (asked for now), with
+        the sequence numbers going on from the last packet forwarded and the timestamps from
+        the time that passed, as after a layer switch."""
+        target = self.target
+        if self.closed or target is None:
+            return
+        target.add_pending(self)
+        if self.ready:
+            self.publication.request_keyframe(target)
 
     # --- until a keyframe ----------------------------------------------------------------------
 
@@ -244,7 +278,8 @@ class Subscription:
         else:
             offsets = self._continue_from(old, Packet(seq, timestamp, payload))
             old.remove_forwarder(self.forward)
-            self.switches += 1
+            if old is not target:
+                self.switches += 1
         _apply(output, offsets)
         target.remove_pending(self)
         target.add_forwarder(self.forward)
@@ -263,7 +298,12 @@ class Subscription:
         output = self._output
         assert output is not None
         current = _offsets(output)
-        newest = old.newest()
+        newest: RingEntry | None
+        if self._stopped_at is not None:  # back from a mute: the stream stopped there
+            newest, stopped = self._stopped_at
+            self._stopped_at = None
+        else:
+            newest, stopped = old.newest(), old.last_arrival
         if newest is None:
             return current
         target = self.target
@@ -273,7 +313,7 @@ class Subscription:
             current,
             Packet(newest[0], newest[1], newest[3]),
             key,
-            since_last=time.monotonic() - old.last_arrival,
+            since_last=time.monotonic() - stopped,
             clock_rate=pub.clock_rate,
             old_report=old.sender_report,
             new_report=target.sender_report,

@@ -58,6 +58,38 @@ class TrackInfo:
     subscribers: int  # participants it is forwarded to
 
 
+@dataclass(frozen=True, slots=True)
+class PublishedTrack:
+    """The state of one track a participant publishes, as the others are told it: `track` is
+    the msid track id it is forwarded with, `source` one of protocol.Source, `layers` its
+    simulcast layers (`l`, `m`, `h`), or none."""
+
+    peer_id: str
+    track: str
+    kind: str
+    source: str
+    muted: bool
+    layers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TrackEnded:
+    """A track a participant published is gone."""
+
+    peer_id: str
+    track: str
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakersChanged:
+    """Who speaks in the room now, loudest first: (peer_id, level 0..1) each."""
+
+    speakers: tuple[tuple[str, float], ...]
+
+
+# What the media plane tells a client about its room, beyond negotiation (PeerSignals.event).
+RoomEvent = PublishedTrack | TrackEnded | SpeakersChanged
+
 # A room without tokens: everyone publishes and subscribes.
 ALL_GRANTS = Grants()
 
@@ -91,6 +123,10 @@ class PeerSignals(Protocol):
         msid track id) changed; `requested` is what the client asked for (or `auto`)."""
         ...
 
+    def event(self, event: RoomEvent) -> None:
+        """Something in the room changed that this client should know (see RoomEvent)."""
+        ...
+
 
 class MediaPeer(Protocol):
     """One participant's media session: one RTCPeerConnection with the server."""
@@ -116,6 +152,19 @@ class MediaPeer(Protocol):
         """Choose the simulcast layer (`l`, `m`, `h`, or `auto`) of a track forwarded to this
         peer (its msid track id). NegotiationError("unknown_track") when no video track by that
         id is forwarded to it. A track without simulcast keeps its one layer."""
+        ...
+
+    async def describe_track(self, track: str, source: str, muted: bool) -> None:
+        """The client says what a track it publishes (or is about to, by its msid track id)
+        is: its source (protocol.Source) and whether it starts muted. Others are told once it
+        is published, or at once if it is. Descriptions of tracks not published are kept only
+        as many as the participant may publish (the oldest go first)."""
+        ...
+
+    async def mute(self, track: str, muted: bool) -> None:
+        """Mute or unmute a track the client publishes (or has described): forwarding stops,
+        and starts again on a keyframe. NegotiationError("unknown_track") for a track it
+        neither publishes nor described."""
         ...
 
     async def close(self) -> None:

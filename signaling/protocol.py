@@ -51,6 +51,11 @@ ROLES: Final[tuple[str, ...]] = get_args(Role)
 # Simulcast layers by RID, lowest first (the browser sends them scaled down by 4, 2, 1).
 LayerName = Literal["l", "m", "h"]
 LayerChoice = Literal["l", "m", "h", "auto"]
+# What a published track carries (LiveKit's track sources): a publisher says it with
+# `track_info`; without one a video is a `camera` and an audio a `microphone`.
+Source = Literal["camera", "microphone", "screen", "screen_audio"]
+SOURCES: Final[tuple[str, ...]] = get_args(Source)
+MediaKind = Literal["audio", "video"]
 
 
 class ErrorCode(StrEnum):
@@ -160,6 +165,23 @@ class SetLayer(Msg, tag="set_layer"):
     layer: LayerChoice
 
 
+class DescribeTrack(Msg, tag="track_info"):
+    """Say what a track you publish is (its msid track id): its source, and whether it starts
+    muted. Sent before the offer that publishes it, or at any time after."""
+
+    track: TrackId
+    source: Source
+    muted: bool = False
+
+
+class Mute(Msg, tag="mute"):
+    """Mute or unmute a track you publish: the server stops forwarding it (and starts again,
+    on a keyframe), and tells the others."""
+
+    track: TrackId
+    muted: bool
+
+
 # Server -> client
 
 
@@ -258,7 +280,40 @@ class LayerChanged(Msg, tag="layer"):
     requested: LayerChoice
 
 
-ClientMessage = Join | Offer | Answer | Candidate | Leave | Ping | SetLayer
+class TrackState(Msg, tag="track_state"):
+    """A track another participant publishes, and each change of it: sent before its m-line is
+    offered. `track` is the msid track id it is forwarded with; `layers`, its simulcast layers."""
+
+    peer_id: str
+    track: str
+    kind: MediaKind
+    source: Source
+    muted: bool
+    layers: list[LayerName] = []
+
+
+class TrackUnpublished(Msg, tag="track_unpublished"):
+    """A track another participant published is gone (its m-line goes inactive next)."""
+
+    peer_id: str
+    track: str
+
+
+class SpeakerInfo(msgspec.Struct, kw_only=True):
+    """A participant speaking, and how loud: its smoothed audio level, linear, 0 to 1."""
+
+    peer_id: str
+    level: float
+
+
+class ActiveSpeakers(Msg, tag="active_speakers"):
+    """Who speaks now, loudest first (empty: nobody); sent when that changes, at most four times
+    a second."""
+
+    speakers: list[SpeakerInfo]
+
+
+ClientMessage = Join | Offer | Answer | Candidate | Leave | Ping | SetLayer | DescribeTrack | Mute
 ServerMessage = (
     Welcome
     | ParticipantJoined
@@ -270,6 +325,9 @@ ServerMessage = (
     | Pong
     | IceServers
     | LayerChanged
+    | TrackState
+    | TrackUnpublished
+    | ActiveSpeakers
 )
 
 CLIENT_TYPES: Final[tuple[str, ...]] = (
@@ -280,6 +338,8 @@ CLIENT_TYPES: Final[tuple[str, ...]] = (
     "leave",
     "ping",
     "set_layer",
+    "track_info",
+    "mute",
 )
 
 _client_decoder: msgspec.json.Decoder[ClientMessage] = msgspec.json.Decoder(ClientMessage)

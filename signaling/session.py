@@ -35,14 +35,20 @@ from signaling.backend import (
     MediaBackend,
     MediaPeer,
     NegotiationError,
+    PublishedTrack,
+    RoomEvent,
+    SpeakersChanged,
+    TrackEnded,
 )
 from signaling.config import HubConfig
 from signaling.log import ContextLogger, bind
 from signaling.metrics import HubStats
 from signaling.protocol import (
+    ActiveSpeakers,
     Answer,
     Candidate,
     ClientMessage,
+    DescribeTrack,
     ErrorCode,
     GrantInfo,
     IceCandidate,
@@ -51,6 +57,7 @@ from signaling.protocol import (
     LayerChanged,
     LeaveReason,
     Msg,
+    Mute,
     Offer,
     Ping,
     Pong,
@@ -59,6 +66,9 @@ from signaling.protocol import (
     ServerAnswer,
     ServerOffer,
     SetLayer,
+    SpeakerInfo,
+    TrackState,
+    TrackUnpublished,
     Welcome,
     decode_client,
     encode,
@@ -160,6 +170,9 @@ class Membership:
         self._signal(
             msgspec.convert({"track": track, "layer": layer, "requested": requested}, LayerChanged)
         )
+
+    def event(self, event: RoomEvent) -> None:
+        self._signal(_room_message(event))
 
     def _signal(self, msg: Msg) -> None:
         if not self._attached:
@@ -374,6 +387,10 @@ class Session:
                 await self._joined("candidate").candidate(_candidate_init(candidate))
             case SetLayer(track=track, layer=layer):
                 await self._joined("set_layer").set_layer(track, layer)
+            case DescribeTrack(track=track, source=source, muted=muted):
+                await self._joined("track_info").describe_track(track, source, muted)
+            case Mute(track=track, muted=muted):
+                await self._joined("mute").mute(track, muted)
             case _:
                 assert_never(msg)
 
@@ -569,6 +586,28 @@ def _candidate_init(candidate: IceCandidate | None) -> CandidateInit | None:
     return CandidateInit(
         candidate=line, sdp_mid=candidate.sdpMid, sdp_mline_index=candidate.sdpMLineIndex
     )
+
+
+def _room_message(event: RoomEvent) -> Msg:
+    match event:
+        case PublishedTrack():
+            return msgspec.convert(
+                {
+                    "peer_id": event.peer_id,
+                    "track": event.track,
+                    "kind": event.kind,
+                    "source": event.source,
+                    "muted": event.muted,
+                    "layers": list(event.layers),
+                },
+                TrackState,
+            )
+        case TrackEnded(peer_id=peer_id, track=track):
+            return TrackUnpublished(peer_id=peer_id, track=track)
+        case SpeakersChanged(speakers=speakers):
+            return ActiveSpeakers(speakers=[SpeakerInfo(peer_id=p, level=v) for p, v in speakers])
+        case _:
+            assert_never(event)
 
 
 def _grant_info(admission: Admission) -> GrantInfo | None:

@@ -70,6 +70,7 @@ const ui = {
  * @property {HTMLElement} layerPick shown once the server says the video is simulcast
  * @property {HTMLSelectElement} layerSelect
  * @property {RemoteTrack | null} remoteVideo
+ * @property {RemoteTrack | null} remoteAudio
  */
 
 /** @type {Record<string, string>} how the stats overlay names each layer */
@@ -175,6 +176,7 @@ function addTile(key, label, stream, local) {
     layerPick: /** @type {HTMLElement} */ (root.querySelector(".layer-pick")),
     layerSelect: /** @type {HTMLSelectElement} */ (root.querySelector(".layer-select")),
     remoteVideo: null,
+    remoteAudio: null,
   };
   tile.layerSelect.addEventListener("change", () => {
     const remote = tile.remoteVideo;
@@ -216,7 +218,12 @@ function setTileName(tile, label) {
  */
 function refreshTile(tile, stream) {
   const video = stream.getVideoTracks()[0];
-  tile.root.classList.toggle("no-video", !video || !video.enabled);
+  // A muted remote video shows the avatar too (the server forwards nothing of it meanwhile).
+  const muted = tile.remoteVideo?.muted ?? false;
+  tile.root.classList.toggle("no-video", !video || !video.enabled || muted);
+  const audio = tile.root.classList.contains("local") ? localTrack("audio") : null;
+  const micOff = tile.remoteAudio ? tile.remoteAudio.muted : audio ? !audio.enabled : false;
+  tile.root.classList.toggle("mic-off", micOff);
   // A media element holding a stream with no track delays the page's load event for ever.
   attach(tile.video, video ? stream : null);
   if (video) tile.video.play().catch(() => {});
@@ -252,6 +259,19 @@ function showLayer(tile) {
   tile.layerPick.hidden = !remote?.layer;
   if (remote) tile.layerSelect.value = remote.requested;
   tile.root.dataset.layer = remote?.layer ?? "";
+}
+
+/**
+ * Highlight the tiles of who speaks (ours too); the loudest gets the strongest highlight.
+ * @param {SfuClient} session
+ * @param {{peer_id: string}[]} speakers loudest first
+ */
+function showSpeakers(session, speakers) {
+  const keys = speakers.map((s) => (s.peer_id === session.peerId ? "local" : s.peer_id));
+  for (const [key, tile] of tiles) {
+    tile.root.classList.toggle("speaking", keys.includes(key));
+    tile.root.classList.toggle("loudest", keys[0] === key);
+  }
 }
 
 /** @param {string} key */
@@ -371,11 +391,14 @@ async function joinRoom(room, name, wanted) {
     const tile = tiles.get(participant.peerId);
     if (!tile) return;
     tile.remoteVideo = participant.track("video") ?? null;
+    tile.remoteAudio = participant.track("audio") ?? null;
     showLayer(tile);
     refreshTile(tile, participant.stream);
   };
   session.on("trackadded", onTrack);
   session.on("trackremoved", onTrack);
+  session.on("trackstate", onTrack);
+  session.on("activespeakers", (speakers) => showSpeakers(session, speakers));
   session.on("layerchanged", (remote) => {
     const tile = tiles.get(remote.participant.peerId);
     if (tile && tile.remoteVideo === remote) showLayer(tile);
@@ -454,7 +477,7 @@ async function toggle(kind) {
   if (!session) return;
   const track = localTrack(kind);
   if (track) {
-    track.enabled = !track.enabled;
+    session.mute(track, track.enabled); // the others see it muted; nothing is forwarded
   } else {
     for (const fresh of await acquire({ audio: kind === "audio", video: kind === "video" })) {
       if (session !== client) {

@@ -2,6 +2,13 @@
 // Do not edit: run `make tstypes` (python -m signaling.tstypes > web/protocol.d.ts).
 // docs/protocol.md explains every message.
 
+/** Who speaks now, loudest first (empty: nobody); sent when that changes, at most four times
+a second. */
+export interface ActiveSpeakers {
+  type: "active_speakers";
+  speakers: SpeakerInfo[];
+}
+
 /** The client's answer to the server's pending offer. */
 export interface Answer {
   type: "answer";
@@ -13,6 +20,16 @@ export interface Answer {
 export interface Candidate {
   type: "candidate";
   candidate: IceCandidate | null;
+}
+
+/** Say what a track you publish is (its msid track id): its source, and whether it starts
+muted. Sent before the offer that publishes it, or at any time after. */
+export interface DescribeTrack {
+  type: "track_info";
+  /** 1-256 characters */
+  track: string;
+  source: "camera" | "microphone" | "screen" | "screen_audio";
+  muted?: boolean;
 }
 
 /** Something the client sent could not be handled; the session stays usable. */
@@ -84,6 +101,15 @@ export interface Leave {
   type: "leave";
 }
 
+/** Mute or unmute a track you publish: the server stops forwarding it (and starts again,
+on a keyframe), and tells the others. */
+export interface Mute {
+  type: "mute";
+  /** 1-256 characters */
+  track: string;
+  muted: boolean;
+}
+
 /** A client offer, sent when what the client publishes changes. */
 export interface Offer {
   type: "offer";
@@ -149,6 +175,31 @@ export interface SetLayer {
   layer: "auto" | "h" | "l" | "m";
 }
 
+/** A participant speaking, and how loud: its smoothed audio level, linear, 0 to 1. */
+export interface SpeakerInfo {
+  peer_id: string;
+  level: number;
+}
+
+/** A track another participant publishes, and each change of it: sent before its m-line is
+offered. `track` is the msid track id it is forwarded with; `layers`, its simulcast layers. */
+export interface TrackState {
+  type: "track_state";
+  peer_id: string;
+  track: string;
+  kind: "audio" | "video";
+  source: "camera" | "microphone" | "screen" | "screen_audio";
+  muted: boolean;
+  layers?: Array<"h" | "l" | "m">;
+}
+
+/** A track another participant published is gone (its m-line goes inactive next). */
+export interface TrackUnpublished {
+  type: "track_unpublished";
+  peer_id: string;
+  track: string;
+}
+
 /** The answer to `join`: who you are, how to configure ICE, who is already there. */
 export interface Welcome {
   type: "welcome";
@@ -163,7 +214,7 @@ export interface Welcome {
 }
 
 /** What a client may send. */
-export type ClientMessage = Join | Offer | Answer | Candidate | Leave | Ping | SetLayer;
+export type ClientMessage = Join | Offer | Answer | Candidate | Leave | Ping | SetLayer | DescribeTrack | Mute;
 
 /** What the server sends. */
-export type ServerMessage = Welcome | ParticipantJoined | ParticipantLeft | ServerOffer | ServerAnswer | Candidate | Error | Pong | IceServers | LayerChanged;
+export type ServerMessage = Welcome | ParticipantJoined | ParticipantLeft | ServerOffer | ServerAnswer | Candidate | Error | Pong | IceServers | LayerChanged | TrackState | TrackUnpublished | ActiveSpeakers;

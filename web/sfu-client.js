@@ -30,6 +30,9 @@ import { watchRelay } from "./relay-watch.js";
 /** @typedef {import("./protocol.js").IceServerInfo} IceServerInfo */
 /** @typedef {import("./protocol.js").ErrorCode} ErrorCode */
 /** @typedef {import("./protocol.js").LayerChanged} LayerChanged */
+/** @typedef {import("./protocol.js").TrackState} TrackState */
+/** @typedef {TrackState["source"]} Source */
+/** @typedef {import("./protocol.js").SpeakerInfo} SpeakerInfo */
 /** @typedef {"l" | "m" | "h"} LayerName */
 /** @typedef {LayerName | "auto"} LayerChoice */
 
@@ -49,6 +52,9 @@ import { watchRelay } from "./relay-watch.js";
  * @property {string | null} trackId its msid track id in the server's SDP (what `set_layer` names)
  * @property {LayerName | null} layer the simulcast layer received (null: no simulcast, or not yet)
  * @property {LayerChoice} requested what setLayer() asked for (`auto` until then)
+ * @property {Source} source what its publisher says it is (`track_state`): camera, microphone,
+ *   screen, screen_audio
+ * @property {boolean} muted whether its publisher muted it (the server forwards nothing then)
  */
 
 /**
@@ -67,6 +73,8 @@ import { watchRelay } from "./relay-watch.js";
  * @property {RemoteTrack} trackadded
  * @property {RemoteTrack} trackremoved
  * @property {RemoteTrack} layerchanged the simulcast layer received, or the one asked for, changed
+ * @property {RemoteTrack} trackstate its source or muted state changed (`track_state`)
+ * @property {SpeakerInfo[]} activespeakers who speaks now, loudest first (ours included)
  * @property {{code: ErrorCode, message: string}} servererror
  */
 
@@ -115,9 +123,14 @@ export class Participant {
     this.tracks = new Map();
   }
 
-  /** @param {"audio" | "video"} kind */
+  /**
+   * Its camera (video) or microphone (audio): any track of that kind but a screen share's.
+   * @param {"audio" | "video"} kind
+   */
   track(kind) {
-    for (const remote of this.tracks.values()) if (remote.kind === kind) return remote;
+    for (const remote of this.tracks.values()) {
+      if (remote.kind === kind && !remote.source.startsWith("screen")) return remote;
+    }
     return undefined;
   }
 }
@@ -329,6 +342,14 @@ export class SfuClient {
     this._midOwner = new Map();
     /** @type {Map<string, LayerName>} msid track id -> the layer the server last said */
     this._layers = new Map();
+    /** @type {Map<string, TrackState>} msid track id -> what the server last said of it */
+    this.trackStates = new Map();
+    /** @type {SpeakerInfo[]} who speaks now, loudest first (`active_speakers`) */
+    this.activeSpeakers = [];
+    /** @type {Map<MediaStreamTrack, {source: Source, muted: boolean}>} ours, said again on rejoin */
+    this._described = new Map();
+    /** @type {Map<MediaStreamTrack, string>} ours: the msid track id the server knows each by */
+    this._trackIds = new Map();
     /** @type {Map<string, {bytes: number, at: number}>} for bitrates between stats() calls */
     this._lastBytes = new Map();
     this._attempt = 0;
@@ -392,15 +413,52 @@ export class SfuClient {
   }
 
   /**
-   * Publish a local track (camera or microphone); the server forwards it to everyone else.
+   * Publish a local track; the server forwards it to everyone else, telling them its source.
    * Published tracks are published again after a rejoin.
    * @param {MediaStreamTrack} track
+   * @param {Source} [source] camera or microphone (by kind), unless said otherwise
    */
-  publish(track) {
+  publish(track, source = track.kind === "audio" ? "microphone" : "camera") {
     if (this._published.includes(track)) return;
     this._published.push(track);
     this._localStream.addTrack(track);
+    this._described.set(track, { source, muted: false });
     if (this.pc) this._addSender(this.pc, track);
+  }
+
+  /**
+   * Mute or unmute a published track: the server stops forwarding it (and tells the others),
+   * then forwards again from a keyframe. The track is also disabled here, so that nothing of
+   * it leaves this page meanwhile (black frames and silence, which the server drops).
+   * @param {MediaStreamTrack} track
+   * @param {boolean} muted
+   */
+  mute(track, muted) {
+    track.enabled = !muted;
+    const described = this._described.get(track);
+    if (!described || described.muted === muted) return;
+    described.muted = muted;
+    // Not offered yet: the state goes with its track_info, before the offer.
+    const id = this._trackIds.get(track);
+    if (id) this._send({ type: "mute", track: id, muted });
+  }
+
+  /**
+   * Tell the server what each track we publish is, before the offer that carries it (sent
+   * next): named by its msid track id in that offer, which Chromium does not always take from
+   * the MediaStreamTrack's id.
+   * @param {RTCPeerConnection} pc
+   */
+  _describeTracks(pc) {
+    const ids = msidTrackIds(pc.localDescription?.sdp);
+    for (const transceiver of pc.getTransceivers()) {
+      const track = transceiver.sender.track;
+      const described = track && this._described.get(track);
+      const id = transceiver.mid === null ? undefined : ids.get(transceiver.mid);
+      if (!track || !described || !id || this._trackIds.get(track) === id) continue;
+      this._trackIds.set(track, id);
+      this._send({ type: "track_info", track: id, ...described });
+    }
   }
 
   /**
@@ -579,6 +637,9 @@ export class SfuClient {
     this._seenMids.clear();
     this._midOwner.clear();
     this._layers.clear();
+    this.trackStates.clear();
+    this.activeSpeakers = [];
+    this._trackIds.clear(); // a new connection names our tracks anew
     this._lastBytes.clear();
     this.peerId = null;
   }
@@ -638,6 +699,16 @@ export class SfuClient {
       case "layer":
         this._onLayer(msg);
         break;
+      case "track_state":
+        this._onTrackState(msg);
+        break;
+      case "track_unpublished":
+        this.trackStates.delete(msg.track);
+        break;
+      case "active_speakers":
+        this.activeSpeakers = msg.speakers;
+        this._emit("activespeakers", msg.speakers);
+        break;
       case "pong":
         break;
       case "ice_servers":
@@ -653,6 +724,17 @@ export class SfuClient {
       if (remote.trackId !== msg.track) continue;
       remote.layer = msg.layer;
       this._emit("layerchanged", remote);
+    }
+  }
+
+  /** @param {TrackState} state */
+  _onTrackState(state) {
+    this.trackStates.set(state.track, state);
+    for (const remote of this._remote.values()) {
+      if (remote.trackId !== state.track || remote.participant.peerId !== state.peer_id) continue;
+      remote.source = state.source;
+      remote.muted = state.muted;
+      this._emit("trackstate", remote);
     }
   }
 
@@ -758,6 +840,7 @@ export class SfuClient {
     const sdp = pc.localDescription?.sdp;
     const state = /** @type {RTCSignalingState} */ (pc.signalingState);
     if (!sdp || state !== "have-local-offer") return;
+    this._describeTracks(pc);
     this._send({ type: "offer", sdp });
   }
 
@@ -913,15 +996,19 @@ export class SfuClient {
         this._seenMids.add(mid);
         const track = transceiver.receiver.track;
         const participant = this.participants.get(owner) ?? this._addParticipant(owner, null);
+        const trackId = trackIds.get(mid) ?? null;
+        const state = trackId === null ? undefined : this.trackStates.get(trackId);
         /** @type {RemoteTrack} */
         const remote = {
           mid,
           kind: track.kind === "audio" ? "audio" : "video",
           track,
           participant,
-          trackId: trackIds.get(mid) ?? null,
-          layer: this._layers.get(trackIds.get(mid) ?? "") ?? null,
+          trackId,
+          layer: this._layers.get(trackId ?? "") ?? null,
           requested: "auto",
+          source: state?.source ?? (track.kind === "audio" ? "microphone" : "camera"),
+          muted: state?.muted ?? false,
         };
         this._remote.set(mid, remote);
         participant.tracks.set(mid, remote);

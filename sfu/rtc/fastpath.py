@@ -342,12 +342,17 @@ class IdleTrack(MediaStreamTrack):
     """A track whose recv() waits until stop(): for senders fed by RtpOutput instead.
 
     aiortc's sender calls recv() once its connection is up and its codec negotiated: that first
-    call is reported through `on_start`.
+    call is reported through `on_start`. `track_id` is the msid track id its sender offers
+    (aiortc's sender takes its track's id; MediaStreamTrack keeps it in `_id`).
     """
 
-    def __init__(self, kind: str, on_start: Callable[[], None]) -> None:
+    def __init__(
+        self, kind: str, on_start: Callable[[], None], track_id: str | None = None
+    ) -> None:
         super().__init__()
         self.kind = kind
+        if track_id is not None:
+            self._id = track_id
         self._on_start: Callable[[], None] | None = on_start
         self._stopped = asyncio.get_running_loop().create_future()
 

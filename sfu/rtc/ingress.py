@@ -13,7 +13,10 @@ SRTCP takes the same shortcut, since every subscriber sends a report a second: i
 here, a compound of receiver reports only (which nothing here acts on) ends there, and anything
 else (feedback, SR, BYE) goes on, decrypted, to aiortc's RTCP handling.
 
-A handler is `(payload_type, marker, sequence_number, timestamp, payload) -> None`.
+A handler is `(payload_type, marker, sequence_number, timestamp, payload) -> None`. An SSRC
+registered with an AudioLevel (sfu.speakers) also has the RFC 6464 audio level of each packet
+added to it, read in the same one pass over the one-byte header extensions as the transport-wide
+sequence number: one byte, one sum and one count per audio packet.
 The caller learns the SSRCs from aiortc's path (sfu.rtc.fastpath.tap_rtp sees the first packets)
 and registers them; an ICE restart that replaces the connection is followed on the next register.
 
@@ -35,6 +38,7 @@ from aiortc import RTCDtlsTransport
 from pylibsrtp._binding import ffi as _ffi
 from pylibsrtp._binding import lib as _srtp_lib
 
+from ..speakers import AudioLevel
 from .rtcp import only_reports
 from .twcc import TransportFeedback
 
@@ -52,7 +56,10 @@ class RtpIngress:
         "_dtls",
         "_handlers",
         "_len",
+        "_level_id",
+        "_levels",
         "_original",
+        "_scan",
         "_tasks",
         "_twcc_id",
         "dropped",
@@ -71,6 +78,9 @@ class RtpIngress:
         self.reports = 0  # compound RTCP packets of receiver reports only, ended here
         self._twcc_id = 0  # the transport-wide sequence number's extension id (0: not negotiated)
         self.twcc: TransportFeedback | None = None  # fed with it, when negotiated
+        self._level_id = 0  # the audio level's extension id (0: not negotiated)
+        self._levels: dict[int, AudioLevel] = {}  # by SSRC: where each audio packet's level goes
+        self._scan = False  # whether any one-byte extension is read at all
 
     def use_transport_cc(self, extension_id: int, sender_ssrc: int) -> TransportFeedback:
         """Record the transport-wide sequence number (one-byte header extension `extension_id`)
@@ -78,22 +88,33 @@ class RtpIngress:
         if self.twcc is None:
             self.twcc = TransportFeedback(sender_ssrc)
         self._twcc_id = extension_id
+        self._scan = True
         return self.twcc
+
+    def use_audio_level(self, extension_id: int) -> None:
+        """Read the audio level (one-byte header extension `extension_id`, RFC 6464) of the
+        packets of SSRCs registered with an AudioLevel."""
+        self._level_id = extension_id
+        self._scan = True
 
     @property
     def dtls(self) -> RTCDtlsTransport:
         return self._dtls
 
-    def register(self, ssrc: int, handler: Handler) -> None:
+    def register(self, ssrc: int, handler: Handler, level: AudioLevel | None = None) -> None:
         self._handlers[ssrc] = handler
+        if level is not None:
+            self._levels[ssrc] = level
         self.install()
 
     def unregister(self, ssrc: int) -> None:
         self._handlers.pop(ssrc, None)
+        self._levels.pop(ssrc, None)
 
     def close(self) -> None:
         """Give the connection back its own `data_received`."""
         self._handlers.clear()
+        self._levels.clear()
         for task in self._tasks:
             task.cancel()
         self._uninstall()
@@ -172,7 +193,7 @@ class RtpIngress:
             self.dropped += 1
             return True
         n = length[0]
-        b0, b1, seq, timestamp, _ = _header(buf, 0)
+        b0, b1, seq, timestamp, ssrc = _header(buf, 0)
         start = 12 + 4 * (b0 & 0x0F)
         if b0 & 0x10:  # a header extension: 4 bytes, then its length in 32-bit words
             if start + 4 > n:
@@ -180,8 +201,8 @@ class RtpIngress:
                 return True
             ext = buf[start : start + 4]
             end = start + 4 + 4 * ((ext[2] << 8) | ext[3])
-            if self._twcc_id and ext[0] == 0xBE and ext[1] == 0xDE and end <= n:
-                self._transport_seq(buf[start + 4 : end])
+            if self._scan and ext[0] == 0xBE and ext[1] == 0xDE and end <= n:
+                self._extensions(buf[start + 4 : end], self._levels.get(ssrc))
             start = end
         end = n
         if b0 & 0x20:  # padding: its length is the last byte
@@ -192,10 +213,13 @@ class RtpIngress:
         handler(b1 & 0x7F, b1 >> 7, seq, timestamp, buf[start:end])
         return True
 
-    def _transport_seq(self, elements: bytes) -> None:
-        """Find the transport-wide sequence number among one-byte extension elements (RFC 8285
-        4.2: an ID and a length less one in the first byte; 0 is padding, ID 15 ends them)."""
-        wanted = self._twcc_id
+    def _extensions(self, elements: bytes, level: AudioLevel | None) -> None:
+        """One pass over one-byte extension elements (RFC 8285 4.2: an ID and a length less one
+        in the first byte; 0 is padding, ID 15 ends them): the transport-wide sequence number
+        goes to the feedback recorder, the audio level (RFC 6464: V bit, then 7 bits of -dBov)
+        to `level`, the SSRC's AudioLevel (None for video). Stops once it has what it wants."""
+        twcc_id = self._twcc_id
+        level_id = self._level_id if level is not None else 0
         i, n = 0, len(elements)
         while i < n:
             first = elements[i]
@@ -203,10 +227,19 @@ class RtpIngress:
                 i += 1
                 continue
             ext_id = first >> 4
-            if ext_id == wanted:
+            if ext_id == twcc_id:
                 if first & 0x0F == 1 and i + 3 <= n and self.twcc is not None:
                     self.twcc.add((elements[i + 1] << 8) | elements[i + 2], time.monotonic())
-                return
-            if ext_id == 15:
+                if not level_id:
+                    return
+                twcc_id = 0
+            elif ext_id == level_id:
+                if i + 2 <= n and level is not None:
+                    level.total += elements[i + 1] & 0x7F
+                    level.count += 1
+                if not twcc_id:
+                    return
+                level_id = 0
+            elif ext_id == 15:
                 return
             i += 2 + (first & 0x0F)

@@ -7,6 +7,7 @@ handler gets can be compared, field by field, with what aiortc's own parser make
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import struct
 from collections.abc import AsyncIterator, Callable
@@ -22,6 +23,7 @@ from sfu.media import TestPatternTrack
 from sfu.rtc import fastpath
 from sfu.rtc import receiver as rtc_receiver
 from sfu.rtc.ingress import RtpIngress
+from sfu.speakers import AudioLevel
 from tests.rtc.pair import negotiate, new_pc
 from tests.util import eventually
 
@@ -416,4 +418,33 @@ async def test_transport_wide_sequence_numbers_are_recorded(pair: Pair) -> None:
     base, count = struct.unpack_from("!HH", feedback, 12)
     assert (base, count) == (0xFFFC, 5)  # all received (one-bit vector: 5 ones)
     assert feedback[20:22] == b"\xbe\x00"
+    ingress.close()
+
+
+async def test_audio_levels_are_read_in_the_same_pass(pair: Pair) -> None:
+    audio, video = 0x0C0D0E0F, 0x0D0E0F10
+    ingress = RtpIngress(pair.dtls)
+    handled: list[Handled] = []
+    level = AudioLevel()
+    ingress.register(audio, collect(handled), level)
+    ingress.register(video, collect(handled))
+    twcc = ingress.use_transport_cc(5, sender_ssrc=0x1234)
+    ingress.use_audio_level(1)
+    packets = [
+        # (SSRC, extension elements) as Chromium sends audio: level (id 1, V bit set), number
+        (audio, bytes([0x10, 0x80 | 30, 0x51, 0x00, 0x01, 0x00, 0x00, 0x00])),
+        (audio, bytes([0x51, 0x00, 0x02, 0x10, 40, 0x00, 0x00, 0x00])),  # the other order
+        (audio, bytes([0x10, 127, 0x00, 0x00])),  # silence, no number
+        (video, bytes([0x10, 5, 0x51, 0x00, 0x03])),  # id 1 on a video SSRC: not a level
+    ]
+    for seq, (ssrc, elements) in enumerate(packets, 40):
+        elements += bytes(-len(elements) % 4)
+        await pair.sender_dtls._send_rtp(rtp(100, seq, 0, ssrc, b"x", extension=elements))
+    await eventually(more(handled, len(packets), "hand-made packets"), 5)
+    assert (level.count, level.total) == (3, 30 + 40 + 127)
+    assert twcc.packets == 3
+    ingress.unregister(audio)
+    await pair.sender_dtls._send_rtp(rtp(100, 50, 0, audio, b"x", extension=packets[0][1]))
+    await asyncio.sleep(0.1)
+    assert level.count == 3  # no longer ours: aiortc's path has it
     ingress.close()

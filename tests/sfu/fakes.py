@@ -28,7 +28,10 @@ class FakePublication:
     """Just what Subscription and Layer use of a Publication; the layer logic is Publication's."""
 
     kind = "video"
+    id = "track"
     publisher_id = "pub"
+    muted = False
+    closed = False
     log = logging.getLogger(__name__)
     clock_rate = 90000
     payload_type = 96
@@ -40,6 +43,7 @@ class FakePublication:
     layer_started: Any = Publication.layer_started
     _flowing_changed: Any = Publication._flowing_changed
     wanted: Any = Publication.wanted
+    set_muted: Any = Publication.set_muted
 
     def __init__(self, rids: tuple[str, ...] = (), *, keyframe_start: Any = is_key) -> None:
         self.keyframes = KeyframeThrottle(0.15)

@@ -9,7 +9,7 @@ from aiortc import sdp as aiortc_sdp
 
 from sfu.backend import SfuBackend
 from sfu.config import SfuConfig
-from signaling.backend import CandidateInit
+from signaling.backend import CandidateInit, RoomEvent
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
@@ -21,6 +21,7 @@ class Recorder:
         self.candidates: list[CandidateInit | None] = []
         self.failures: list[str] = []
         self.layers: list[tuple[str, str, str]] = []
+        self.events: list[RoomEvent] = []
 
     def send_offer(self, sdp: str) -> None:
         self.offers.append(sdp)
@@ -36,6 +37,9 @@ class Recorder:
 
     def layer_changed(self, track: str, layer: str, requested: str) -> None:
         self.layers.append((track, layer, requested))
+
+    def event(self, event: RoomEvent) -> None:
+        self.events.append(event)
 
 
 @pytest.mark.parametrize("browser", ["chrome", "firefox"])

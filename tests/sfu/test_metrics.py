@@ -175,6 +175,7 @@ async def test_fixed_series_exist_at_zero_and_the_loop_lag_is_measured(
         "aiosfu_rate_limit_rejections_total",
         "aiosfu_ice_restarts_total",
         "aiosfu_ice_failures_total",
+        "aiosfu_active_speaker_changes_total",
     ):
         assert value(samples, name) == 0, name
     for limit in LIMITS:

@@ -163,3 +163,34 @@ async def test_a_plain_stream_ignores_layers() -> None:
     pub.deliver(1, 90, 0, b"key")
     assert sub.current is pub.layers[0] and sent and sent[0][12:] == b"key"
     assert sub.forward != sub._output.forward_vp8  # type: ignore[union-attr]  # no rewriting
+
+
+async def test_a_mute_stops_forwarding_and_the_stream_goes_on_from_a_keyframe() -> None:
+    pub, src = simulcast()
+    sent: list[bytes] = []
+    for source in src.values():
+        source.frame(key=True)
+    sub = ready_subscription(pub, sent)
+    src["h"].frame(key=True)
+    src["h"].frame()
+    assert sub.live and len(sent) == 4
+    requests = len(pub.requests)
+    assert pub.set_muted(True) and not pub.set_muted(True)
+    for _ in range(5):  # the publisher goes on sending (black frames, say): none goes out
+        src["h"].frame()
+    src["h"].frame(key=True)
+    assert len(sent) == 4
+    sub.set_preferred(1)  # a layer asked for while muted starts nothing either
+    src["m"].frame(key=True)
+    assert len(sent) == 4 and sub.target is pub.layer("m")
+    assert len(pub.requests) == requests  # and asks for no keyframe
+
+    assert pub.set_muted(False)
+    assert pub.requests[-1] == M  # a keyframe of the layer to forward, asked for at once
+    src["m"].frame()  # not a keyframe: still nothing
+    assert len(sent) == 4
+    src["m"].frame(key=True)
+    src["m"].frame()
+    assert len(sent) == 8
+    assert_one_stream(sent)  # numbering goes on from the last packet before the mute
+    assert sub.current is pub.layer("m") and sub.switches == 1

@@ -22,6 +22,7 @@ from signaling.backend import (
     MediaPeer,
     NegotiationError,
     PeerSignals,
+    PublishedTrack,
     TrackInfo,
 )
 from signaling.config import HubConfig
@@ -82,6 +83,15 @@ class FakePeer:
         if track != "forwarded":
             raise NegotiationError("unknown_track", f"no video track {track!r} is forwarded")
         self.signals.layer_changed(track, "l", layer)
+
+    async def describe_track(self, track: str, source: str, muted: bool) -> None:
+        self.calls.append(("describe_track", (track, source, muted)))
+
+    async def mute(self, track: str, muted: bool) -> None:
+        self.calls.append(("mute", (track, muted)))
+        if track != f"{self.peer_id}-video":
+            raise NegotiationError("unknown_track", f"you publish no track {track!r}")
+        self.signals.event(PublishedTrack(self.peer_id, track, "video", "camera", muted))
 
     async def close(self) -> None:
         self.calls.append(("close", None))
@@ -319,6 +329,13 @@ MALFORMED: list[tuple[str, str | bytes, ErrorCode]] = [
         '{"type": "set_layer", "track": "", "layer": "h"}',
         ErrorCode.BAD_MESSAGE,
     ),
+    (
+        "unknown source",
+        '{"type": "track_info", "track": "t", "source": "webcam"}',
+        ErrorCode.BAD_MESSAGE,
+    ),
+    ("mute no flag", '{"type": "mute", "track": "t"}', ErrorCode.BAD_MESSAGE),
+    ("mute not a bool", '{"type": "mute", "track": "t", "muted": 1}', ErrorCode.BAD_MESSAGE),
 ]
 
 
@@ -354,6 +371,8 @@ async def test_absurd_frame_closes_the_socket_with_1009(env: Env) -> None:
         p.Candidate(candidate=None),
         p.Leave(),
         p.SetLayer(track="t", layer="h"),
+        p.DescribeTrack(track="t", source="screen"),
+        p.Mute(track="t", muted=True),
     ],
     ids=lambda m: type(m).__name__,
 )
@@ -552,6 +571,29 @@ async def test_set_layer_reaches_the_media_peer_and_its_answer_comes_back(env: E
     assert env.peer(alice).calls == [
         ("set_layer", ("forwarded", "auto")),
         ("set_layer", ("gone", "h")),
+    ]
+
+
+async def test_track_info_and_mute_reach_the_media_peer_and_its_events_come_back(
+    env: Env,
+) -> None:
+    alice, bob = await joined_pair(env)
+    await alice.send(p.DescribeTrack(track="t1", source="screen"))
+    await alice.send(p.Mute(track=f"{alice.peer_id}-video", muted=True))
+    state = await alice.next(p.TrackState)
+    assert (state.peer_id, state.kind, state.source, state.muted) == (
+        alice.peer_id,
+        "video",
+        "camera",
+        True,
+    )
+    await alice.send(p.Mute(track="gone", muted=False))
+    assert "gone" in (await alice.error(ErrorCode.UNKNOWN_TRACK)).message
+    await bob.sync()  # nothing reached bob
+    assert env.peer(alice).calls == [
+        ("describe_track", ("t1", "screen", False)),
+        ("mute", (f"{alice.peer_id}-video", True)),
+        ("mute", ("gone", False)),
     ]
 
 
