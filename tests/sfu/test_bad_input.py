@@ -11,6 +11,7 @@ import aiohttp
 
 from sfu.client import Client
 from sfu.media import TestPatternTrack
+from sfu.rtc.candidates import selected_pair_addresses
 from sfu.server import RunningServer
 from tests.conftest import MakeClient
 from tests.util import eventually, recv
@@ -113,9 +114,9 @@ async def test_stray_datagrams_on_the_media_port_end_no_connection(
     await recv(remote.track, 5)
 
     for participant in server.backend.participants():
-        conn = participant.pc.getTransceivers()[0].receiver.transport.transport._connection
-        pair = conn._nominated[1]
-        host, port = pair.local_candidate.host, pair.local_candidate.port
+        addresses = selected_pair_addresses(participant.pc)
+        assert addresses is not None
+        host, port = addresses.local
         with socket.socket(
             socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM
         ) as s:
