@@ -11,7 +11,7 @@ from .config import SfuConfig
 from .metrics import MediaTotals
 from .participant import Participant
 from .room import Room
-from .rtc.ice import set_announced_addresses, set_ice_addresses, set_port_range
+from .rtc.ice import harden_stun, set_announced_addresses, set_ice_addresses, set_port_range
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ class SfuBackend:
         self.totals = MediaTotals()  # what /metrics reads beyond the live rooms (sfu.metrics)
         self._reporter: asyncio.Task[None] | None = None
         self._feedback: asyncio.Task[None] | None = None
+        harden_stun()  # anyone who reaches a media port may send anything
         if self.config.ice_addresses is not None:
             set_ice_addresses(self.config.ice_addresses)
         # Process-wide, like ICE_ADDRESSES: the latest backend's settings hold.

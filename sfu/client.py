@@ -63,7 +63,7 @@ from .peerconfig import rtc_configuration
 from .rtc import fastpath
 from .rtc import receiver as rtc_receiver
 from .rtc import simulcast as rtc_simulcast
-from .rtc.ice import set_ice_addresses, turn_failure
+from .rtc.ice import harden_stun, set_ice_addresses, turn_failure
 from .rtc.iceservers import set_ice_servers
 from .rtc.offer import create_offer
 from .rtc.rollback import ice_role_set, rollback_offer
@@ -155,6 +155,7 @@ class Client:
         self.pc: RTCPeerConnection | None = None
         self.log = bind(logger, room=room, client=name or "-")
         self._ice_servers = None if ice_servers is None else list(ice_servers)
+        harden_stun()
         if ice_addresses is not None:
             set_ice_addresses(ice_addresses)
         rtc_simulcast.install()  # the RID extensions, as the server negotiates them

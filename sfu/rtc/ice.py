@@ -17,6 +17,11 @@ error). A server needs to choose all of that:
   answers leave from it. The candidate object is shared with its protocol, so ICE pairs see it too.
 - `turn_failure`: in relay-only mode, why a connection has no relay candidate: aioice's
   `relayed_candidate` is wrapped to keep the error of each connection's allocation.
+- `harden_stun`: aioice's STUN parser raises struct.error (not ValueError, which aioice takes
+  for "not STUN") on an attribute cut short, e.g. a 2-byte PRIORITY: the exception escapes its
+  datagram_received and asyncio logs it at ERROR, for every such datagram anyone sends to a
+  media port (found by tests/sfu/test_fuzz.py). A malformed message becomes a ValueError, so
+  aioice hands it on as non-STUN data, which DTLS and SRTP ignore.
 - Triggered checks on a pair in progress (RFC 8445 7.3.1.4), which aioice skips: when the
   remote's check arrives on a pair whose own check is still unanswered, that check goes again
   at once instead of at its next retransmission (0.5 s later). Through TURN the first check of
@@ -52,6 +57,7 @@ _original_host_addresses = aioice.ice.get_host_addresses
 _original_component_candidates = aioice.ice.Connection.get_component_candidates
 _original_relayed_candidate = aioice.ice.relayed_candidate
 _original_check_incoming = aioice.ice.Connection.check_incoming
+_original_parse_message = aioice.stun.parse_message
 
 _addresses: list[str] | None = None
 _port_range: tuple[int, int] | None = None
@@ -115,6 +121,23 @@ def _install() -> None:
     aioice.ice.Connection.get_component_candidates = _get_component_candidates  # type: ignore[method-assign]
     aioice.ice.relayed_candidate = _relayed_candidate
     aioice.ice.Connection.check_incoming = _check_incoming  # type: ignore[method-assign]
+
+
+# --- malformed STUN ----------------------------------------------------------------------------
+
+
+def harden_stun() -> None:
+    """Make a malformed STUN message a ValueError for aioice (idempotent, process-wide)."""
+    aioice.stun.parse_message = _parse_message
+
+
+def _parse_message(data: bytes) -> aioice.stun.Message:
+    try:
+        return _original_parse_message(data)
+    except ValueError:
+        raise
+    except Exception as exc:  # struct.error, IndexError, KeyError from a mangled attribute
+        raise ValueError(f"malformed STUN message: {exc!r}") from None
 
 
 # --- gathering ------------------------------------------------------------------------------------

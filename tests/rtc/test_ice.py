@@ -1,14 +1,18 @@
-"""Hooks: sfu.rtc.ice chooses where aioice gathers (addresses, ports), what it announces, and
-keeps why a TURN allocation failed."""
+"""Hooks: sfu.rtc.ice chooses where aioice gathers (addresses, ports), what it announces, keeps
+why a TURN allocation failed, and takes malformed STUN for what it is."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
+import struct
 import time
 from collections.abc import Iterator
 
 import aioice
 import aioice.ice
+import aioice.stun
 import pytest
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
@@ -169,3 +173,33 @@ async def test_a_check_in_progress_goes_again_when_the_remote_checks_us(
     finally:
         await a.close()
         await b.close()
+
+
+def _stun_with_short_priority() -> bytes:
+    # A binding request whose PRIORITY attribute (0x0024) is 2 bytes long instead of 4.
+    attribute = struct.pack("!HH", 0x0024, 2) + b"\x00\x01" + b"\x00\x00"
+    return struct.pack("!HHI", 0x0001, len(attribute), 0x2112A442) + bytes(12) + attribute
+
+
+def test_a_malformed_stun_message_is_not_stun_to_aioice() -> None:
+    ice.harden_stun()
+    with pytest.raises(ValueError, match="malformed STUN message"):
+        aioice.stun.parse_message(_stun_with_short_priority())
+    with pytest.raises(ValueError, match="less than 20 bytes"):  # aioice's own, untouched
+        aioice.stun.parse_message(b"\x00\x01")
+
+
+async def test_a_malformed_stun_datagram_is_dropped_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ice.harden_stun()
+    connection = aioice.Connection(ice_controlling=True, use_ipv6=False)
+    try:
+        await connection.gather_candidates()
+        [candidate] = connection.local_candidates
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(_stun_with_short_priority(), (candidate.host, candidate.port))
+        await asyncio.sleep(0.2)
+    finally:
+        await connection.close()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
