@@ -91,6 +91,14 @@ class ChildProcess:
         with contextlib.suppress(ProcessLookupError):
             procstat.pin_process(self.pid, self.cpus)
 
+    def send_signal(self, signum: int) -> None:
+        """A signal to this process only (e.g. SIGINT, or SIGKILL to test a crash)."""
+        os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        """SIGKILL: it gets no chance to clean up (stop() still collects it)."""
+        self.send_signal(signal.SIGKILL)
+
     async def stop(self, timeout: float = 5.0) -> int | None:
         """SIGTERM to this process only, wait, then SIGKILL it if it is still there."""
         proc = self._proc

@@ -1,5 +1,5 @@
 """`aiosfu serve`: run the hub and the media plane in one process; `aiosfu loadtest`: see
-loadtest.run.
+loadtest.run; `aiosfu record`: see sfu.record.cli.
 
 Every flag has an environment variable of the same meaning (flags win): HOST, PORT,
 ICE_ADDRESSES (comma-separated), ICE_PORT_RANGE, ICE_ANNOUNCED_ADDRESS, ICE_MODE, STUN_URLS,
@@ -145,6 +145,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     tokens.add_parser(commands, duration)
     # Listed for --help only: main() hands `loadtest ...` to loadtest.run before parsing.
     commands.add_parser("loadtest", help="synthetic peers against a server (--help for more)")
+    commands.add_parser("record", help="record a room to files (--help for more)")
     return parser.parse_args(argv)
 
 
@@ -217,6 +218,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from loadtest.run import main as loadtest_main  # `serve` needs none of it
 
         return loadtest_main(argv[1:])
+    if argv[:1] == ["record"]:
+        from .record.cli import main as record_main
+
+        return record_main(argv[1:])
     args = parse_args(argv)
     if args.command == "token":
         return tokens.run(args)

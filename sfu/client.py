@@ -278,6 +278,15 @@ class Client:
     async def next_track(self, timeout: float = 10.0) -> RemoteTrack:
         return await asyncio.wait_for(self._track_queue.get(), timeout)
 
+    async def request_keyframe(self, remote: RemoteTrack) -> bool:
+        """Ask the track's publisher (through the server) for a keyframe, e.g. to start a new
+        file on; False when nothing was received on it yet."""
+        assert self.pc is not None, "not connected"
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.mid == remote.mid:
+                return await rtc_receiver.request_keyframe(transceiver.receiver)
+        return False
+
     async def ping(self, timeout: float = 5.0) -> float:
         """Round trip over the signaling socket, in seconds."""
         self._ping_id += 1

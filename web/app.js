@@ -56,6 +56,7 @@ const ui = {
   toggleStats: byId("toggle-stats", HTMLButtonElement),
   leave: byId("leave", HTMLButtonElement),
   count: byId("participant-count", HTMLElement),
+  recording: byId("recording-badge", HTMLElement),
   tileTemplate: byId("tile-template", HTMLTemplateElement),
 };
 
@@ -381,12 +382,22 @@ async function joinRoom(room, name, wanted) {
   });
   client = session;
   session.on("status", ({ status, reason }) => showStatus(status, reason));
-  session.on("participantjoined", (p) => addTile(p.peerId, participantLabel(p), p.stream, false));
+  // A recorder sends nothing: no tile, a badge instead (everyone in the room may be recorded).
+  const showRecording = () => {
+    ui.recording.hidden = !session.recording;
+  };
+  session.on("participantjoined", (p) => {
+    if (p.role === "recorder") showRecording();
+    else addTile(p.peerId, participantLabel(p), p.stream, false);
+  });
   session.on("participantupdated", (p) => {
     const tile = tiles.get(p.peerId);
     if (tile) setTileName(tile, participantLabel(p));
   });
-  session.on("participantleft", ({ participant }) => removeTile(participant.peerId));
+  session.on("participantleft", ({ participant }) => {
+    removeTile(participant.peerId);
+    showRecording();
+  });
   const onTrack = (/** @type {{participant: Participant}} */ { participant }) => {
     const tile = tiles.get(participant.peerId);
     if (!tile) return;
@@ -443,6 +454,7 @@ function leaveRoom() {
   ui.call.hidden = true;
   ui.controls.hidden = true;
   ui.roomInfo.hidden = true;
+  ui.recording.hidden = true;
   ui.soundBanner.hidden = true;
   ui.lobby.hidden = false;
   ui.icePath.textContent = "ICE —";

@@ -35,6 +35,7 @@ import { watchRelay } from "./relay-watch.js";
 /** @typedef {import("./protocol.js").SpeakerInfo} SpeakerInfo */
 /** @typedef {"l" | "m" | "h"} LayerName */
 /** @typedef {LayerName | "auto"} LayerChoice */
+/** @typedef {NonNullable<import("./protocol.js").Join["role"]>} Role "participant" or "recorder" */
 
 /**
  * connecting: opening the socket or the first media connection; connected: media flows;
@@ -113,10 +114,12 @@ export class Participant {
   /**
    * @param {string} peerId
    * @param {string | null} name
+   * @param {Role} [role] "recorder" for a recording bot (it sends nothing)
    */
-  constructor(peerId, name) {
+  constructor(peerId, name, role = "participant") {
     this.peerId = peerId;
     this.name = name;
+    this.role = role;
     // Owned by the client: tracks are added and removed here as the server forwards them.
     this.stream = new MediaStream();
     /** @type {Map<string, RemoteTrack>} by mid */
@@ -675,7 +678,7 @@ export class SfuClient {
         this._onWelcome(msg);
         break;
       case "participant_joined":
-        this._addParticipant(msg.peer_id, msg.name);
+        this._addParticipant(msg.peer_id, msg.name, msg.role);
         break;
       case "participant_left": {
         const participant = this.participants.get(msg.peer_id);
@@ -744,7 +747,7 @@ export class SfuClient {
     this.simulcast = welcome.simulcast === true;
     this.negotiations = 0;
     this._emit("welcome", welcome);
-    for (const p of welcome.participants) this._addParticipant(p.peer_id, p.name);
+    for (const p of welcome.participants) this._addParticipant(p.peer_id, p.name, p.role);
     this._welcome = welcome;
     this._configuration = rtcConfiguration(welcome, this._iceServers);
     const pc = this._newPeerConnection();
@@ -1028,12 +1031,19 @@ export class SfuClient {
     this._emit("trackremoved", remote);
   }
 
+  /** Whether a recorder is in the room (a page shows it: everyone may be recorded). */
+  get recording() {
+    for (const p of this.participants.values()) if (p.role === "recorder") return true;
+    return false;
+  }
+
   /**
    * @param {string} peerId
    * @param {string | null} name
+   * @param {Role} [role]
    * @returns {Participant}
    */
-  _addParticipant(peerId, name) {
+  _addParticipant(peerId, name, role) {
     const known = this.participants.get(peerId);
     if (known) {
       if (name !== null && known.name !== name) {
@@ -1042,7 +1052,7 @@ export class SfuClient {
       }
       return known;
     }
-    const participant = new Participant(peerId, name);
+    const participant = new Participant(peerId, name, role);
     this.participants.set(peerId, participant);
     this._emit("participantjoined", participant);
     return participant;

@@ -143,3 +143,18 @@ def rtp_to_pts(receiver: RTCRtpReceiver, rtp_timestamp: int) -> int | None:
         return None
     delta = ((rtp_timestamp - last + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
     return int(last - origin + delta)
+
+
+async def request_keyframe(receiver: RTCRtpReceiver) -> bool:
+    """Send the remote a PLI for the receiver's media stream; False before any RTP arrived.
+
+    aiortc sends PLIs itself only when its decoder fails, and a receiver that captures encoded
+    frames has none.
+    """
+    streams: dict[int, Any] = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
+    rtx_ssrcs: dict[int, int] = receiver._RTCRtpReceiver__rtx_ssrc  # type: ignore[attr-defined]
+    media = [ssrc for ssrc in streams if ssrc not in rtx_ssrcs]
+    if not media:
+        return False
+    await receiver._send_rtcp_pli(media[0])
+    return True

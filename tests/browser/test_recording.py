@@ -1,0 +1,129 @@
+"""Recording a three-party call: two Python publishers with sync marks and one Chromium page
+(fake camera and microphone), recorded by `aiosfu record` as its own process; the files are
+checked with PyAV and played back in Chromium. The page shows a "recording" badge meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+from playwright.async_api import Browser
+
+from loadtest.recorderproc import RecorderProcess
+from sfu.server import RunningServer
+from tests.browser.conftest import OpenPage
+from tests.browser.roompage import RoomPage
+from tests.record.test_container import read
+from tests.record.test_recorder import check_file, files_in, publisher, recording
+from tests.util import eventually, eventually_async
+
+RECORD_SECONDS = 10.0
+
+_OUTBOUND_VIDEO = """
+async () => {
+  let out = null;
+  (await sfuClient.pc.getStats()).forEach((s) => {
+    if (s.type === "outbound-rtp" && s.kind === "video") out = s.framesSent;
+  });
+  return out;
+}
+"""
+
+# Plays each file (base64) in a muted <video>, 1.5 s, as a person opening it would.
+_PLAY = """
+async (files) => Promise.all(files.map(async (b64) => {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const video = document.createElement("video");
+  video.muted = true;
+  video.src = URL.createObjectURL(new Blob([bytes], {type: "video/webm"}));
+  document.body.append(video);
+  await video.play();
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  return {
+    width: video.videoWidth, height: video.videoHeight, time: video.currentTime,
+    duration: video.duration, error: video.error && video.error.message,
+    frames: video.getVideoPlaybackQuality().totalVideoFrames,
+    audioBytes: video.webkitAudioDecodedByteCount,
+  };
+}))
+"""
+
+
+async def badge_shown(page: RoomPage) -> bool:
+    return await page.page.locator("#recording-badge").is_visible()
+
+
+async def test_a_three_party_call_records_to_playable_files_in_sync(
+    server: RunningServer, open_page: OpenPage, browser: Browser, tmp_path: Path
+) -> None:
+    async with RecorderProcess(server.url, "rec3", tmp_path) as recorder:
+        carol = await open_page("rec3", "Carol")
+
+        async def badge() -> str:
+            return "" if await badge_shown(carol) else "no recording badge on Carol's page"
+
+        await eventually_async(badge, timeout=10)
+        alice = await publisher(server.url, "rec3", "alice")
+        bob = await publisher(server.url, "rec3", "bob")
+        started = {n: await recording(recorder, n) for n in ("alice", "bob", "Carol")}
+        sent_before = await carol.page.evaluate(_OUTBOUND_VIDEO)
+        before = time.time()
+        await asyncio.sleep(RECORD_SECONDS)
+        published_fps = (await carol.page.evaluate(_OUTBOUND_VIDEO) - sent_before) / (
+            time.time() - before
+        )
+        stopped_at = time.time()
+        recorder.send_signal(signal.SIGINT)
+
+        async def gone() -> str:
+            return "badge still shown after the recorder left" if await badge_shown(carol) else ""
+
+        await eventually_async(gone, timeout=10)
+        await eventually(lambda: "" if recorder.returncode is not None else "still running")
+        await alice.close()
+        await bob.close()
+    assert recorder.returncode == 0, recorder.output()[-3000:]
+    paths = {e["name"]: Path(e["path"]) for e in started.values()}
+    assert sorted(files_in(tmp_path)) == sorted(paths.values())
+    for name in ("alice", "bob"):
+        check_file(paths[name], seconds=stopped_at - started[name]["start_time"])
+
+    # Chromium's file: its camera's size, the length recorded, its frame rate, A/V together.
+    carol_file = paths["Carol"]
+    with av.open(str(carol_file)) as container:
+        video: Any = container.streams.video[0]
+        audio: Any = container.streams.audio[0]
+        assert (video.codec_context.name, audio.codec_context.name) == ("vp8", "opus")
+        assert (video.codec_context.width, video.codec_context.height) == (640, 480)
+    times = read(carol_file)  # no decode error
+    duration = max(max(t) for t in times.values())
+    assert duration == pytest.approx(stopped_at - started["Carol"]["start_time"], abs=0.5)
+    recorded_fps = len(times["video"]) / duration
+    assert recorded_fps == pytest.approx(published_fps, rel=0.2), (recorded_fps, published_fps)
+    assert abs(times["video"][0] - times["audio"][0]) < 0.1, (times["video"][0], times["audio"][0])
+    print(
+        f"Carol: {len(times['video'])} frames in {duration:.2f} s ({recorded_fps:.1f} fps, "
+        f"published {published_fps:.1f}); A/V start offset "
+        f"{1000 * (times['audio'][0] - times['video'][0]):.0f} ms"
+    )
+
+    # And a browser plays them.
+    context = await browser.new_context()
+    try:
+        page = await context.new_page()
+        files = [base64.b64encode(paths[n].read_bytes()).decode() for n in ("Carol", "alice")]
+        played = await page.evaluate(_PLAY, files)
+    finally:
+        await context.close()
+    for result, size in zip(played, [(640, 480), (320, 240)], strict=True):
+        assert result["error"] is None, played
+        assert (result["width"], result["height"]) == size, played
+        assert result["time"] > 1.0 and result["frames"] > 10, played
+        assert result["audioBytes"] > 0, played
+        assert result["duration"] == pytest.approx(RECORD_SECONDS, abs=2), played
