@@ -55,9 +55,10 @@ class ChildProcess:
         if self._output is None:
             return self._final_output
         self._output.flush()
-        with open(self._output.fileno(), "rb", closefd=False) as f:
-            f.seek(0)
-            return f.read().decode(errors="replace")
+        # pread, not seek + read: the child writes through the same open file (and offset), so
+        # a seek here would make it write over what it wrote before.
+        fd = self._output.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
 
     async def _spawn(
         self, argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None

@@ -71,7 +71,7 @@ class RecorderProcess(ChildProcess):
     def events(self, type_: str | None = None) -> list[dict[str, Any]]:
         """Its JSON events so far (stdout; its logs, on stderr, are the other lines)."""
         found = []
-        for line in self.output().splitlines():
+        for line in self.output().split("\n")[:-1]:  # the last one may be half written
             if line.startswith('{"event"'):
                 event = json.loads(line)
                 if type_ is None or event["event"] == type_:

@@ -191,7 +191,8 @@ class StatusOutput:
             f"{f.name or f.peer_id} {_duration(f.seconds)} {_size(f.bytes)}" for f in files
         )
         total = sum(f.bytes for f in files)
-        return f"● REC {self.room} · {who} · {len(files)} files, {_size(total)}"
+        count = f"{len(files)} file" + ("s" if len(files) != 1 else "")
+        return f"● REC {self.room} · {who} · {count}, {_size(total)}"
 
     def error(self, message: str) -> None:
         if self.json_lines:

@@ -20,7 +20,7 @@ from sfu.server import RunningServer
 from tests.browser.conftest import OpenPage
 from tests.browser.roompage import RoomPage
 from tests.record.test_container import read
-from tests.record.test_recorder import check_file, files_in, publisher, recording
+from tests.record.test_recorder import check_file, files_in, publisher, recording, span
 from tests.util import eventually, eventually_async
 
 RECORD_SECONDS = 10.0
@@ -78,7 +78,6 @@ async def test_a_three_party_call_records_to_playable_files_in_sync(
         published_fps = (await carol.page.evaluate(_OUTBOUND_VIDEO) - sent_before) / (
             time.time() - before
         )
-        stopped_at = time.time()
         recorder.send_signal(signal.SIGINT)
 
         async def gone() -> str:
@@ -92,25 +91,27 @@ async def test_a_three_party_call_records_to_playable_files_in_sync(
     paths = {e["name"]: Path(e["path"]) for e in started.values()}
     assert sorted(files_in(tmp_path)) == sorted(paths.values())
     for name in ("alice", "bob"):
-        check_file(paths[name], seconds=stopped_at - started[name]["start_time"])
+        check_file(paths[name], seconds=span(recorder, started[name]))
 
     # Chromium's file: its camera's size, the length recorded, its frame rate, A/V together.
+    # Chromium scales its video down when its bandwidth estimate says so: the file follows.
     carol_file = paths["Carol"]
     with av.open(str(carol_file)) as container:
         video: Any = container.streams.video[0]
         audio: Any = container.streams.audio[0]
         assert (video.codec_context.name, audio.codec_context.name) == ("vp8", "opus")
-        assert (video.codec_context.width, video.codec_context.height) == (640, 480)
+        sizes = {(f.width, f.height) for f in container.decode(video=0)}
+    assert max(sizes) == (640, 480) and all(w * 3 == h * 4 for w, h in sizes), sizes
     times = read(carol_file)  # no decode error
     duration = max(max(t) for t in times.values())
-    assert duration == pytest.approx(stopped_at - started["Carol"]["start_time"], abs=0.5)
+    assert duration == pytest.approx(span(recorder, started["Carol"]), abs=0.5), started["Carol"]
     recorded_fps = len(times["video"]) / duration
     assert recorded_fps == pytest.approx(published_fps, rel=0.2), (recorded_fps, published_fps)
-    assert abs(times["video"][0] - times["audio"][0]) < 0.1, (times["video"][0], times["audio"][0])
+    assert abs(times["video"][0] - times["audio"][0]) < 0.1, started["Carol"]
     print(
         f"Carol: {len(times['video'])} frames in {duration:.2f} s ({recorded_fps:.1f} fps, "
         f"published {published_fps:.1f}); A/V start offset "
-        f"{1000 * (times['audio'][0] - times['video'][0]):.0f} ms"
+        f"{1000 * (times['audio'][0] - times['video'][0]):.0f} ms; {started['Carol']}"
     )
 
     # And a browser plays them.
@@ -121,9 +122,9 @@ async def test_a_three_party_call_records_to_playable_files_in_sync(
         played = await page.evaluate(_PLAY, files)
     finally:
         await context.close()
-    for result, size in zip(played, [(640, 480), (320, 240)], strict=True):
+    for result, size in zip(played, [max(sizes), (320, 240)], strict=True):
         assert result["error"] is None, played
-        assert (result["width"], result["height"]) == size, played
+        assert (result["width"], result["height"]) in (size, *sizes), played
         assert result["time"] > 1.0 and result["frames"] > 10, played
         assert result["audioBytes"] > 0, played
         assert result["duration"] == pytest.approx(RECORD_SECONDS, abs=2), played

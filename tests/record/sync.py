@@ -4,6 +4,11 @@ Both tracks follow one clock from one epoch: the video is dark but for a white f
 start of every second, the audio silent but for a 1 kHz beep over the first 100 ms of every
 second. In a recording, each flash and the beep of the same second must start together: the
 difference is the A/V offset the recording added.
+
+The marks are encoded once (one second of each, the video's first frame a keyframe) and sent in
+a loop, as loadtest.clip does: aiortc pairs the wall clock of *sending* a frame with its RTP
+timestamp in its sender reports, so a publisher that encoded live would put its own encoding
+delay (video's differs from audio's, and grows on a loaded machine) into every report.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import array
 import asyncio
 import fractions
+import functools
 import math
 import time
 from pathlib import Path
@@ -20,78 +26,104 @@ import av
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
+FPS, WIDTH, HEIGHT = 15, 320, 240
 AUDIO_RATE, AUDIO_SAMPLES = 48_000, 960  # 20 ms frames
-BEEP_SECONDS = 0.1
+BEEP_FRAMES = 5  # 100 ms
 
 
-class SyncClock:
+@functools.cache
+def video_second() -> tuple[bytes, ...]:
+    """One second of VP8: a white keyframe, then dark frames."""
+    encoder: Any = av.CodecContext.create("libvpx", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+    encoder.time_base = fractions.Fraction(1, FPS)
+    encoder.bit_rate = 300_000
+    encoder.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+    frames: list[bytes] = []
+    for n in range(FPS):
+        frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
+        for i, plane in enumerate(frame.planes):
+            plane.update(bytes([(235 if n == 0 else 16) if i == 0 else 128]) * plane.buffer_size)
+        frame.pts = n
+        frame.pict_type = (
+            av.video.frame.PictureType.I if n == 0 else av.video.frame.PictureType.NONE
+        )
+        frames.extend(bytes(p) for p in encoder.encode(frame))
+    frames.extend(bytes(p) for p in encoder.encode(None))
+    assert len(frames) == FPS and not frames[0][0] & 1, "one second, a keyframe first"
+    return tuple(frames)
+
+
+@functools.cache
+def audio_second() -> tuple[bytes, ...]:
+    """One second of Opus: a 1 kHz beep for 100 ms, then silence."""
+    encoder: Any = av.CodecContext.create("libopus", "w")
+    encoder.sample_rate, encoder.layout, encoder.format = AUDIO_RATE, "mono", "s16"
+    encoder.options = {"application": "voip"}
+    encoder.open()
+    beep = array.array("h")
+    for n in range(AUDIO_SAMPLES):
+        beep.append(int(12_000 * math.sin(2 * math.pi * 1000 * n / AUDIO_RATE)))
+    packets: list[bytes] = []
+    for n in range(AUDIO_RATE // AUDIO_SAMPLES + 1):  # one more: libopus lags a frame
+        frame = av.AudioFrame(format="s16", layout="mono", samples=AUDIO_SAMPLES)
+        frame.planes[0].update(beep.tobytes() if n < BEEP_FRAMES else bytes(2 * AUDIO_SAMPLES))
+        frame.sample_rate, frame.pts = AUDIO_RATE, n * AUDIO_SAMPLES
+        packets.extend(bytes(p) for p in encoder.encode(frame))
+    return tuple(packets[: AUDIO_RATE // AUDIO_SAMPLES])
+
+
+class _Clock:
     """The epoch both tracks of a publisher pace from."""
 
     def __init__(self) -> None:
         self.epoch: float | None = None
 
-    def start(self) -> float:
+    async def until(self, offset: float) -> None:
         if self.epoch is None:
             self.epoch = time.monotonic()
-        return self.epoch
-
-
-async def _until(clock: SyncClock, offset: float) -> None:
-    await asyncio.sleep(max(0.0, clock.start() + offset - time.monotonic()))
+        await asyncio.sleep(max(0.0, self.epoch + offset - time.monotonic()))
 
 
 class FlashTrack(MediaStreamTrack):
     kind = "video"
 
-    def __init__(self, clock: SyncClock, width: int = 320, height: int = 240, fps: int = 15):
+    def __init__(self, clock: _Clock) -> None:
         super().__init__()
-        self.clock, self.width, self.height, self.fps = clock, width, height, fps
-        self.count = 0
+        self.clock, self.count, self.frames = clock, 0, video_second()
 
-    async def recv(self) -> av.VideoFrame:
+    async def recv(self) -> av.Packet[Any]:
         if self.readyState != "live":
             raise MediaStreamError
-        await _until(self.clock, self.count / self.fps)
-        frame = av.VideoFrame(self.width, self.height, "yuv420p")
-        luma = 235 if self.count % self.fps == 0 else 16
-        for n, plane in enumerate(frame.planes):
-            plane.update(bytes([luma if n == 0 else 128]) * plane.buffer_size)
-        frame.pts = self.count * 90_000 // self.fps
-        frame.time_base = fractions.Fraction(1, 90_000)
+        await self.clock.until(self.count / FPS)
+        packet = av.Packet(self.frames[self.count % FPS])
+        packet.pts = self.count * 90_000 // FPS
+        packet.time_base = fractions.Fraction(1, 90_000)
         self.count += 1
-        return frame
+        return packet
 
 
 class BeepTrack(MediaStreamTrack):
     kind = "audio"
 
-    def __init__(self, clock: SyncClock) -> None:
+    def __init__(self, clock: _Clock) -> None:
         super().__init__()
-        self.clock = clock
-        self.count = 0
-        beep = array.array("h")
-        for n in range(AUDIO_SAMPLES):
-            beep.append(int(12_000 * math.sin(2 * math.pi * 1000 * n / AUDIO_RATE)))
-        self._beep, self._silence = beep.tobytes(), bytes(2 * AUDIO_SAMPLES)
+        self.clock, self.count, self.packets = clock, 0, audio_second()
 
-    async def recv(self) -> av.AudioFrame:
+    async def recv(self) -> av.Packet[Any]:
         if self.readyState != "live":
             raise MediaStreamError
-        start = self.count * AUDIO_SAMPLES / AUDIO_RATE
-        await _until(self.clock, start)
-        frame = av.AudioFrame(format="s16", layout="mono", samples=AUDIO_SAMPLES)
-        beeping = start % 1.0 < BEEP_SECONDS - 1e-9
-        frame.planes[0].update(self._beep if beeping else self._silence)
-        frame.sample_rate = AUDIO_RATE
-        frame.pts = self.count * AUDIO_SAMPLES
-        frame.time_base = fractions.Fraction(1, AUDIO_RATE)
+        await self.clock.until(self.count * AUDIO_SAMPLES / AUDIO_RATE)
+        packet = av.Packet(self.packets[self.count % len(self.packets)])
+        packet.pts = self.count * AUDIO_SAMPLES
+        packet.time_base = fractions.Fraction(1, AUDIO_RATE)
         self.count += 1
-        return frame
+        return packet
 
 
-def sync_tracks(fps: int = 15) -> tuple[FlashTrack, BeepTrack]:
-    clock = SyncClock()
-    return FlashTrack(clock, fps=fps), BeepTrack(clock)
+def sync_tracks() -> tuple[FlashTrack, BeepTrack]:
+    clock = _Clock()
+    return FlashTrack(clock), BeepTrack(clock)
 
 
 def flashes(path: Path) -> list[float]:

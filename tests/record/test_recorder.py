@@ -4,6 +4,7 @@ Python publishers with sync marks, faults (leave and rejoin, SIGKILL, a server r
 from __future__ import annotations
 
 import asyncio
+import datetime
 import itertools
 import signal
 import sys
@@ -37,6 +38,14 @@ async def publisher(url: str, room: str, name: str) -> Client:
     await client.connect()
     await client.publish(*sync_tracks())
     return client
+
+
+def span(recorder: RecorderProcess, opened_event: dict[str, Any]) -> float:
+    """Seconds from the file's start to when the recorder finished it, by its events."""
+    (closed,) = [e for e in recorder.events("file_closed") if e["path"] == opened_event["path"]]
+    closed_at = datetime.datetime.fromisoformat(closed["time"]).timestamp()
+    assert opened_event["start_time"] <= closed_at
+    return closed_at - float(opened_event["start_time"])
 
 
 def opened(recorder: RecorderProcess, name: str) -> list[dict[str, Any]]:
@@ -98,7 +107,6 @@ async def test_leave_and_rejoin_make_two_files_in_order(
         alice = await publisher(server.url, "rejoin", "alice")
         second = await recording(recorder, "alice", 2)
         await asyncio.sleep(3)
-        stopped_at = time.time()
         await recorder.stop()
         await alice.close()
     assert recorder.returncode == 0, recorder.output()[-3000:]
@@ -109,7 +117,7 @@ async def test_leave_and_rejoin_make_two_files_in_order(
     assert [str(p) for p in paths] == [first["path"], second["path"]]  # names sort in order
     assert all(p.name.startswith("alice_") for p in paths)
     check_file(paths[0], seconds=left_at - first["start_time"])
-    check_file(paths[1], seconds=stopped_at - second["start_time"])
+    check_file(paths[1], seconds=span(recorder, second))
 
 
 async def test_sigkill_leaves_files_that_play_up_to_the_last_seconds(
@@ -144,7 +152,6 @@ async def test_sigint_and_sigterm_finish_every_file(server: RunningServer, tmp_p
             alice = await publisher(server.url, "stop", "alice")
             opened_event = await recording(recorder, "alice")
             await asyncio.sleep(2)
-            stopped_at = time.time()
             recorder.send_signal(signum)
 
             def exited(recorder: RecorderProcess = recorder) -> str:
@@ -156,7 +163,7 @@ async def test_sigint_and_sigterm_finish_every_file(server: RunningServer, tmp_p
         (path,) = files_in(out)
         with av.open(str(path)) as container:
             assert container.duration is not None  # the trailer: duration and cues
-        check_file(path, seconds=stopped_at - opened_event["start_time"], av_sync=False)
+        check_file(path, seconds=span(recorder, opened_event), av_sync=False)
 
 
 async def test_the_recorder_goes_on_in_new_files_after_a_server_restart(tmp_path: Path) -> None:
