@@ -52,6 +52,9 @@ class TrackRecording:
     first_pts: int = 0
     lead: int = 0  # pre-roll: how far its first frame precedes the file's start (ticks)
     preroll: bool = False  # its frames still precede the file's start
+    anchor: float | None = None  # its first frame's capture time, as placed (sender clock)
+    reports_seen: int = 0  # sender reports looked at
+    drift: float = 0.0  # what later sender reports say of that placement, seconds (largest)
     ended: bool = False
     held: list[tuple[Any, float]] = field(default_factory=list)  # (packet, arrival) not written
     frames: int = 0  # written, over all files
@@ -194,6 +197,8 @@ class ParticipantRecording:
             track.slot, track.first_pts, track.offset = slot, first.pts, basis.offset(first)
             track.lead = basis.lead(first)
             track.preroll = track.lead > 0
+            track.anchor = first.capture if basis.by_sender else None
+            track.reports_seen, track.drift = track.remote.clock.reports, 0.0
         self._emit(
             "file_opened",
             path=str(path),
@@ -238,6 +243,8 @@ class ParticipantRecording:
         first = track.first()
         last = self.file.last_pts[slot]
         track.slot, track.first_pts, track.lead, track.preroll = slot, first.pts, 0, False
+        track.anchor = first.capture if self.basis.by_sender else None
+        track.reports_seen, track.drift = track.remote.clock.reports, 0.0
         track.offset = max(self.basis.offset(first), 0 if last is None else last + 1)
         held, track.held = track.held, []
         for packet, _ in held:
@@ -255,6 +262,8 @@ class ParticipantRecording:
     def _write(self, track: TrackRecording, packet: Any) -> None:
         file = self.file
         assert file is not None and track.slot is not None
+        if track.remote.clock.reports != track.reports_seen:
+            self._check_drift(track)
         pts = track.offset + packet.pts - track.first_pts - track.lead
         last = file.last_pts[track.slot]
         if track.preroll:
@@ -275,12 +284,33 @@ class ParticipantRecording:
             return
         track.frames += 1
 
+    def _check_drift(self, track: TrackRecording) -> None:
+        """A new sender report: how far it would move the track's first frame."""
+        track.reports_seen = track.remote.clock.reports
+        if track.anchor is None:
+            return
+        capture = track.remote.clock.capture_time(track.first_pts)
+        if capture is None:
+            return
+        drift = capture - track.anchor
+        if abs(drift) > abs(track.drift):
+            track.drift = drift
+            if abs(drift) > 0.02:
+                self.log.info("%s: sender reports now place it %+.0f ms", track.kind, 1000 * drift)
+
     def _finish(self, reason: str) -> None:
         file, self.file = self.file, None
         if file is None:
             return
+        # How far the sender reports that came later disagree with where each track was placed
+        # (the first ones may be the server's estimate, see sfu.senderclock).
+        drifts = {
+            f"{t.kind}{t.slot}": round(1000 * t.drift)
+            for t in self.tracks
+            if t.slot is not None and t.anchor is not None
+        }
         for track in self.tracks:
-            track.slot = None
+            track.slot, track.anchor = None, None
         try:
             file.close()
         except Exception:
@@ -302,6 +332,7 @@ class ParticipantRecording:
             reason=reason,
             seconds=round(status.seconds, 3),
             bytes=status.bytes,
+            drift_ms=drifts,
         )
 
     def close(self, reason: str) -> None:

@@ -179,8 +179,13 @@ class Recorder:
         if self.select is None or self.select(remote, name):
             participant = self._participant(client, remote.peer_id, name)
             track = participant.add(remote)
-            # Simulcast (issue 11): when the room has layers, ask the server for the top one
-            # here, e.g. `await client.set_layer(remote, "h")`, before the first frame.
+            if track is not None and remote.kind == "video":
+                # Simulcast: the top layer (a track without layers keeps its one). Until `h`
+                # flows the server sends the best layer that does: the file changes size then.
+                try:
+                    await client.set_layer(remote, "h")
+                except (ConnectionError, RuntimeError) as exc:
+                    self.log.info("could not ask for the top layer: %s", exc)
         try:
             while True:
                 packet = await remote.track.recv()

@@ -8,7 +8,7 @@ nothing drifts by the arrival jitter of each frame.
 
 One exception at the start: a video track can only start on a keyframe, and a subscription
 often starts on a recent one the server replays (up to half a second old), while audio starts
-with the next packet. Video captured before the first audio frame, by at most PREROLL, that
+with the next packet. Video captured before the first audio frame, by at most PREROLL (1 s), that
 reached us no earlier than it (give or take SLACK: it was replayed, not sent ahead) is decoder
 pre-roll: the file starts with the audio, and those earlier video frames go in one millisecond
 apart at its start (a decoder needs them, a viewer sees a blink), so audio and video start
@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from typing import Final
 
 MAX_SPREAD: Final = 1.0  # seconds between two tracks' capture-to-arrival delays
-PREROLL: Final = 0.5  # the oldest keyframe the server replays to a new subscription (seconds)
+# The server replays keyframes up to 0.5 s old (its clock) to a new subscription; the publisher's
+# capture times of those frames can spread a little wider.
+PREROLL: Final = 1.0
 SLACK: Final = 0.15  # audio leaves aiortc's jitter buffer ~80 ms after it arrives; video ~1 frame
 
 

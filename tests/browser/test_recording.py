@@ -1,6 +1,7 @@
-"""Recording a three-party call: two Python publishers with sync marks and one Chromium page
-(fake camera and microphone), recorded by `aiosfu record` as its own process; the files are
-checked with PyAV and played back in Chromium. The page shows a "recording" badge meanwhile."""
+"""Recording a three-party call: two Python publishers with sync marks (processes of their
+own) and one Chromium page (fake camera and microphone), recorded by `aiosfu record` as its own
+process; the files are checked with PyAV and played back in Chromium. The page shows a
+"recording" badge meanwhile."""
 
 from __future__ import annotations
 
@@ -19,19 +20,23 @@ from loadtest.recorderproc import RecorderProcess
 from sfu.server import RunningServer
 from tests.browser.conftest import OpenPage
 from tests.browser.roompage import RoomPage
+from tests.browser.test_simulcast import three_distinct_layers
+from tests.record.publisher import PublisherProcess
 from tests.record.test_container import read
-from tests.record.test_recorder import check_file, files_in, publisher, recording, span
+from tests.record.test_recorder import check_file, files_in, recording, span
 from tests.util import eventually, eventually_async
 
 RECORD_SECONDS = 10.0
 
+# Frames the page's video sent: of its largest encoding (one, or l/m/h with simulcast).
 _OUTBOUND_VIDEO = """
 async () => {
-  let out = null;
+  let frames = 0, width = -1;
   (await sfuClient.pc.getStats()).forEach((s) => {
-    if (s.type === "outbound-rtp" && s.kind === "video") out = s.framesSent;
+    if (s.type !== "outbound-rtp" || s.kind !== "video") return;
+    if ((s.frameWidth ?? 0) > width) [frames, width] = [s.framesSent, s.frameWidth ?? 0];
   });
-  return out;
+  return frames;
 }
 """
 
@@ -69,43 +74,50 @@ async def test_a_three_party_call_records_to_playable_files_in_sync(
             return "" if await badge_shown(carol) else "no recording badge on Carol's page"
 
         await eventually_async(badge, timeout=10)
-        alice = await publisher(server.url, "rec3", "alice")
-        bob = await publisher(server.url, "rec3", "bob")
-        started = {n: await recording(recorder, n) for n in ("alice", "bob", "Carol")}
-        sent_before = await carol.page.evaluate(_OUTBOUND_VIDEO)
-        before = time.time()
-        await asyncio.sleep(RECORD_SECONDS)
-        published_fps = (await carol.page.evaluate(_OUTBOUND_VIDEO) - sent_before) / (
-            time.time() - before
-        )
-        recorder.send_signal(signal.SIGINT)
+        async with (
+            PublisherProcess(server.url, "rec3", "alice"),
+            PublisherProcess(server.url, "rec3", "bob"),
+        ):
+            started = {n: await recording(recorder, n) for n in ("alice", "bob", "Carol")}
+            sent_before = await carol.page.evaluate(_OUTBOUND_VIDEO)
+            before = time.time()
+            await asyncio.sleep(RECORD_SECONDS)
+            sent = await carol.page.evaluate(_OUTBOUND_VIDEO)
+            after = time.time()
+            published_fps = (sent - sent_before) / (after - before)
+            recorder.send_signal(signal.SIGINT)
 
-        async def gone() -> str:
-            return "badge still shown after the recorder left" if await badge_shown(carol) else ""
+            async def gone() -> str:
+                if await badge_shown(carol):
+                    return "badge still shown after the recorder left"
+                return ""
 
-        await eventually_async(gone, timeout=10)
-        await eventually(lambda: "" if recorder.returncode is not None else "still running")
-        await alice.close()
-        await bob.close()
+            await eventually_async(gone, timeout=20)
+            await eventually(lambda: "" if recorder.returncode is not None else "running", 20)
     assert recorder.returncode == 0, recorder.output()[-3000:]
     paths = {e["name"]: Path(e["path"]) for e in started.values()}
     assert sorted(files_in(tmp_path)) == sorted(paths.values())
     for name in ("alice", "bob"):
         check_file(paths[name], seconds=span(recorder, started[name]))
 
-    # Chromium's file: its camera's size, the length recorded, its frame rate, A/V together.
-    # Chromium scales its video down when its bandwidth estimate says so: the file follows.
+    # Chromium's file: its camera's shape, the length recorded, its frame rate, A/V together.
+    # Until its top simulcast layer flows (or when its bandwidth estimate says so) Chromium's
+    # video is smaller: the file follows (test_a_simulcast_... checks the top layer).
     carol_file = paths["Carol"]
     with av.open(str(carol_file)) as container:
         video: Any = container.streams.video[0]
         audio: Any = container.streams.audio[0]
         assert (video.codec_context.name, audio.codec_context.name) == ("vp8", "opus")
         sizes = {(f.width, f.height) for f in container.decode(video=0)}
-    assert max(sizes) == (640, 480) and all(w * 3 == h * 4 for w, h in sizes), sizes
+    width, height = max(sizes)
+    assert all(abs(w / h - width / height) < 0.02 for w, h in sizes), sizes
     times = read(carol_file)  # no decode error
     duration = max(max(t) for t in times.values())
     assert duration == pytest.approx(span(recorder, started["Carol"]), abs=0.5), started["Carol"]
-    recorded_fps = len(times["video"]) / duration
+    # Its frame rate over the same window, by the file's own clock (0 = `start_time`).
+    start = started["Carol"]["start_time"]
+    window = [t for t in times["video"] if before - start <= t < after - start]
+    recorded_fps = len(window) / (after - before)
     assert recorded_fps == pytest.approx(published_fps, rel=0.2), (recorded_fps, published_fps)
     assert abs(times["video"][0] - times["audio"][0]) < 0.1, started["Carol"]
     print(
@@ -122,9 +134,26 @@ async def test_a_three_party_call_records_to_playable_files_in_sync(
         played = await page.evaluate(_PLAY, files)
     finally:
         await context.close()
-    for result, size in zip(played, [max(sizes), (320, 240)], strict=True):
+    for result, name in zip(played, ("Carol", "alice"), strict=True):
         assert result["error"] is None, played
-        assert (result["width"], result["height"]) in (size, *sizes), played
+        assert (result["width"], result["height"]) in {*sizes, (320, 240)}, played
         assert result["time"] > 1.0 and result["frames"] > 10, played
         assert result["audioBytes"] > 0, played
-        assert result["duration"] == pytest.approx(RECORD_SECONDS, abs=2), played
+        with av.open(str(paths[name])) as container:
+            assert result["duration"] == pytest.approx((container.duration or 0) / 1e6, abs=0.1)
+
+
+async def test_a_simulcast_publisher_is_recorded_at_its_top_layer(
+    server: RunningServer, open_page: OpenPage, tmp_path: Path
+) -> None:
+    alice = await open_page("simrec", "alice", mic=False)
+    sizes = await three_distinct_layers(alice)  # l, m and h all flowing
+    async with RecorderProcess(server.url, "simrec", tmp_path) as recorder:
+        opened_event = await recording(recorder, "alice")
+        await asyncio.sleep(4)
+        await recorder.stop()
+    assert opened_event["tracks"] == ["video:video/VP8"]
+    with av.open(opened_event["path"]) as container:
+        decoded = [(f.width, f.height) for f in container.decode(video=0)]
+    top = sum(size == sizes["h"] for size in decoded)
+    assert top >= 0.8 * len(decoded) and decoded[-1] == sizes["h"], (sizes, decoded)

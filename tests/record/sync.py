@@ -5,10 +5,12 @@ start of every second, the audio silent but for a 1 kHz beep over the first 100 
 second. In a recording, each flash and the beep of the same second must start together: the
 difference is the A/V offset the recording added.
 
-The marks are encoded once (one second of each, the video's first frame a keyframe) and sent in
-a loop, as loadtest.clip does: aiortc pairs the wall clock of *sending* a frame with its RTP
-timestamp in its sender reports, so a publisher that encoded live would put its own encoding
-delay (video's differs from audio's, and grows on a loaded machine) into every report.
+The marks are encoded once (one second of each, the video's first frame a keyframe) and sent as
+loadtest.clip does, each frame stamped with the time it is sent: aiortc pairs the wall clock of
+*sending* a frame with its RTP timestamp in its sender reports, so a publisher that encoded live,
+or sent late frames with the times they were due, would put that delay (video's differs from
+audio's, and grows on a loaded machine) into every report: sync is the publisher's to get right,
+and what is measured here is what the recording adds.
 """
 
 from __future__ import annotations
@@ -74,50 +76,63 @@ def audio_second() -> tuple[bytes, ...]:
 
 
 class _Clock:
-    """The epoch both tracks of a publisher pace from."""
+    """The epoch both tracks of a publisher take their frames' times from."""
 
     def __init__(self) -> None:
         self.epoch: float | None = None
 
-    async def until(self, offset: float) -> None:
+    async def next_slot(self, last: int, period: float) -> int:
+        """Wait for the slot after `last` (slots are `period` long from the epoch); the slot it
+        is now, later than that one if this loop was held up: a frame is stamped when it is
+        sent, as a camera stamps it when it is captured."""
         if self.epoch is None:
             self.epoch = time.monotonic()
-        await asyncio.sleep(max(0.0, self.epoch + offset - time.monotonic()))
+        await asyncio.sleep(max(0.0, self.epoch + (last + 1) * period - time.monotonic()))
+        return max(last + 1, int((time.monotonic() - self.epoch) / period))
 
 
 class FlashTrack(MediaStreamTrack):
+    """The first frame of each second is the white keyframe, the others dark deltas."""
+
     kind = "video"
 
     def __init__(self, clock: _Clock) -> None:
         super().__init__()
-        self.clock, self.count, self.frames = clock, 0, video_second()
+        self.clock, self.slot, self.frames = clock, -1, video_second()
+        self.delta = 0
 
     async def recv(self) -> av.Packet[Any]:
         if self.readyState != "live":
             raise MediaStreamError
-        await self.clock.until(self.count / FPS)
-        packet = av.Packet(self.frames[self.count % FPS])
-        packet.pts = self.count * 90_000 // FPS
+        last, self.slot = self.slot, await self.clock.next_slot(self.slot, 1 / FPS)
+        if last < 0 or self.slot // FPS != last // FPS:
+            data, self.delta = self.frames[0], 0
+        else:
+            self.delta = self.delta % (FPS - 1) + 1
+            data = self.frames[self.delta]
+        packet = av.Packet(data)
+        packet.pts = self.slot * 90_000 // FPS
         packet.time_base = fractions.Fraction(1, 90_000)
-        self.count += 1
         return packet
 
 
 class BeepTrack(MediaStreamTrack):
+    """Each second starts with BEEP_FRAMES frames of beep, then silence."""
+
     kind = "audio"
 
     def __init__(self, clock: _Clock) -> None:
         super().__init__()
-        self.clock, self.count, self.packets = clock, 0, audio_second()
+        self.clock, self.slot, self.packets = clock, -1, audio_second()
 
     async def recv(self) -> av.Packet[Any]:
         if self.readyState != "live":
             raise MediaStreamError
-        await self.clock.until(self.count * AUDIO_SAMPLES / AUDIO_RATE)
-        packet = av.Packet(self.packets[self.count % len(self.packets)])
-        packet.pts = self.count * AUDIO_SAMPLES
+        self.slot = await self.clock.next_slot(self.slot, AUDIO_SAMPLES / AUDIO_RATE)
+        per_second = len(self.packets)
+        packet = av.Packet(self.packets[self.slot % per_second])
+        packet.pts = self.slot * AUDIO_SAMPLES
         packet.time_base = fractions.Fraction(1, AUDIO_RATE)
-        self.count += 1
         return packet
 
 

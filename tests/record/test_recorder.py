@@ -22,6 +22,7 @@ from sfu.record import Recorder, RecorderEvent
 from sfu.server import RunningServer
 from tests import codec_guard
 from tests.conftest import LOOPBACK
+from tests.record.publisher import PublisherProcess
 from tests.record.sync import av_offsets, sync_tracks
 from tests.record.test_container import read
 from tests.util import eventually
@@ -99,16 +100,14 @@ async def test_leave_and_rejoin_make_two_files_in_order(
     server: RunningServer, tmp_path: Path
 ) -> None:
     async with RecorderProcess(server.url, "rejoin", tmp_path) as recorder:
-        alice = await publisher(server.url, "rejoin", "alice")
-        first = await recording(recorder, "alice")
-        await asyncio.sleep(3)
-        left_at = time.time()
-        await alice.close()
-        alice = await publisher(server.url, "rejoin", "alice")
-        second = await recording(recorder, "alice", 2)
-        await asyncio.sleep(3)
-        await recorder.stop()
-        await alice.close()
+        async with PublisherProcess(server.url, "rejoin", "alice"):
+            first = await recording(recorder, "alice")
+            await asyncio.sleep(3)
+            left_at = time.time()
+        async with PublisherProcess(server.url, "rejoin", "alice"):
+            second = await recording(recorder, "alice", 2)
+            await asyncio.sleep(3)
+            await recorder.stop()
     assert recorder.returncode == 0, recorder.output()[-3000:]
     closed = {e["path"]: e for e in recorder.events("file_closed")}
     assert closed[first["path"]]["reason"] == "left"
@@ -157,7 +156,7 @@ async def test_sigint_and_sigterm_finish_every_file(server: RunningServer, tmp_p
             def exited(recorder: RecorderProcess = recorder) -> str:
                 return "" if recorder.returncode is not None else "still running"
 
-            await eventually(exited, timeout=10)
+            await eventually(exited, timeout=20)
             await alice.close()
         assert recorder.returncode == 0, recorder.output()[-3000:]
         (path,) = files_in(out)
@@ -203,19 +202,11 @@ async def test_a_publisher_killed_mid_frame_leaves_a_clean_file(
     server: RunningServer, tmp_path: Path
 ) -> None:
     async with RecorderProcess(server.url, "vanish", tmp_path) as recorder:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "tests.record.publisher",
-            server.url,
-            "vanish",
-            "carol",
-            cwd=REPO,
-        )
+        carol = await PublisherProcess(server.url, "vanish", "carol").start()
         opened_event = await recording(recorder, "carol")
         await asyncio.sleep(3)
-        proc.kill()  # whatever it was sending stops where it is
-        await proc.wait()
+        carol.kill()  # whatever it was sending stops where it is
+        await carol.stop()
 
         def finished() -> str:
             return "" if recorder.events("file_closed") else "carol's file is still open"

@@ -22,9 +22,9 @@ def frame(clock: int, arrival: float, capture: float | None) -> FirstFrame:
         # The same capture times, but the video came no sooner than the audio: its keyframe was
         # replayed: pre-roll, the file starts with the audio (the video's lead: see below).
         ([frame(V, 100.40, 50.0), frame(A, 100.32, 50.3)], [0, 0], True),
-        ([frame(A, 100.00, 50.0), frame(V, 100.02, 49.6)], [0, 0], True),
-        # Video 0.7 s ahead of the audio is more than a replay: its true offset.
-        ([frame(A, 100.00, 50.0), frame(V, 100.02, 49.3)], [700, 0], True),
+        ([frame(A, 100.00, 50.0), frame(V, 100.02, 49.2)], [0, 0], True),
+        # Video that really started 1.3 s before the audio (and came 1.3 s sooner).
+        ([frame(A, 100.00, 50.0), frame(V, 98.70, 48.7)], [1300, 0], True),
         # No sender report for the audio yet: placed by arrival, less the video's delay.
         ([frame(V, 100.10, 50.0), frame(A, 100.35, None)], [0, 250], True),
         # No sender reports at all: by arrival.
