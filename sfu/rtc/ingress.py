@@ -10,8 +10,9 @@ SSRCs not registered (yet), take aiortc's path as before (STUN never reaches the
 keeps it).
 
 SRTCP takes the same shortcut, since every subscriber sends a report a second: it is decrypted
-here, a compound of receiver reports only (which nothing here acts on) ends there, and anything
-else (feedback, SR, BYE) goes on, decrypted, to aiortc's RTCP handling.
+here, its report blocks and REMBs go to `feedback` (the subscriber's bandwidth estimate), a
+compound of nothing else (RR, SDES, REMB) ends there, and anything else (other feedback, SR,
+BYE) goes on, decrypted, to aiortc's RTCP handling.
 
 A handler is `(payload_type, marker, sequence_number, timestamp, payload) -> None`. An SSRC
 registered with an AudioLevel (sfu.speakers) also has the RFC 6464 audio level of each packet
@@ -39,7 +40,7 @@ from pylibsrtp._binding import ffi as _ffi
 from pylibsrtp._binding import lib as _srtp_lib
 
 from ..speakers import AudioLevel
-from .rtcp import only_reports
+from .rtcp import ReceiverFeedback, only_reports, read_feedback
 from .twcc import TransportFeedback
 
 Handler = Callable[[int, int, int, int, bytes], None]
@@ -63,6 +64,7 @@ class RtpIngress:
         "_tasks",
         "_twcc_id",
         "dropped",
+        "feedback",
         "reports",
         "twcc",
     )
@@ -81,6 +83,8 @@ class RtpIngress:
         self._level_id = 0  # the audio level's extension id (0: not negotiated)
         self._levels: dict[int, AudioLevel] = {}  # by SSRC: where each audio packet's level goes
         self._scan = False  # whether any one-byte extension is read at all
+        # Told of the report blocks and REMBs in the remote's RTCP (sfu.bwe), when set.
+        self.feedback: ReceiverFeedback | None = None
 
     def use_transport_cc(self, extension_id: int, sender_ssrc: int) -> TransportFeedback:
         """Record the transport-wide sequence number (one-byte header extension `extension_id`)
@@ -172,7 +176,8 @@ class RtpIngress:
             self.dropped += 1
             return True
         plain = buf[0 : length[0]]
-        if only_reports(plain):
+        sink = self.feedback
+        if not (read_feedback(plain, sink) if sink is not None else not only_reports(plain)):
             self.reports += 1
         else:
             task = asyncio.ensure_future(self._dtls._handle_rtcp_data(plain))

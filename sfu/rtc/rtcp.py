@@ -17,7 +17,7 @@ with many subscribers that fixed cost rivals the forwarding itself. Here:
 from __future__ import annotations
 
 import struct
-from typing import Any
+from typing import Any, Protocol
 
 from aiortc import RTCRtpSender
 
@@ -152,6 +152,50 @@ def only_reports(data: bytes) -> bool:
             return False
         pos += (((data[pos + 2] << 8) | data[pos + 3]) + 1) * 4
     return pos == end
+
+
+class ReceiverFeedback(Protocol):
+    """What a subscriber's RTCP tells about the streams we send it (sfu.bwe)."""
+
+    def loss(self, ssrc: int, fraction: int) -> None:
+        """A report block: the fraction (in 256ths) of `ssrc`'s packets lost lately."""
+
+    def remb(self, bitrate: int, ssrcs: list[int]) -> None:
+        """A REMB: the receiver's estimate (bits/s) for the streams it names."""
+
+
+def read_feedback(data: bytes, sink: ReceiverFeedback) -> bool:
+    """Give `sink` the report blocks (of RRs and SRs) and REMBs of a decrypted compound RTCP
+    packet; True when it also holds something aiortc must see (an SR, other feedback, a BYE)."""
+    pos, end = 0, len(data)
+    rest = False
+    while pos + 4 <= end:
+        first, pt = data[pos], data[pos + 1]
+        size = (((data[pos + 2] << 8) | data[pos + 3]) + 1) * 4
+        if pos + size > end:
+            return True  # malformed: aiortc's parser says what it makes of it
+        if pt in (RTCP_RR, RTCP_SR):
+            blocks = pos + (8 if pt == RTCP_RR else 28)
+            for i in range(first & 0x1F):
+                block = blocks + 24 * i
+                if block + 24 > pos + size:
+                    break
+                sink.loss(int.from_bytes(data[block : block + 4], "big"), data[block + 4])
+            rest = rest or pt == RTCP_SR
+        elif pt == RTCP_PSFB and first & 0x1F == FMT_REMB and data[pos + 12 : pos + 16] == b"REMB":
+            if size >= 20:
+                word = int.from_bytes(data[pos + 16 : pos + 20], "big")
+                count = word >> 24
+                bitrate = (word & 0x3FFFF) << ((word >> 18) & 0x3F)
+                ssrcs = [
+                    int.from_bytes(data[at : at + 4], "big")
+                    for at in range(pos + 20, min(pos + 20 + 4 * count, pos + size), 4)
+                ]
+                sink.remb(bitrate, ssrcs)
+        elif pt != RTCP_SDES:
+            rest = True
+        pos += size
+    return rest or pos != end
 
 
 def skip_receiver_reports(dtls: Any) -> None:

@@ -9,10 +9,13 @@ import pytest
 from aiortc.rtp import (
     RtcpPacket,
     RtcpPsfbPacket,
+    RtcpReceiverInfo,
     RtcpRrPacket,
     RtcpRtpfbPacket,
     RtcpSdesPacket,
+    RtcpSenderInfo,
     RtcpSrPacket,
+    pack_remb_fci,
     unpack_remb_fci,
 )
 
@@ -136,3 +139,44 @@ async def test_reports_skip_the_parser_and_feedback_does_not() -> None:
     finally:
         await sender_pc.close()  # stop() must not wait for the retired RTCP task
         await receiver_pc.close()
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.losses: list[tuple[int, int]] = []
+        self.rembs: list[tuple[int, list[int]]] = []
+
+    def loss(self, ssrc: int, fraction: int) -> None:
+        self.losses.append((ssrc, fraction))
+
+    def remb(self, bitrate: int, ssrcs: list[int]) -> None:
+        self.rembs.append((bitrate, ssrcs))
+
+
+def block(ssrc: int, fraction: int) -> RtcpReceiverInfo:
+    return RtcpReceiverInfo(ssrc, fraction, 3, 1000, 5, 0, 0)
+
+
+def test_read_feedback_takes_report_blocks_and_rembs() -> None:
+    rr = bytes(RtcpRrPacket(ssrc=9, reports=[block(1, 12), block(2, 200)]))
+    sdes = rtcp.sender_report(9, 0, 0, 0, 0, b"c")[28:]  # the SDES part
+    remb = bytes(
+        RtcpPsfbPacket(fmt=15, ssrc=9, media_ssrc=0, fci=pack_remb_fci(1_234_560, [1, 2, 3]))
+    )
+    sink = Sink()
+    assert rtcp.read_feedback(rr + sdes + remb, sink) is False  # nothing else: ends here
+    assert sink.losses == [(1, 12), (2, 200)]
+    ((bitrate, ssrcs),) = sink.rembs
+    assert ssrcs == [1, 2, 3] and abs(bitrate - 1_234_560) <= 1_234_560 >> 17  # 18-bit mantissa
+
+
+def test_read_feedback_reads_an_sr_s_blocks_and_passes_the_rest_on() -> None:
+    info = RtcpSenderInfo(ntp_timestamp=1, rtp_timestamp=2, packet_count=3, octet_count=4)
+    sr = bytes(RtcpSrPacket(ssrc=9, sender_info=info, reports=[block(5, 77)]))
+    sink = Sink()
+    assert rtcp.read_feedback(sr, sink) is True  # aiortc wants the SR (lip sync)
+    assert sink.losses == [(5, 77)]
+    pli = rtcp.pli(9, 5)
+    rr = bytes(RtcpRrPacket(ssrc=9, reports=[]))
+    assert rtcp.read_feedback(rr + pli, Sink()) is True
+    assert rtcp.read_feedback(rr[:-1] + b"", Sink()) is True  # truncated: aiortc decides
