@@ -60,7 +60,7 @@ def run(data: list[bytes], with_twcc: bool) -> tuple[float, int]:
     elapsed = time.perf_counter_ns() - start
     assert handled == len(data), f"handled {handled} of {len(data)}"
     if twcc is not None:
-        assert twcc.packets == len(data), f"recorded {twcc.packets} of {len(data)}"
+        assert len(twcc.received) == len(data), f"recorded {len(twcc.received)} of {len(data)}"
     return elapsed / len(data), handled
 
 

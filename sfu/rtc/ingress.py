@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import struct
-import time
 from collections.abc import Callable
+from time import monotonic as _monotonic
 from typing import Any
 
 from aiortc import RTCDtlsTransport
@@ -234,7 +234,9 @@ class RtpIngress:
             ext_id = first >> 4
             if ext_id == twcc_id:
                 if first & 0x0F == 1 and i + 3 <= n and self.twcc is not None:
-                    self.twcc.add((elements[i + 1] << 8) | elements[i + 2], time.monotonic())
+                    self.twcc.received.append(
+                        ((elements[i + 1] << 8) | elements[i + 2], _monotonic())
+                    )
                 if not level_id:
                     return
                 twcc_id = 0

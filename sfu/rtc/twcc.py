@@ -4,11 +4,12 @@ A publisher that negotiated the transport-wide sequence number header extension
 (draft-holmer-rmcat-transport-wide-cc-extensions-01) numbers every packet it sends on the
 transport, whatever its stream; the receiver tells it, several times a second, which numbers
 arrived and when (an RTCP transport-cc feedback, RTPFB FMT 15). From those the sender runs its
-own delay- and loss-based estimator (libwebrtc's GoogCC) and probes for more: Chromium reaches
-its real uplink rate in about a second instead of growing ~8 %/s from 300 kbps on REMB alone.
+own delay- and loss-based estimator (libwebrtc's GoogCC) and probes for more: Chromium finds
+its uplink's rate in a second or two, where on REMB alone it either takes a fixed REMB on trust
+(its first seconds) or grows ~8 %/s from 300 kbps (a REMB that is an estimate, aiortc's).
 
-`add()` runs once per received packet (the ingress calls it: one dict store); `build()` runs on
-a timer (sfu.backend, every FEEDBACK_INTERVAL) and returns the feedback packets for everything
+`add()` runs once per received packet (one list append); `build()` runs on a timer
+(sfu.backend, every FEEDBACK_INTERVAL) and returns the feedback packets for everything
 since the previous call. A packet that arrives after the feedback covering its number went out
 was reported lost, and is ignored, as libwebrtc's receiver does once it has moved on.
 """
@@ -37,16 +38,26 @@ _LARGE = struct.Struct("!h")
 
 
 class TransportFeedback:
-    __slots__ = ("_arrivals", "_count", "_max", "_next", "media_ssrc", "packets", "sender_ssrc")
+    __slots__ = (
+        "_arrivals",
+        "_count",
+        "_max",
+        "_next",
+        "media_ssrc",
+        "packets",
+        "received",
+        "sender_ssrc",
+    )
 
     def __init__(self, sender_ssrc: int, media_ssrc: int = 0) -> None:
         self.sender_ssrc = sender_ssrc
         self.media_ssrc = media_ssrc  # a stream of the publisher's (libwebrtc reads it)
+        self.received: list[tuple[int, float]] = []  # (16-bit number, arrival) since build()
         self._arrivals: dict[int, float] = {}  # unwrapped sequence number -> arrival (seconds)
         self._max: int | None = None  # the highest unwrapped sequence number seen
         self._next: int | None = None  # the first number the next feedback reports on
         self._count = 0  # feedback packets sent, modulo 256 on the wire
-        self.packets = 0  # packets recorded
+        self.packets = 0  # packets recorded (counted as the feedback is built)
 
     @property
     def sent(self) -> int:
@@ -54,23 +65,32 @@ class TransportFeedback:
         return self._count
 
     def add(self, seq: int, arrival: float) -> None:
-        """A packet numbered `seq` (16 bits) arrived at `arrival` (seconds, a fixed origin)."""
-        top = self._max
-        if top is None:
-            ext = self._max = seq
-        else:
-            delta = (seq - top) & 0xFFFF
-            if delta < 0x8000:
-                ext = self._max = top + delta
+        """A packet numbered `seq` (16 bits) arrived at `arrival` (seconds, a fixed origin).
+
+        The ingress appends `(seq, arrival)` to `received` itself (a call less per packet):
+        numbers are unwrapped when the feedback is built."""
+        self.received.append((seq, arrival))
+
+    def _unwrap(self) -> None:
+        arrivals, top, next_ = self._arrivals, self._max, self._next
+        for seq, arrival in self.received:
+            if top is None:
+                ext = top = seq
             else:
-                ext = top + delta - 0x10000  # late, or reordered
-        if self._next is not None and ext < self._next:
-            return  # already reported lost
-        self._arrivals[ext] = arrival
-        self.packets += 1
+                delta = (seq - top) & 0xFFFF
+                if delta < 0x8000:
+                    ext = top = top + delta
+                else:
+                    ext = top + delta - 0x10000  # late, or reordered
+            if next_ is None or ext >= next_:  # else: already reported lost
+                arrivals[ext] = arrival
+        self.packets += len(self.received)
+        self.received.clear()
+        self._max = top
 
     def build(self) -> list[bytes]:
         """Feedback for every number since the last call (none when nothing arrived)."""
+        self._unwrap()
         arrivals = self._arrivals
         if not arrivals:
             return []

@@ -33,13 +33,13 @@ async () => {
 async def test_chromium_acts_on_our_transport_feedback(
     open_page: OpenPage, server: RunningServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    add = TransportFeedback.add
+    build = TransportFeedback.build
 
-    def lose_every_third(self: TransportFeedback, seq: int, arrival: float) -> None:
-        if seq % 3:
-            add(self, seq, arrival)
+    def lose_every_third(self: TransportFeedback) -> list[bytes]:
+        self.received[:] = [(seq, at) for seq, at in self.received if seq % 3]
+        return build(self)
 
-    monkeypatch.setattr(TransportFeedback, "add", lose_every_third)
+    monkeypatch.setattr(TransportFeedback, "build", lose_every_third)
     page = await open_page("twcc", "pub", mic=False)
 
     def numbered() -> str:
