@@ -1,6 +1,7 @@
 """Micro-benchmark of the forwarding hot path: what one forwarded RTP packet costs in Python.
 
     python -m loadtest.bench_forward [--subscribers 50] [--packets 2000] [--simulcast]
+        [--abs-send-time]
         [--json PATH]
 
 Runs the real code (Publication's loop over the live subscriptions' RtpOutput.forward: header
@@ -25,6 +26,7 @@ import random
 import resource
 import socket
 import sys
+import time
 from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -35,7 +37,7 @@ from pylibsrtp import Policy, Session
 from sfu.keyframes import KeyframeThrottle
 from sfu.layer import Layer
 from sfu.payload import vp8_keyframe_start
-from sfu.rtc.fastpath import RtpOutput
+from sfu.rtc.fastpath import RtpOutput, stamp_send_time
 from sfu.subscription import Subscription
 
 from . import options
@@ -93,10 +95,16 @@ _VP8 = bytes([0x90, 0xC0, 0x80 | 0x12, 0x34, 7, 0x01])
 
 
 async def live_subscriptions(
-    publication: Any, count: int, payload_type: int, first: tuple[int, bytes]
+    publication: Any,
+    count: int,
+    payload_type: int,
+    first: tuple[int, bytes],
+    abs_send_time: int | None = None,
 ) -> tuple[asyncio.DatagramTransport, list[socket.socket]]:
     """`count` Subscriptions to `publication`, each with a real RtpOutput sending to a socket of
-    its own (which drain() empties), started on the packet `first` (seq, payload): live."""
+    its own (which drain() empties), started on the packet `first` (seq, payload): live. With
+    `abs_send_time` (an extension id), each packet carries it, as video to a subscriber that
+    negotiated it."""
     loop = asyncio.get_running_loop()
     no_connection: Any = SimpleNamespace(protocol_lost=lambda protocol: None)  # it only sends here
     transport, protocol = await loop.create_datagram_endpoint(
@@ -122,7 +130,7 @@ async def live_subscriptions(
             transport=SimpleNamespace(_connection=SimpleNamespace(_nominated={1: pair})),
         )
         sender = SimpleNamespace(transport=dtls, _ssrc=random.getrandbits(32))
-        output = RtpOutput(sender, payload_type)  # type: ignore[arg-type]
+        output = RtpOutput(sender, payload_type, abs_send_time)  # type: ignore[arg-type]
         assert output.bind()
         sub = Subscription(publication, "bench")
         sub.ready_with(output)
@@ -139,11 +147,13 @@ def drain(sinks: list[socket.socket]) -> None:
             pass
 
 
-async def run(subscribers: int, packets: int, simulcast: bool = False) -> dict[str, float]:
+async def run(
+    subscribers: int, packets: int, simulcast: bool = False, abs_send_time: bool = False
+) -> dict[str, float]:
     publication = BenchPublication(simulcast)
     # Started on a keyframe, just before the first packet: live from then on.
     transport, sinks = await live_subscriptions(
-        publication, subscribers, 96, (0, _VP8[:5] + b"\x00")
+        publication, subscribers, 96, (0, _VP8[:5] + b"\x00"), 3 if abs_send_time else None
     )
     payload = _VP8 + os.urandom(994)
     subs = tuple(publication.subscriptions)
@@ -152,6 +162,7 @@ async def run(subscribers: int, packets: int, simulcast: bool = False) -> dict[s
     u0, s0 = _cpu()
     for i in range(packets):
         seq, ts = (i + 1) & 0xFFFF, (i // 4 * 3000) & 0xFFFFFFFF
+        stamp_send_time(time.monotonic())  # as Layer.on_media does, once per received packet
         for forward in forwarders:
             forward(seq, ts, i & 1, payload)
         if i % 8 == 7:
@@ -179,9 +190,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="subscriptions to a simulcast layer: VP8 picture numbering rewritten too",
     )
+    parser.add_argument(
+        "--abs-send-time",
+        action="store_true",
+        help="each packet stamped with abs-send-time, as video to a subscriber that "
+        "negotiated it (its downlink estimate, sfu.bwe)",
+    )
     options.add_json(parser)
     args = parser.parse_args(argv)
-    bench = run(args.subscribers, args.packets, args.simulcast)
+    bench = run(args.subscribers, args.packets, args.simulcast, args.abs_send_time)
     try:
         import uvloop
 
@@ -195,6 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"(user {result['user_us']:.2f}, system {result['system_us']:.2f}) over "
         f"{result['forwarded']:.0f} packets to {args.subscribers} subscribers"
         + (" (simulcast: VP8 renumbered)" if args.simulcast else "")
+        + (" (abs-send-time stamped)" if args.abs_send_time else "")
     )
     payload = {"environment": env, "config": vars(args), "result": {**result, "us": total}}
     emit(f"{line}\n{environment_line(env)}", payload, args.json)

@@ -5,9 +5,10 @@ for by name (a fixed layer, audio, plain video: `fixed`) comes first, and the `a
 subscriptions share the rest, every one of them raised a layer before any is raised twice
 (everyone gets `m` before anyone gets `h`). Then, per subscription:
 
-- **down fast**: as soon as its layer no longer fits (what we send it is more than
-  `DOWN_SLACK` times the estimate: a receive-side estimate sits at what arrives and grows above
-  it only with time, and drops to ~85 % of it on congestion), it gets the layer that fits, at once;
+- **down fast**: on congestion (the estimate just fell, or loss is high: sfu.bwe), a subscription
+  whose layer no longer fits (more than `DOWN_SLACK` times the estimate, which a receive-side
+  estimator sets to ~85 % of what arrived) gets the layer that fits, at once. Without
+  congestion the estimate is only the most that was tried: a new subscription starts at the top;
 - **up carefully**: a higher layer must fit with `UP_MARGIN` to spare for `UP_HOLD` seconds in a
   row, one layer at a time, and not within the back-off that follows a failed attempt (a step down
   within `FAILED_UP_WINDOW` of a step up doubles it, from `BACKOFF_MIN` to `BACKOFF_MAX`; a layer
@@ -15,9 +16,9 @@ subscriptions share the rest, every one of them raised a layer before any is rai
 - **probing**: a REMB-based estimate grows only up to ~1.5 times what arrives, so the next layer
   up cannot fit while we send the one below. When a subscription is below what it may have and
   nothing holds it back, the allocator asks for padding (`Allocation.padding`, bits/s on top of
-  the media) up to the next layer's cost, so the estimate can grow until that layer fits; the
-  estimate falling while probing (below `PROBE_DROP` of its peak since the probe began), or a
-  probe that has not got there in `PROBE_TIMEOUT`, is a failed attempt and backs off.
+  the media) up to the next layer's cost; `PROBE_DURATION` of it with no sign of congestion
+  moves the subscription up (the estimate itself grows ~8 %/s, too slowly to wait for it to
+  fit), congestion while probing is a failed attempt and backs off.
 
 Sync, time passed in; one per subscriber (sfu.participant drives it every tick).
 """
@@ -35,8 +36,9 @@ FAILED_UP_WINDOW = 10.0  # seconds
 BACKOFF_MIN = 4.0  # seconds
 BACKOFF_MAX = 60.0
 STABLE = 30.0  # seconds
-PROBE_DROP = 0.85  # an estimate this far below its peak since the probe began: congestion
-PROBE_TIMEOUT = 15.0  # seconds a probe may take before it counts as failed
+# A probe that pads up to the next layer's rate for this long with no sign of congestion
+# (sfu.bwe: a falling estimate, loss) moves the subscription up; congestion within it fails it.
+PROBE_DURATION = 4.0  # seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +71,18 @@ class _State:
 class LayerAllocator:
     _states: dict[Hashable, _State] = field(default_factory=dict)
     _probing: Hashable | None = None
-    _probe_peak: int = 0
 
     def allocate(
-        self, estimate: int | None, fixed: int, demands: Sequence[Demand], now: float
+        self,
+        estimate: int | None,
+        congested: bool,
+        fixed: int,
+        demands: Sequence[Demand],
+        now: float,
     ) -> Allocation:
+        """Layers for `demands` under `estimate` (bits/s; None: nothing known); `congested`:
+        the estimate just fell (or loss is high), so it is a limit to step down to; `fixed`:
+        bits/s of what we send the subscriber besides the demands."""
         live = {d.key for d in demands}
         for key in [k for k in self._states if k not in live]:
             del self._states[key]
@@ -90,10 +99,13 @@ class LayerAllocator:
         for d in demands:
             state = self._states.get(d.key)
             if state is None:
-                state = self._states[d.key] = _State(down[d.key], now)
-            self._step(state, d, down[d.key], up[d.key], now)
+                # Optimistic: the top, until congestion says otherwise (a receive-side estimate
+                # only shows what was tried, and a new subscription has not tried much).
+                first = down[d.key] if congested else d.top
+                state = self._states[d.key] = _State(first, now)
+            self._step(state, d, down[d.key] if congested else d.top, up[d.key], now)
             layers[d.key] = state.layer
-        padding = self._probe(estimate, demands, layers, up, now)
+        padding = self._probe(congested, demands, layers, up, now)
         return Allocation(dict(layers), padding, self._probing if padding else None)
 
     def _step(self, state: _State, d: Demand, down: int, up: int, now: float) -> None:
@@ -119,7 +131,7 @@ class LayerAllocator:
 
     def _probe(
         self,
-        estimate: int,
+        congested: bool,
         demands: Sequence[Demand],
         layers: dict[Hashable, int],
         up: dict[Hashable, int],
@@ -134,17 +146,27 @@ class LayerAllocator:
             goal = _cost(demands, layers, raised=probing)
             if started is None or goal is None:
                 self._probing = None  # it went up (or down): the probe is over
+            elif congested:
+                # A failed attempt: back off as after a step down.
+                state.backoff = min(BACKOFF_MAX, state.backoff * 2)
+                state.hold_until = now + state.backoff
+                state.probe_started = None
+                self._probing = None
+                return 0
+            elif now - started >= PROBE_DURATION:
+                # The link carried the next layer's rate that long without a sign of
+                # congestion: take it (the estimate itself grows ~8 %/s, far too slowly to wait
+                # for).
+                state.layer += 1
+                state.changed_at = state.last_up = now
+                state.up_since = state.probe_started = None
+                layers[probing] = state.layer
+                self._probing = None
+                return 0
             else:
-                self._probe_peak = max(self._probe_peak, estimate)
-                fell = estimate < PROBE_DROP * self._probe_peak
-                if fell or now - started > PROBE_TIMEOUT:
-                    # A failed attempt: back off as after a step down.
-                    state.backoff = min(BACKOFF_MAX, state.backoff * 2)
-                    state.hold_until = now + state.backoff
-                    state.probe_started = None
-                    self._probing = None
-                    return 0
                 return max(0, goal - sending)
+        if congested:
+            return 0
         candidates = sorted(
             (d for d in demands if layers[d.key] < d.top and up[d.key] <= layers[d.key]),
             key=lambda d: layers[d.key],
@@ -155,7 +177,6 @@ class LayerAllocator:
             if now < state.hold_until or goal is None or goal <= sending:
                 continue
             self._probing = d.key
-            self._probe_peak = estimate
             state.probe_started = now
             return goal - sending
         return 0

@@ -70,6 +70,7 @@ class SfuBackend:
                 sub.report(now)
             for pub in participant.publications.values():
                 pub.report(now)
+            participant.tick(now)
 
     async def join(
         self, room: str, peer_id: str, signals: PeerSignals, *, grants: Grants = ALL_GRANTS

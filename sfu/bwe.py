@@ -12,6 +12,10 @@ read per forwarded packet, and aiortc subscribers (which have no transport-cc) a
 Its cost: a receive-side estimate grows only up to ~1.5 times what arrives, so stepping up a
 layer needs padding first (sfu.allocation asks for it), and it grows ~8 %/s.
 
+A receive-side estimate grows only with what arrives, and falls only on congestion (to ~85 % of
+what arrived): its value is a limit to step down to only when it has just fallen
+(`congested()`); otherwise it is the most that was proven, which padding can raise (probing).
+
 Receiver-report loss is the floor that every client gives, REMB or not: like libwebrtc's
 loss-based controller, more than 10 % lost cuts the estimate to what we send times
 (1 - loss/2), less than 2 % lets that cap grow 8 %/s until it no longer binds, in between it
@@ -30,31 +34,73 @@ HIGH_LOSS = 26  # of 256: more than 10 % lost
 LOW_LOSS = 5  # of 256: less than 2 % lost
 DECREASE_INTERVAL = 0.3  # seconds between two loss-based decreases
 GROWTH_PER_SECOND = 1.08
+# A receive-side estimate never falls because less arrives (it only stops growing): it falls on
+# congestion, to ~85 % of what arrived. A REMB below DROP times its source's highest of the last
+# DROP_WINDOW seconds is such a fall (a smaller dip is the estimator's noise: seen here, 12 %).
+DROP = 0.8
+DROP_WINDOW = 3.0  # seconds
+CONGESTION_HOLD = 1.0  # seconds a congestion sign counts for
+
+
+class _Source:
+    """One REMB sender's view (Chromium: one for the transport; aiortc: one per stream)."""
+
+    __slots__ = ("at", "bitrate", "history", "ssrcs")
+
+    def __init__(self, ssrcs: frozenset[int], bitrate: int, at: float) -> None:
+        self.ssrcs, self.bitrate, self.at = ssrcs, bitrate, at
+        self.history: list[tuple[float, int]] = [(at, bitrate)]
 
 
 class DownlinkEstimate:
-    __slots__ = ("_last_decrease", "_last_growth", "_loss", "_new_report", "_rembs", "loss_cap")
+    __slots__ = (
+        "_last_decrease",
+        "_last_growth",
+        "_loss",
+        "_new_report",
+        "_sources",
+        "congested_at",
+        "loss_cap",
+    )
 
     def __init__(self) -> None:
-        self._rembs: list[tuple[frozenset[int], int, float]] = []  # (SSRCs, bits/s, when)
+        self._sources: list[_Source] = []
         self._loss: dict[int, tuple[int, float]] = {}  # SSRC -> (fraction lost /256, when)
         self.loss_cap: float | None = None  # the loss-based limit, when one binds
+        self.congested_at = -1e9  # the latest sign of congestion (a REMB's fall, high loss)
         self._last_decrease = -1e9
         self._last_growth: float | None = None
         self._new_report = False  # a report came since the last update(): loss acts once
 
     def remb(self, bitrate: int, ssrcs: list[int], now: float) -> None:
         covered = frozenset(ssrcs)
-        self._rembs = [r for r in self._rembs if not r[0] & covered and now - r[2] < REMB_TIMEOUT]
-        self._rembs.append((covered, bitrate, now))
+        source = _Source(covered, bitrate, now)
+        kept = []
+        for old in self._sources:
+            if old.ssrcs & covered:
+                source.history += old.history  # the same receiver, another SSRC list
+            elif now - old.at < REMB_TIMEOUT:
+                kept.append(old)
+        source.history = [(at, b) for at, b in source.history if now - at <= DROP_WINDOW]
+        if bitrate < DROP * max(b for _, b in source.history):
+            self.congested_at = now
+        kept.append(source)
+        self._sources = kept
 
     def loss(self, ssrc: int, fraction: int, now: float) -> None:
         """A report block's fraction lost (in 256ths) for one of the streams we send."""
         self._loss[ssrc] = (fraction, now)
         self._new_report = True
+        if fraction > HIGH_LOSS:
+            self.congested_at = now
+
+    def congested(self, now: float) -> bool:
+        """A sign of congestion lately: the estimate is a limit to step down to, not only the
+        most that was ever tried."""
+        return now - self.congested_at < CONGESTION_HOLD
 
     def remb_total(self, now: float) -> int | None:
-        fresh = [r[1] for r in self._rembs if now - r[2] < REMB_TIMEOUT]
+        fresh = [s.bitrate for s in self._sources if now - s.at < REMB_TIMEOUT]
         return sum(fresh) if fresh else None
 
     def worst_loss(self, now: float) -> int | None:

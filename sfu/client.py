@@ -151,6 +151,9 @@ class Client:
         self.participants: dict[str, str | None] = {}
         self.roles: dict[str, proto.Role] = {}
         self.remote_tracks: dict[str, RemoteTrack] = {}  # by mid
+        # Dynacast: the layers of our published tracks the server says to send (by our
+        # track id). Recorded only: our tracks have no simulcast encodings to pause.
+        self.published_layers: dict[str, list[str]] = {}
         self.errors: list[ClientError] = []
         self.pc: RTCPeerConnection | None = None
         self.log = bind(logger, room=room, client=name or "-")
@@ -403,6 +406,8 @@ class Client:
         elif isinstance(msg, proto.ActiveSpeakers):
             self.active_speakers = msg.speakers
             self.speakers_changed.set()
+        elif isinstance(msg, proto.PublishLayers):
+            self.published_layers[msg.track] = list(msg.layers)
         elif (
             isinstance(msg, proto.Pong)
             and isinstance(msg.id, int)

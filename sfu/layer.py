@@ -18,6 +18,7 @@ import time
 from typing import TYPE_CHECKING
 
 from .inbound import InboundStream
+from .rtc.fastpath import stamp_send_time
 
 if TYPE_CHECKING:
     from .publication import Publication
@@ -130,6 +131,7 @@ class Layer:
         self.on_media(seq, timestamp, marker, payload, now)
 
     def on_media(self, seq: int, timestamp: int, marker: int, payload: bytes, now: float) -> None:
+        stamp_send_time(now)  # the abs-send-time of the fan-out below
         self.packets += 1
         self.bytes += len(payload)
         self.last_timestamp = timestamp

@@ -37,6 +37,8 @@ from signaling.backend import (
 from signaling.log import bind
 
 from .config import SfuConfig
+from .downlink import Downlink
+from .dynacast import Dynacast
 from .peerconfig import rtc_configuration
 from .publication import Publication, source_for
 from .rtc import dtls as rtc_dtls
@@ -111,6 +113,9 @@ class Participant:
         self._early_candidates: list[RTCIceCandidate | None] = []
         self._candidates = 0  # received since the last remote description (limits.candidates)
         self._ingresses: list[RtpIngress] = []  # one per DTLS transport (one, with max-bundle)
+        # What we send the client: its bandwidth, and the layers of its `auto` subscriptions.
+        self.downlink = Downlink(lambda: self.subscriptions.values(), self.log)
+        self._dynacast: dict[str, Dynacast] = {}  # by publication id, for simulcast ones
         self._simulcast = SimulcastNegotiation()  # the client's simulcast m-lines
         # What the client said of tracks it has not published yet: msid track id -> (source,
         # muted), taken by the publication when its offer comes (describe_track).
@@ -252,6 +257,8 @@ class Participant:
         for ingress in self._ingresses:
             ingress.close()
         self._ingresses.clear()
+        self.downlink.close()
+        self._dynacast.clear()
         self._to_add.clear()
         self._to_remove.clear()
         await self.pc.close()
@@ -381,6 +388,7 @@ class Participant:
             if ingress.dtls is dtls:
                 return ingress
         ingress = RtpIngress(dtls)
+        ingress.feedback = self.downlink  # report blocks and REMBs: the client's bandwidth
         self._ingresses.append(ingress)
         return ingress
 
@@ -408,6 +416,9 @@ class Participant:
             )
             self.publications[pub.id] = pub
             self._publication_transceivers[pub.id] = transceiver
+            if pub.simulcast:
+                self._dynacast[pub.id] = Dynacast(tuple(layer.index for layer in pub.layers))
+                pub.on_layers(self._update_dynacast)
             pub.log.info("published")
             self.room.publish(pub)
 
@@ -416,9 +427,29 @@ class Participant:
             if transceiver.currentDirection in ("recvonly", "sendrecv"):
                 continue
             del self._publication_transceivers[pub_id]
+            self._dynacast.pop(pub_id, None)
             pub = self.publications.pop(pub_id)
             self.room.unpublish(pub)
             pub.close()
+
+    # --- bandwidth and layers, every tick -------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """Called every REPORT_INTERVAL (sfu.backend): the layers our bandwidth estimate allows
+        the client's `auto` subscriptions, and the layers its publications should send."""
+        self.downlink.tick(now)
+        for pub in list(self.publications.values()):
+            self._update_dynacast(pub, now)
+
+    def _update_dynacast(self, pub: Publication, now: float | None = None) -> None:
+        dynacast = self._dynacast.get(pub.id)
+        if dynacast is None or self.closed:
+            return
+        active = dynacast.update(pub.wanted(), time.monotonic() if now is None else now)
+        if active is not None:
+            layers = [LAYERS[rank] for rank in sorted(active)]
+            pub.log.info("dynacast: the publisher sends %s", " ".join(layers) or "nothing")
+            self.signals.publish_layers(pub.id, layers)
 
     def _schedule_renegotiation(self) -> None:
         if self.closed or not (self._to_add or self._to_remove):

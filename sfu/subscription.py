@@ -52,6 +52,9 @@ if TYPE_CHECKING:
 VIDEO_REPORT_INTERVAL = 1.0  # seconds, on average, between RTCP sender reports
 AUDIO_REPORT_INTERVAL = 5.0
 SPANS_KEPT = 8  # layer switches remembered, to map a late NACK back to its layer
+# Padding resends at most this many of the newest packets: a receiver takes an older one for
+# a stream restart (aiortc's jitter buffer: 100 packets back).
+PAD_DEPTH = 16
 TOP = len(LAYERS) - 1
 
 # (sequence number, timestamp, marker, payload), in the publisher's numbering
@@ -81,6 +84,7 @@ class Subscription:
         "nacks",
         "next_report",
         "on_layer",
+        "padded",
         "plis",
         "preferred",
         "publication",
@@ -122,6 +126,7 @@ class Subscription:
         self.nacks = 0  # sequence numbers the subscriber asked to be resent
         self.retransmitted = 0
         self.plis = 0  # PLI/FIR from the subscriber
+        self.padded = 0  # bytes sent to probe the subscriber's bandwidth (sfu.downlink)
         self.switches = 0  # layer switches done (not counting the start)
         publication.add(self)
         self.retarget()
@@ -142,7 +147,14 @@ class Subscription:
             return
         codec = fastpath.negotiated_codec(self.transceiver)
         pt = codec.payloadType if codec is not None else None
-        output = fastpath.RtpOutput(self.transceiver.sender, pt or 0)
+        # Video carries abs-send-time (when negotiated: aiortc offers it), from which the
+        # subscriber estimates its downlink and tells us by REMB (sfu.bwe).
+        timed = self.publication.kind == "video"
+        ast = fastpath.negotiated_extension(self.transceiver, fastpath.ABS_SEND_TIME_URI)
+        output = fastpath.RtpOutput(self.transceiver.sender, pt or 0, ast if timed else None)
+        rtx = fastpath.rtx_payload_type(self.transceiver, pt) if pt is not None else None
+        if timed and rtx is not None:
+            output.use_rtx(rtx, fastpath.rtx_ssrc(self.transceiver.sender))
         if pt is None or not output.bind():
             self.publication.log.warning(
                 "subscriber %s: sender started but cannot send (codec %s)",
@@ -352,6 +364,27 @@ class Subscription:
             _apply(output, now)
         if sent:
             self.retransmitted += 1
+
+    def pad(self, budget: int) -> int:
+        """Send about `budget` bytes of padding to probe the subscriber's downlink (sfu.downlink):
+        the newest packets of the current layer once more, on our RTX stream (RtpOutput.resend),
+        which the subscriber drops as duplicates once its bandwidth estimator counted them.
+        Returns the bytes sent (none without RTX)."""
+        output = self._output
+        span = self._spans[-1] if self._spans else None
+        if not self.live or output is None or span is None:
+            return 0
+        layer = span.layer
+        newest = layer.last_seq
+        sent = 0
+        back = 0
+        while sent < budget and newest is not None and back < PAD_DEPTH:
+            entry = layer.packet((newest - back) & 0xFFFF)
+            back += 1
+            if entry is not None and output.resend(*entry):
+                sent += len(entry[3]) + 22
+        self.padded += sent
+        return sent
 
     # --- RTCP sender reports ------------------------------------------------------------------
 

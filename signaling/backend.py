@@ -127,6 +127,11 @@ class PeerSignals(Protocol):
         """Something in the room changed that this client should know (see RoomEvent)."""
         ...
 
+    def publish_layers(self, track: str, layers: list[str]) -> None:
+        """The simulcast layers one of the client's published tracks should send changed (every
+        one up to the highest anyone receives): it should pause the others (dynacast)."""
+        ...
+
 
 class MediaPeer(Protocol):
     """One participant's media session: one RTCPeerConnection with the server."""

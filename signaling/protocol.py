@@ -313,6 +313,15 @@ class ActiveSpeakers(Msg, tag="active_speakers"):
     speakers: list[SpeakerInfo]
 
 
+class PublishLayers(Msg, tag="publish_layers"):
+    """The simulcast layers of one of your published video tracks to keep sending (every one up
+    to the highest anyone receives); pause the others (dynacast). `track` is your track's id
+    (its msid track id)."""
+
+    track: str
+    layers: list[LayerName]
+
+
 ClientMessage = Join | Offer | Answer | Candidate | Leave | Ping | SetLayer | DescribeTrack | Mute
 ServerMessage = (
     Welcome
@@ -328,6 +337,7 @@ ServerMessage = (
     | TrackState
     | TrackUnpublished
     | ActiveSpeakers
+    | PublishLayers
 )
 
 CLIENT_TYPES: Final[tuple[str, ...]] = (

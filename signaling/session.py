@@ -62,6 +62,7 @@ from signaling.protocol import (
     Ping,
     Pong,
     ProtocolError,
+    PublishLayers,
     Role,
     ServerAnswer,
     ServerOffer,
@@ -173,6 +174,9 @@ class Membership:
 
     def event(self, event: RoomEvent) -> None:
         self._signal(_room_message(event))
+
+    def publish_layers(self, track: str, layers: list[str]) -> None:
+        self._signal(msgspec.convert({"track": track, "layers": layers}, PublishLayers))
 
     def _signal(self, msg: Msg) -> None:
         if not self._attached:

@@ -154,6 +154,15 @@ export interface Pong {
   id?: number | string | null;
 }
 
+/** The simulcast layers of one of your published video tracks to keep sending (every one up
+to the highest anyone receives); pause the others (dynacast). `track` is your track's id
+(its msid track id). */
+export interface PublishLayers {
+  type: "publish_layers";
+  track: string;
+  layers: Array<"h" | "l" | "m">;
+}
+
 /** The server's answer to a client offer. */
 export interface ServerAnswer {
   type: "answer";
@@ -217,4 +226,4 @@ export interface Welcome {
 export type ClientMessage = Join | Offer | Answer | Candidate | Leave | Ping | SetLayer | DescribeTrack | Mute;
 
 /** What the server sends. */
-export type ServerMessage = Welcome | ParticipantJoined | ParticipantLeft | ServerOffer | ServerAnswer | Candidate | Error | Pong | IceServers | LayerChanged | TrackState | TrackUnpublished | ActiveSpeakers;
+export type ServerMessage = Welcome | ParticipantJoined | ParticipantLeft | ServerOffer | ServerAnswer | Candidate | Error | Pong | IceServers | LayerChanged | TrackState | TrackUnpublished | ActiveSpeakers | PublishLayers;

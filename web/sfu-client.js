@@ -33,6 +33,7 @@ import { watchRelay } from "./relay-watch.js";
 /** @typedef {import("./protocol.js").TrackState} TrackState */
 /** @typedef {TrackState["source"]} Source */
 /** @typedef {import("./protocol.js").SpeakerInfo} SpeakerInfo */
+/** @typedef {import("./protocol.js").PublishLayers} PublishLayers */
 /** @typedef {"l" | "m" | "h"} LayerName */
 /** @typedef {LayerName | "auto"} LayerChoice */
 /** @typedef {NonNullable<import("./protocol.js").Join["role"]>} Role "participant" or "recorder" */
@@ -317,6 +318,13 @@ export class SfuClient {
     this._welcome = null;
     /** Whether the server receives simulcast (the latest `welcome` says). */
     this.simulcast = false;
+    /**
+     * Dynacast: the simulcast layers the server last said to send, by our track id.
+     * @type {Map<string, string[]>}
+     */
+    this.publishedLayers = new Map();
+    /** setParameters calls for dynacast, one after the other. */
+    this._layerUpdates = Promise.resolve();
     /** Glare seen: offers of ours rolled back to answer the server's. */
     this.rollbacks = 0;
     /** Offer/answer exchanges completed on the current connection. */
@@ -712,6 +720,9 @@ export class SfuClient {
         this.activeSpeakers = msg.speakers;
         this._emit("activespeakers", msg.speakers);
         break;
+      case "publish_layers":
+        this._onPublishLayers(msg);
+        break;
       case "pong":
         break;
       case "ice_servers":
@@ -739,6 +750,36 @@ export class SfuClient {
       remote.muted = state.muted;
       this._emit("trackstate", remote);
     }
+  }
+
+  /**
+   * Dynacast: send only the simulcast layers someone receives; pause the others' encodings
+   * (`active: false`), resume them when listed again. One setParameters at a time per page.
+   * @param {PublishLayers} msg
+   */
+  _onPublishLayers(msg) {
+    this.publishedLayers.set(msg.track, msg.layers);
+    this._layerUpdates = this._layerUpdates.then(async () => {
+      const sender = this.pc?.getSenders().find((s) => s.track?.id === msg.track);
+      if (!sender) return;
+      const params = sender.getParameters();
+      if (!params.encodings || params.encodings.length < 2) return;
+      const wanted = this.publishedLayers.get(msg.track) ?? [];
+      let changed = false;
+      for (const encoding of params.encodings) {
+        const active = encoding.rid === undefined || wanted.some((rid) => rid === encoding.rid);
+        if (encoding.active !== active) {
+          encoding.active = active;
+          changed = true;
+        }
+      }
+      if (!changed) return;
+      try {
+        await sender.setParameters(params);
+      } catch (err) {
+        this.log.warn("aiosfu: cannot pause or resume simulcast layers", err);
+      }
+    });
   }
 
   /** @param {Welcome} welcome */

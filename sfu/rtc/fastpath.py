@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import socket
 import struct
 from collections.abc import Callable
+from time import monotonic as _monotonic
 from typing import Any
 
 from aioice.ice import StunProtocol
@@ -44,9 +46,23 @@ _srtp_protect = _srtp_lib.srtp_protect
 _srtp_protect_rtcp = _srtp_lib.srtp_protect_rtcp
 _pack_header = struct.Struct("!BBHII").pack_into
 _CHANNEL_HEADER = struct.Struct("!HH").pack
+# The same, then a one-byte-header extension block holding one element (abs-send-time).
+_pack_timed_header = struct.Struct("!BBHIIHHI").pack_into
 _pack_u16 = struct.Struct("!H").pack_into
 _pack_u8 = struct.Struct("!B").pack_into
 _MAX_RTP = 1500 - 16 - 12  # pylibsrtp's buffer, less the largest SRTP trailer, less margin
+_MAX_PAYLOAD = _MAX_RTP - 20  # after our largest header (with abs-send-time)
+ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+# The abs-send-time of the packets going out now (24 bits: seconds in 6.18 fixed point), set
+# once per received packet before its fan-out (`stamp_send_time`): a clock read per forwarded
+# packet would cost more than the rest of the extension. Retransmissions carry the latest
+# stamp, older than they are, which receivers' estimators take for reordering and skip.
+_SEND_TIME = [0]
+
+
+def stamp_send_time(now: float) -> None:
+    """The packets forwarded next leave at about `now` (time.monotonic())."""
+    _SEND_TIME[0] = int(now * 262144) & 0xFFFFFF
 
 
 def tap_rtp(receiver: RTCRtpReceiver, on_packet: Callable[[RtpPacket], bool]) -> None:
@@ -117,6 +133,7 @@ class RtpOutput:
     """
 
     __slots__ = (
+        "_abs_send_time",
         "_addr",
         "_conn",
         "_ctx",
@@ -124,6 +141,8 @@ class RtpOutput:
         "_ice",
         "_pair",
         "_pending",
+        "_rtx",
+        "_rtx_seq",
         "_sendto",
         "_sock",
         "bytes",
@@ -136,8 +155,15 @@ class RtpOutput:
         "ts_offset",
     )
 
-    def __init__(self, sender: RTCRtpSender, payload_type: int = 0) -> None:
+    def __init__(
+        self, sender: RTCRtpSender, payload_type: int = 0, abs_send_time_id: int | None = None
+    ) -> None:
         self._dtls = sender.transport
+        # The extension element's first byte (ID, length 3 less one), shifted in place: the
+        # subscriber's receive-side bandwidth estimator reads the time we sent each packet.
+        self._abs_send_time = (abs_send_time_id << 4 | 2) << 24 if abs_send_time_id else 0
+        self._rtx: tuple[int, int] | None = None  # (payload type, SSRC) of our RTX stream
+        self._rtx_seq = random.randrange(1 << 15)
         self._ice: Any = self._dtls.transport  # a property on the DTLS transport: read it once
         self._ctx: Any = None
         self._conn: Any = None
@@ -178,24 +204,43 @@ class RtpOutput:
         return self._repair(conn)
 
     def forward(self, seq: int, timestamp: int, marker: int, payload: bytes) -> bool:
-        """Send one packet of the source (its numbering; no CSRCs, no extensions).
+        """Send one packet of the source (its numbering; no CSRCs; our abs-send-time, when the
+        subscriber negotiated it, as the only header extension).
 
         False when it could not go: not bound, or too large, or the socket refused it.
         """
         sendto = self._sendto
-        n = 12 + len(payload)
-        if sendto is None or n > _MAX_RTP:
+        n = len(payload)
+        if sendto is None or n > _MAX_PAYLOAD:
             return False
-        _pack_header(
-            _SCRATCH_BUFFER,
-            0,
-            0x80,
-            self.marker_pt[marker],
-            (seq + self.seq_offset) & 0xFFFF,
-            (timestamp + self.ts_offset) & 0xFFFFFFFF,
-            self.ssrc,
-        )
-        _SCRATCH_BUFFER[12:n] = payload
+        word = self._abs_send_time
+        if word:
+            _pack_timed_header(
+                _SCRATCH_BUFFER,
+                0,
+                0x90,
+                self.marker_pt[marker],
+                (seq + self.seq_offset) & 0xFFFF,
+                (timestamp + self.ts_offset) & 0xFFFFFFFF,
+                self.ssrc,
+                0xBEDE,
+                1,
+                word | _SEND_TIME[0],
+            )
+            n += 20
+            _SCRATCH_BUFFER[20:n] = payload
+        else:
+            _pack_header(
+                _SCRATCH_BUFFER,
+                0,
+                0x80,
+                self.marker_pt[marker],
+                (seq + self.seq_offset) & 0xFFFF,
+                (timestamp + self.ts_offset) & 0xFFFFFFFF,
+                self.ssrc,
+            )
+            n += 12
+            _SCRATCH_BUFFER[12:n] = payload
         _SCRATCH_LEN[0] = n
         if _srtp_protect(self._ctx, _SCRATCH, _SCRATCH_LEN):
             return False
@@ -204,45 +249,63 @@ class RtpOutput:
         except OSError:
             return False  # e.g. the socket buffer is full (EAGAIN): a lost packet, as in UDP
         self.packets += 1
-        self.bytes += n - 12
+        self.bytes += len(payload)
         return True
 
     def forward_vp8(self, seq: int, timestamp: int, marker: int, payload: bytes) -> bool:
         """forward(), also shifting the VP8 payload descriptor's PictureID and TL0PICIDX by
         their offsets (in place, keeping the source's 7 or 15-bit width): what a subscription
         to a simulcast publication sends, since each layer numbers its pictures its own way."""
-        n = 12 + len(payload)
-        if self._sendto is None or n > _MAX_RTP:
+        size = len(payload)
+        if self._sendto is None or size > _MAX_PAYLOAD:
             return False
         buf = _SCRATCH_BUFFER
-        _pack_header(
-            buf,
-            0,
-            0x80,
-            self.marker_pt[marker],
-            (seq + self.seq_offset) & 0xFFFF,
-            (timestamp + self.ts_offset) & 0xFFFFFFFF,
-            self.ssrc,
-        )
-        buf[12:n] = payload
-        if n > 14 and payload[0] & 0x80:  # X: an extension byte, then I (PictureID), L...
+        word = self._abs_send_time
+        if word:
+            _pack_timed_header(
+                buf,
+                0,
+                0x90,
+                self.marker_pt[marker],
+                (seq + self.seq_offset) & 0xFFFF,
+                (timestamp + self.ts_offset) & 0xFFFFFFFF,
+                self.ssrc,
+                0xBEDE,
+                1,
+                word | _SEND_TIME[0],
+            )
+            h = 20
+        else:
+            _pack_header(
+                buf,
+                0,
+                0x80,
+                self.marker_pt[marker],
+                (seq + self.seq_offset) & 0xFFFF,
+                (timestamp + self.ts_offset) & 0xFFFFFFFF,
+                self.ssrc,
+            )
+            h = 12
+        n = h + size
+        buf[h:n] = payload
+        if size > 2 and payload[0] & 0x80:  # X: an extension byte, then I (PictureID), L...
             ext = payload[1]
-            pos = 14
+            pos = 2  # in the payload
             if ext & 0x80:
                 first = payload[2]
                 if first & 0x80:
-                    if n > 15:
+                    if size > 3:
                         picture_id = ((first & 0x7F) << 8 | payload[3]) + self.picture_id_offset
-                        _pack_u16(buf, 14, 0x8000 | picture_id & 0x7FFF)
-                    pos = 16
+                        _pack_u16(buf, h + 2, 0x8000 | picture_id & 0x7FFF)
+                    pos = 4
                 else:
-                    _pack_u8(buf, 14, (first + self.picture_id_offset) & 0x7F)
-                    pos = 15
-            if ext & 0x40 and pos < n:
-                _pack_u8(buf, pos, (payload[pos - 12] + self.tl0_offset) & 0xFF)
-        return self._send_scratch(n)
+                    _pack_u8(buf, h + 2, (first + self.picture_id_offset) & 0x7F)
+                    pos = 3
+            if ext & 0x40 and pos < size:
+                _pack_u8(buf, h + pos, (payload[pos] + self.tl0_offset) & 0xFF)
+        return self._send_scratch(n, size)
 
-    def _send_scratch(self, n: int) -> bool:
+    def _send_scratch(self, n: int, size: int) -> bool:
         # The tail of forward(), which keeps its own inline copy: one call less per packet.
         _SCRATCH_LEN[0] = n
         if _srtp_protect(self._ctx, _SCRATCH, _SCRATCH_LEN) or self._sendto is None:
@@ -252,8 +315,51 @@ class RtpOutput:
         except OSError:
             return False
         self.packets += 1
-        self.bytes += n - 12
+        self.bytes += size
         return True
+
+    def use_rtx(self, payload_type: int, ssrc: int) -> None:
+        """Our RTX stream (RFC 4588), as negotiated: `resend()` sends on it."""
+        self._rtx = (payload_type, ssrc)
+
+    def resend(self, seq: int, timestamp: int, marker: int, payload: bytes) -> bool:
+        """Send a packet of the source again on our RTX stream (its own SSRC and numbering, the
+        original sequence number first in the payload): padding that probes the subscriber's
+        downlink. The receiver drops it as a duplicate once unwrapped, after its bandwidth
+        estimator counted it, and its receiver reports about the media stream stay true (a
+        duplicate on the media SSRC would hide a loss there). Not on the hot path."""
+        rtx = self._rtx
+        size = len(payload) + 2
+        if rtx is None or self._sendto is None or size > _MAX_PAYLOAD:
+            return False
+        self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+        header = [0x80, rtx[0] | marker << 7, self._rtx_seq, (timestamp + self.ts_offset)]
+        header[3] &= 0xFFFFFFFF
+        if self._abs_send_time:
+            header[0] |= 0x10
+            _pack_timed_header(
+                _SCRATCH_BUFFER,
+                0,
+                *header,
+                rtx[1],
+                0xBEDE,
+                1,
+                self._abs_send_time | (int(_monotonic() * 262144) & 0xFFFFFF),
+            )
+            h = 20
+        else:
+            _pack_header(_SCRATCH_BUFFER, 0, *header, rtx[1])
+            h = 12
+        _pack_u16(_SCRATCH_BUFFER, h, (seq + self.seq_offset) & 0xFFFF)
+        _SCRATCH_BUFFER[h + 2 : h + size] = payload
+        _SCRATCH_LEN[0] = h + size
+        if _srtp_protect(self._ctx, _SCRATCH, _SCRATCH_LEN):
+            return False
+        try:
+            self._sendto(_SCRATCH_BUFFER[0 : _SCRATCH_LEN[0]], self._addr)
+        except OSError:
+            return False
+        return True  # not counted: the sender reports are about the media stream
 
     def send_rtcp(self, packet: bytes) -> bool:
         """Protect and send one compound RTCP packet (a sender report, once a second per
@@ -384,10 +490,21 @@ def ssrc(sender: RTCRtpSender) -> int:
     return value
 
 
+def negotiated_extension(transceiver: RTCRtpTransceiver, uri: str) -> int | None:
+    """The id the transceiver's m-line negotiated for a header extension, if it did."""
+    extensions: list[Any] = transceiver._headerExtensions
+    return next((e.id for e in extensions if e.uri == uri), None)
+
+
 def negotiated_codec(transceiver: RTCRtpTransceiver) -> RTCRtpCodecParameters | None:
     """The codec the transceiver sends or receives (the first negotiated one that is not RTX)."""
     codecs: list[RTCRtpCodecParameters] = transceiver._codecs
     return next((c for c in codecs if not is_rtx(c)), None)
+
+
+def rtx_ssrc(sender: RTCRtpSender) -> int:
+    value: int = sender._rtx_ssrc
+    return value
 
 
 def rtx_payload_type(transceiver: RTCRtpTransceiver, payload_type: int) -> int | None:

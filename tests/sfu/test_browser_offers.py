@@ -22,6 +22,7 @@ class Recorder:
         self.failures: list[str] = []
         self.layers: list[tuple[str, str, str]] = []
         self.events: list[RoomEvent] = []
+        self.published_layers: list[tuple[str, list[str]]] = []
 
     def send_offer(self, sdp: str) -> None:
         self.offers.append(sdp)
@@ -40,6 +41,9 @@ class Recorder:
 
     def event(self, event: RoomEvent) -> None:
         self.events.append(event)
+
+    def publish_layers(self, track: str, layers: list[str]) -> None:
+        self.published_layers.append((track, layers))
 
 
 @pytest.mark.parametrize("browser", ["chrome", "firefox"])

@@ -71,3 +71,25 @@ def test_loss_alone_is_a_floor_for_a_client_without_remb() -> None:
     e.loss(7, 100, 1.0)
     assert e.update(1_000_000, 1.0) == 804_687  # 1 M x (1 - 100/512)
     assert e.worst_loss(1.0) == 100
+
+
+def test_a_remb_that_falls_is_congestion_one_that_grows_is_not() -> None:
+    e = DownlinkEstimate()
+    # Growing, and a dip of 10 % (noise): no congestion.
+    for i, bitrate in enumerate([500_000, 540_000, 580_000, 620_000, 560_000]):
+        e.remb(bitrate, [1, 2], i * 0.5)
+        assert not e.congested(i * 0.5)
+    e.remb(480_000, [1, 2, 3], 2.5)  # below 80 % of 620 k (the SSRC list changed: same source)
+    assert e.congested(2.5) and e.congested(3.4)
+    assert not e.congested(3.6)
+    # Another receiver's REMB (aiortc: per stream) is another source: no fall.
+    e.remb(100_000, [7], 3.7)
+    assert not e.congested(3.7)
+
+
+def test_high_loss_is_congestion() -> None:
+    e = DownlinkEstimate()
+    e.loss(1, 12, 0.0)
+    assert not e.congested(0.0)
+    e.loss(1, 40, 1.0)
+    assert e.congested(1.5)
