@@ -83,6 +83,7 @@ def build_report(
                 "join_ms": None if r.join_time is None else round(r.join_time * 1000, 1),
                 "video_streams": len(vs),
                 "video_fps": [round(s.fps, 2) for s in vs],
+                "video_layers": [s.layer for s in vs],  # simulcast: what each one got last
                 "video_frames": sum(s.frames for s in vs),
                 "loss_pct": round(100 * r_lost / r_expected, 3) if r_expected else 0.0,
                 "longest_freeze_ms": round(
@@ -177,7 +178,9 @@ def format_table(report: dict[str, Any]) -> str:
     lines = [
         f"aiosfu loadtest: {config['rooms']} rooms x {per_room} peers "
         f"({config['publishers']} publishing {config['video']}"
-        f"{' + audio' if config['audio'] else ''}, {config['subscribers']} receiving only), "
+        f"{' as simulcast l/m/h' if config.get('simulcast') else ''}"
+        f"{' + audio' if config['audio'] else ''}, {config['subscribers']} receiving only"
+        f"{', layer ' + config['layer'] if config.get('simulcast') else ''}), "
         f"{report['window_s']:g} s measured, {config['procs']} process(es), {config['url']}",
         "",
         f"{'peers':<16} {peers['up']} of {peers['planned']} up, {peers['failed']} failed",

@@ -45,6 +45,10 @@ class LoadConfig:
     server_pid: int | None = None
     ice_addresses: tuple[str, ...] = ("127.0.0.1",)
     progress: bool = True
+    # Publishers send l, m, h (the --video size and bitrate for h; see loadtest.peers), and
+    # subscribers ask for `layer`: l, m, h, auto, or mixed (subscriber j gets l, m, h, l...).
+    simulcast: bool = False
+    layer: str = "auto"
 
 
 @dataclass

@@ -6,6 +6,10 @@ what the room forwards without decoding it, each track counted by a loadtest.sta
 (as the benchmarks' subscribers are). Peers gather ICE on `ice_addresses` only and are given no
 ICE server at all.
 
+With `simulcast`, a publisher's video is three clips, l, m, h (sfu.simulcast_source): h at the
+--video size and bitrate, m and l at 1/2 and 1/4 the size, 1/3 and 1/10 the bitrate (the
+page's ratios), and each subscriber asks for `layer` (`mixed`: l, m, h in turn by peer).
+
 A worker gets its peers with join times on a shared timeline: `time.monotonic()` is one
 system-wide clock on Linux, so the parent and every worker process agree on `start_at`. It
 reports a Progress every second and, after the measured window, one PeerResult per peer. The
@@ -25,8 +29,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiortc import MediaStreamTrack
+
 from sfu.client import Client, RemoteTrack
 from sfu.rtc.ice import set_ice_addresses
+from sfu.rtc.simulcast import LAYERS
+from sfu.simulcast_source import SCALES, SimulcastTrack
 
 from .audioclip import AudioClipTrack, EncodedAudioClip, encode_opus_clip
 from .clip import ClipTrack, EncodedClip, encode_clip, hook_keyframe_requests
@@ -57,6 +65,12 @@ class WorkerConfig:
     join_timeout: float
     window_start: float  # seconds after start_at
     window_end: float
+    simulcast: bool = False
+    layer: str = "auto"
+
+
+# A simulcast layer's share of the --video bitrate (the page's 150 / 500 / 1500 kbps).
+BITRATE_SHARES = {"l": 0.1, "m": 1 / 3, "h": 1.0}
 
 
 @dataclass
@@ -88,6 +102,7 @@ class StreamResult:
     rtp_expected: int
     rtx_received: int  # in the measured window, RTX SSRC
     first_frame_at: float | None  # seconds after the peer started to connect
+    layer: str | None = None  # the simulcast layer it got last (None: no simulcast)
 
 
 @dataclass
@@ -114,7 +129,7 @@ class Peer:
         self,
         spec: PeerSpec,
         config: WorkerConfig,
-        video: EncodedClip | None,
+        video: tuple[EncodedClip, ...],
         audio: EncodedAudioClip | None,
     ) -> None:
         self.spec = spec
@@ -122,12 +137,19 @@ class Peer:
         self.result = PeerResult(spec.index, spec.room, spec.role, spec.name, spec.expects_media)
         self.client: Client | None = None
         self.streams: list[_Stream] = []
-        self.video = ClipTrack(video) if video is not None else None
+        # One clip, or one per simulcast layer (lowest first): what is counted as sent.
+        self.clips = [ClipTrack(clip) for clip in video]
+        self.video: MediaStreamTrack | None = None
+        if len(self.clips) > 1:
+            self.video = SimulcastTrack(dict(zip(LAYERS, self.clips, strict=True)))
+        elif self.clips:
+            self.video = self.clips[0]
         self.audio = AudioClipTrack(audio) if audio is not None else None
         self.started_at: float | None = None
         self.sent_window: list[tuple[int, int]] = []  # (bytes, video frames) sent at its ends
         self.ready = False  # connected (and published)
         self.first_frame = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def up(self) -> bool:
@@ -162,7 +184,7 @@ class Peer:
         tracks = [t for t in (self.video, self.audio) if t is not None]
         if tracks:
             await client.publish(*tracks, timeout=config.join_timeout)
-            if self.video is not None:
+            if isinstance(self.video, ClipTrack):  # a SimulcastTrack answers its own
                 assert client.pc is not None
                 hook_keyframe_requests(sender_of(client.pc, self.video), self.video)
         self.ready = True
@@ -179,6 +201,13 @@ class Peer:
             on_first_frame=self._on_first_frame,
         )
         self.streams.append(_Stream(remote, stats.start()))
+        layer = self.config.layer
+        if layer == "mixed":
+            layer = LAYERS[self.spec.index % len(LAYERS)]
+        if remote.kind == "video" and self.config.simulcast and layer != "auto":
+            task = asyncio.ensure_future(self.client.set_layer(remote, layer))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def _on_first_frame(self, now: float) -> None:
         if not self.first_frame.is_set():
@@ -187,11 +216,16 @@ class Peer:
             self.first_frame.set()
 
     def bytes_sent(self) -> int:
-        return sum(t.bytes_sent for t in (self.video, self.audio) if t is not None)
+        audio = self.audio.bytes_sent if self.audio is not None else 0
+        return audio + sum(clip.bytes_sent for clip in self.clips)
+
+    def video_frames_sent(self) -> int:
+        """Frames of the top layer (each layer sends the same frames, at its own size)."""
+        return self.clips[-1].frames_sent if self.clips else 0
 
     def mark_window(self) -> None:
         """At the window's start, then at its end."""
-        video_frames = self.video.frames_sent if self.video is not None else 0
+        video_frames = self.video_frames_sent()
         self.sent_window.append((self.bytes_sent(), video_frames))
         for stream in self.streams:
             stream.window.append(stream.stats.counts())
@@ -211,15 +245,14 @@ class Peer:
         result = self.result
         if self.spec.expects_media and result.join_time is None and result.error is None:
             result.error = "no remote frame by the end of the run"
-        for track in (self.video, self.audio):
-            if track is not None:
-                result.bytes_sent += track.bytes_sent
-                result.frames_sent += track.frames_sent
+        result.bytes_sent = self.bytes_sent()
+        result.frames_sent = self.video_frames_sent()
+        if self.audio is not None:
+            result.frames_sent += self.audio.frames_sent
         if len(self.sent_window) == 2:
             (b0, f0), (b1, f1) = self.sent_window
             result.window_bytes_sent, result.window_video_frames_sent = b1 - b0, f1 - f0
-        if self.video is not None:
-            result.keyframe_requests = self.video.keyframe_requests
+        result.keyframe_requests = sum(clip.keyframe_requests for clip in self.clips)
         for stream in self.streams:
             stats = stream.stats
             marks = stream.window
@@ -243,13 +276,16 @@ class Peer:
                         if stats.first_frame_at is None or self.started_at is None
                         else stats.first_frame_at - self.started_at
                     ),
+                    layer=stream.remote.layer,
                 )
             )
         return result
 
     async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
         await asyncio.gather(*(stream.stats.stop() for stream in self.streams))
-        for track in (self.video, self.audio):
+        for track in (self.video, self.audio, *self.clips):
             if track is not None:
                 track.stop()
         if self.client is not None:
@@ -287,7 +323,7 @@ async def run_peers(
     config: WorkerConfig,
     start_at: float,
     report: Report,
-    clips: tuple[EncodedClip | None, EncodedAudioClip | None],
+    clips: tuple[tuple[EncodedClip, ...], EncodedAudioClip | None],
 ) -> WorkerOutcome:
     """Join `specs` on schedule, report Progress every second, measure the window, leave."""
     set_ice_addresses(config.ice_addresses)
@@ -296,7 +332,7 @@ async def run_peers(
         Peer(
             spec,
             config,
-            video if spec.role == "publisher" else None,
+            video if spec.role == "publisher" else (),
             audio if spec.role == "publisher" else None,
         )
         for spec in specs
@@ -341,13 +377,22 @@ async def run_peers(
 
 def make_clips(
     config: WorkerConfig, publishers: int
-) -> tuple[EncodedClip | None, EncodedAudioClip | None]:
-    """Encode once per process; every publisher of the process loops the same clips."""
+) -> tuple[tuple[EncodedClip, ...], EncodedAudioClip | None]:
+    """Encode once per process; every publisher of the process loops the same clips (one per
+    simulcast layer, lowest first, with `simulcast`)."""
     if publishers == 0:
-        return None, None
+        return (), None
     v = config.video
-    video = encode_clip(
-        width=v.width, height=v.height, fps=v.fps, bit_rate=v.kbps * 1000, frames=3 * v.fps
+    rids = LAYERS if config.simulcast else ("h",)
+    video = tuple(
+        encode_clip(
+            width=max(2, v.width // SCALES[rid] // 2 * 2),
+            height=max(2, v.height // SCALES[rid] // 2 * 2),
+            fps=v.fps,
+            bit_rate=int(v.kbps * 1000 * BITRATE_SHARES[rid]),
+            frames=3 * v.fps,
+        )
+        for rid in rids
     )
     return video, encode_opus_clip() if config.audio else None
 

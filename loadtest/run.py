@@ -3,7 +3,7 @@
     aiosfu loadtest [--url ws://HOST:PORT/ws [--server-pid PID]] [--rooms 1] [--publishers 1]
         [--subscribers 4] [--video 640x360@30:500] [--audio] [--duration 20] [--ramp 5]
         [--settle 2] [--procs 1] [--join-timeout 20] [--ice-addresses 127.0.0.1]
-        [--json PATH] [--quiet]
+        [--simulcast [--layer auto|l|m|h|mixed]] [--json PATH] [--quiet]
 
 Without --url it starts a server process of its own on 127.0.0.1 (loadtest.serverproc) and
 reports that process's CPU and memory; with --url, only when --server-pid names the server.
@@ -99,7 +99,16 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[LoadConfig, str | Non
         help="WxH@fps:kbps (640x360@30:500)",
     )
     parser.add_argument(
-        "--simulcast", action="store_true", help="not supported yet: the server has no simulcast"
+        "--simulcast",
+        action="store_true",
+        help="publishers send three layers l, m, h (--video is h; m and l at 1/2 and 1/4 the "
+        "size, 1/3 and 1/10 the bitrate)",
+    )
+    parser.add_argument(
+        "--layer",
+        choices=("auto", "l", "m", "h", "mixed"),
+        default="auto",
+        help="with --simulcast: the layer subscribers ask for (mixed: l, m, h in turn)",
     )
     parser.add_argument("--audio", action="store_true", help="publishers also send Opus audio")
     options.add_duration(parser)
@@ -119,11 +128,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[LoadConfig, str | Non
     options.add_json(parser)
     parser.add_argument("--quiet", action="store_true", help="no live progress lines")
     args = parser.parse_args(argv)
-    if args.simulcast:
-        parser.error(
-            "--simulcast is not supported yet: the server forwards one layer per video "
-            "publication (see README, Known limits)"
-        )
+    if args.layer != "auto" and not args.simulcast:
+        parser.error("--layer goes with --simulcast")
     if args.server_pid is not None and args.url is None:
         parser.error("--server-pid goes with --url (without --url the load test starts its own)")
     if args.publishers + args.subscribers == 0:
@@ -149,6 +155,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[LoadConfig, str | Non
         server_pid=args.server_pid,
         ice_addresses=addresses or ("127.0.0.1",),
         progress=not args.quiet,
+        simulcast=args.simulcast,
+        layer=args.layer,
     )
     return config, args.json
 
@@ -443,6 +451,8 @@ async def run(config: LoadConfig, out: TextIO = sys.stdout) -> dict[str, Any]:
             join_timeout=config.join_timeout,
             window_start=window_start,
             window_end=window_start + config.duration,
+            simulcast=config.simulcast,
+            layer=config.layer,
         )
         watch = ServerWatch(probe, url)
         display = Display(out, config.progress, len(specs))

@@ -67,7 +67,9 @@ from .rtc.ice import harden_stun, set_ice_addresses, turn_failure
 from .rtc.iceservers import set_ice_servers
 from .rtc.offer import create_offer
 from .rtc.rollback import ice_role_set, rollback_offer
+from .rtc.simulcast_send import describe_send
 from .senderclock import SenderClock
+from .simulcast_source import SimulcastTrack
 
 logger = logging.getLogger(__name__)
 
@@ -254,7 +256,8 @@ class Client:
 
         `source` is `camera` (video: `camera`, audio: `microphone`) or `screen` (video:
         `screen`, audio: `screen_audio`); the others are told it, and whether the tracks start
-        `muted` (see mute()).
+        `muted` (see mute()). A `SimulcastTrack` (sfu.simulcast_source) is published as
+        simulcast layers.
         """
         if self.disconnected.is_set():
             raise ConnectionFailed(self.disconnect_reason or "disconnected")
@@ -518,11 +521,14 @@ class Client:
             tracks, self._to_publish = self._to_publish, []
             role_was_set = ice_role_set(pc)
             added = [pc.addTransceiver(t, direction="sendonly") for t in tracks]
+            for transceiver, track in zip(added, tracks, strict=True):
+                if isinstance(track, SimulcastTrack):
+                    track.attach(transceiver)
             self._offer = _Offer(added, tracks, role_was_set)
             await pc.setLocalDescription(await create_offer(pc))
             if await self._relay_failed():
                 return
-            await self._send(proto.Offer(sdp=pc.localDescription.sdp))
+            await self._send(proto.Offer(sdp=self._describe(pc.localDescription.sdp)))
             await self._send(proto.Candidate(candidate=None))
 
     async def _on_server_offer(self, sdp: str) -> None:
@@ -542,13 +548,24 @@ class Client:
             await pc.setLocalDescription(await pc.createAnswer())
             if await self._relay_failed():
                 return
-            await self._send(proto.Answer(sdp=pc.localDescription.sdp))
+            await self._send(proto.Answer(sdp=self._describe(pc.localDescription.sdp)))
             await self._send(proto.Candidate(candidate=None))
             self.negotiations += 1
             for receiver in self._update_remote_tracks():
                 # Its RTCP task would otherwise run until the connection closes.
                 await receiver.stop()
         await self._offer_publications()
+
+    def _describe(self, sdp: str) -> str:
+        """Our description, with the RID lines of the simulcast tracks we publish (aiortc's
+        SDP has no place for them: sfu.rtc.simulcast_send)."""
+        assert self.pc is not None
+        rids = {
+            t.mid: t.sender.track.rids
+            for t in self.pc.getTransceivers()
+            if t.mid is not None and isinstance(t.sender.track, SimulcastTrack)
+        }
+        return describe_send(sdp, rids)
 
     async def _on_server_answer(self, sdp: str) -> None:
         async with self._lock:

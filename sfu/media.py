@@ -44,6 +44,8 @@ class TestPatternTrack(MediaStreamTrack):
         else:
             due = self._start + self._count / self.fps
             await asyncio.sleep(max(0.0, due - time.monotonic()))
+            if self.readyState != "live":
+                raise MediaStreamError  # stopped while it slept: its container is closed
         frame: av.VideoFrame = next(self._frames)
         # lavfi marks every frame as an I picture, and encoders obey: that would make every frame
         # a keyframe (and hide a broken keyframe-request path). Let the encoder decide.

@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,15 +16,10 @@ from loadtest.run import parse_args, plan_peers
 from loadtest.serverproc import REPO_ROOT
 
 
-async def test_tiny_scenario_reports_frames_for_every_subscriber(tmp_path: Path) -> None:
+async def loadtest(tmp_path: Path, *args: str) -> tuple[str, dict[str, Any]]:
+    """`aiosfu loadtest ARGS --json ...` in a process of its own: its output and its report."""
     report_path = tmp_path / "report.json"
-    # Two worker processes, so the spread over processes and their reports are covered too.
-    argv = [
-        *("-m", "sfu.cli", "loadtest", "--rooms", "2", "--publishers", "1"),
-        *("--subscribers", "2", "--duration", "5", "--ramp", "10", "--settle", "1"),
-        *("--video", "320x240@30:300"),  # a quicker clip to encode in each worker
-        *("--procs", "2", "--json", str(report_path)),
-    ]
+    argv = ["-m", "sfu.cli", "loadtest", *args, "--json", str(report_path)]
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         *argv,
@@ -35,10 +31,21 @@ async def test_tiny_scenario_reports_frames_for_every_subscriber(tmp_path: Path)
     text = output.decode(errors="replace")
     print(text)
     assert proc.returncode == 0, text
+    report: dict[str, Any] = json.loads(report_path.read_text())
+    return text, report
+
+
+async def test_tiny_scenario_reports_frames_for_every_subscriber(tmp_path: Path) -> None:
+    # Two worker processes, so the spread over processes and their reports are covered too.
+    text, report = await loadtest(
+        tmp_path,
+        *("--rooms", "2", "--publishers", "1"),
+        *("--subscribers", "2", "--duration", "5", "--ramp", "10", "--settle", "1"),
+        *("--video", "320x240@30:300"),  # a quicker clip to encode in each worker
+        *("--procs", "2"),
+    )
     assert "measuring" in text, "the live progress lines"
     assert "join time" in text and "video fps" in text, "the table"
-
-    report = json.loads(report_path.read_text())
     assert report["peers"] == {"planned": 6, "up": 6, "failed": 0, "failures": []}
     assert report["problems"] == []
 
@@ -81,11 +88,29 @@ def test_video_spec_parses_and_refuses_nonsense() -> None:
             parse_video(bad)
 
 
-def test_simulcast_is_refused_with_a_clear_message(capsys: pytest.CaptureFixture[str]) -> None:
+def test_simulcast_and_the_layer_subscribers_ask_for(capsys: pytest.CaptureFixture[str]) -> None:
+    config, _ = parse_args(["--simulcast", "--layer", "mixed"])
+    assert config.simulcast and config.layer == "mixed"
+    assert parse_args(["--simulcast"])[0].layer == "auto"
     with pytest.raises(SystemExit) as exit_info:
-        parse_args(["--simulcast"])
+        parse_args(["--layer", "l"])
     assert exit_info.value.code == 2
-    assert "--simulcast is not supported yet" in capsys.readouterr().err
+    assert "--layer goes with --simulcast" in capsys.readouterr().err
+
+
+async def test_simulcast_publishers_and_subscribers_on_each_layer(tmp_path: Path) -> None:
+    text, report = await loadtest(
+        tmp_path,
+        *("--simulcast", "--layer", "mixed"),
+        *("--subscribers", "3", "--duration", "4", "--ramp", "10", "--settle", "1"),
+        *("--video", "640x360@15:600", "--quiet"),
+    )
+    assert "as simulcast l/m/h" in text and "layer mixed" in text
+    assert report["peers"]["failed"] == 0 and report["problems"] == [], report
+    layers = sorted(layer for r in report["receivers"] for layer in r["video_layers"])
+    assert layers == ["h", "l", "m"], report["receivers"]  # sub0.0 l, sub0.1 m, sub0.2 h
+    for r in report["receivers"]:
+        assert r["video_frames"] > 0 and r["video_fps"][0] > 5, r
 
 
 def test_server_pid_needs_a_url() -> None:
