@@ -18,8 +18,10 @@ Layers (mediasoup's preferred / target / current; ranks 0 = `l`, 1 = `m`, 2 = `h
 - `target`: the layer it will forward: the publication's best flowing layer for `desired`
   (Publication.best_layer), recomputed by `retarget()` when any of these or the flowing layers
   change. It waits for a keyframe of `target` (and asks for one: a PLI on that layer's SSRC).
-- `current`: the layer it forwards now; becomes `target` on that keyframe. The old layer stops
-  at the switch. `on_layer` (the participant's callback) hears of each change.
+- `current`: the layer it forwards now; becomes `target` once that keyframe has all arrived
+  (the old layer plays on until then, and stops at the switch: a large keyframe takes a while
+  to come, and switching at its first packet would leave the subscriber nothing to show
+  meanwhile). `on_layer` (the participant's callback) hears of each change.
 
 The subscriber's aiortc RTCRtpSender is kept for what it does well (SDP, feedback routing) but is
 given an IdleTrack: packets go out through sfu.rtc.fastpath.RtpOutput, and sender reports from
@@ -72,6 +74,7 @@ class Span(NamedTuple):
 class Subscription:
     __slots__ = (
         "_cname",
+        "_key",
         "_output",
         "_spans",
         "_stopped_at",
@@ -115,6 +118,7 @@ class Subscription:
         self._spans: list[Span] = []
         # The last packet forwarded before the publisher muted, and when: where resume() goes on.
         self._stopped_at: tuple[RingEntry, float] | None = None
+        self._key: tuple[int, int] | None = None  # where a keyframe of the target began
         self.preferred: int | None = None
         self.auto_layer: int | None = None
         self.current: Layer | None = None
@@ -226,6 +230,7 @@ class Subscription:
         if old is not None:
             old.remove_pending(self)
         self.target = target
+        self._key = None
         if target is None or target is self.current:
             return
         if self.publication.muted:
@@ -269,40 +274,72 @@ class Subscription:
         """A packet of the target layer, while waiting for its keyframe to start or switch on
         (a decoder can only start there)."""
         target = self.target
-        if not (self.ready and keyframe) or target is None:
-            if not self.live:
-                self.dropped += 1
-            if self.ready and target is not None:
-                # Throttled: this only sends again once an earlier request looks lost.
-                self.publication.request_keyframe(target)
+        if not self.ready or target is None:
+            self.dropped += not self.live
             return
+        if self.current is None:
+            if keyframe:
+                self._switch(target, seq, seq, timestamp)
+                return
+        elif keyframe:
+            self._key = (seq, timestamp)
+            if marker:  # a keyframe of one packet
+                self._switch(target, seq, seq, timestamp)
+            return
+        elif self._key is not None:
+            # A switch waits until the whole keyframe is here (its last packet has the marker):
+            # the old layer plays on meanwhile, where switching at its first packet would leave
+            # the subscriber nothing to show while the rest of a large keyframe arrives.
+            key_seq, key_timestamp = self._key
+            if timestamp == key_timestamp:
+                if marker:
+                    self._switch(target, key_seq, seq, key_timestamp)
+                return
+            # The next frame began and the keyframe never ended (its last packet is lost): go
+            # with what came; the subscriber NACKs the rest.
+            self._switch(target, key_seq, (seq - 1) & 0xFFFF, key_timestamp)
+            self.forward(seq, timestamp, marker, payload)
+            return
+        self.dropped += not self.live
+        # Throttled: this only sends again once an earlier request looks lost.
+        self.publication.request_keyframe(target)
+
+    def _switch(self, target: Layer, first: int, last: int, timestamp: int) -> None:
+        """Forward `target` from now on, starting with its packets `first`..`last` (a keyframe,
+        from the ring: whole, or as far as it came)."""
         output = self._output
         assert output is not None  # ready
+        entry = target.packet(first)
+        payload = entry[3] if entry is not None else b""
         old = self.current
         if old is None:
             # Random origins, as a sender of its own would pick (RFC 3550 5.1); the first
             # sequence number stays low so a long stream never wraps into SRTP's replay window
             # trouble. The picture numbering stays the source's.
             offsets = Offsets(
-                (random.randrange(1 << 15) - seq) & 0xFFFF,
+                (random.randrange(1 << 15) - first) & 0xFFFF,
                 (random.getrandbits(32) - timestamp) & 0xFFFFFFFF,
             )
         else:
-            offsets = self._continue_from(old, Packet(seq, timestamp, payload))
+            offsets = self._continue_from(old, Packet(first, timestamp, payload))
             old.remove_forwarder(self.forward)
             if old is not target:
                 self.switches += 1
         _apply(output, offsets)
+        self._key = None
         target.remove_pending(self)
         target.add_forwarder(self.forward)
         self.current = target
-        self._spans.append(Span((seq + offsets.seq) & 0xFFFF, target, offsets))
+        self._spans.append(Span((first + offsets.seq) & 0xFFFF, target, offsets))
         del self._spans[:-SPANS_KEPT]
         self.live = True
         self.publication.log.debug(
-            "subscriber %s: forwarding layer %s from seq %d", self.subscriber_id, target.name, seq
+            "subscriber %s: forwarding layer %s from seq %d", self.subscriber_id, target.name, first
         )
-        self.forward(seq, timestamp, marker, payload)
+        for i in range(((last - first) & 0xFFFF) + 1):
+            packet = target.packet((first + i) & 0xFFFF)
+            if packet is not None:  # a hole: the subscriber will NACK it
+                self.forward(*packet)
         if self.on_layer is not None:
             self.on_layer(self)
 

@@ -30,12 +30,18 @@ class Frames:
     def latest_sizes(self, n: int = 3) -> list[tuple[int, int]]:
         return [(w, h) for _, w, h, _ in self.seen[-n:]]
 
-    def assert_timestamps_go_on(self, max_step: int = 45000) -> None:
-        """pts only grow, never by more than `max_step` (half a second at 90 kHz)."""
-        pts = [p for _, _, _, p in self.seen]
-        steps = [b - a for a, b in itertools.pairwise(pts)]
-        assert steps and min(steps) > 0, f"timestamps went back: {steps}"
-        assert max(steps) <= max_step, f"a gap of {max(steps)} ticks in the timestamps"
+    def assert_timestamps_go_on(self, clock_rate: int = 90000) -> None:
+        """pts only grow, and follow the wall clock: a step of more than half a second must come
+        with as long a wait for the frame (a publisher that stalled, say), give or take 0.25 s.
+        A switch that got the next layer's offset wrong jumps without the wait."""
+        assert len(self.seen) > 1, "fewer than two frames"
+        for (t0, _, _, pts0), (t1, _, _, pts1) in itertools.pairwise(self.seen):
+            step = (pts1 - pts0) / clock_rate
+            assert step > 0, f"the timestamps went back by {-step:.3f}s at {t1:.2f}"
+            assert step <= max(0.5, t1 - t0 + 0.25), (
+                f"the timestamps jumped {step:.3f}s at {t1:.2f}, the frame came {t1 - t0:.3f}s"
+                " after the one before"
+            )
 
     def stop(self) -> None:
         self.task.cancel()

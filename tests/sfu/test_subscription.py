@@ -194,3 +194,45 @@ async def test_a_mute_stops_forwarding_and_the_stream_goes_on_from_a_keyframe() 
     assert len(sent) == 8
     assert_one_stream(sent)  # numbering goes on from the last packet before the mute
     assert sub.current is pub.layer("m") and sub.switches == 1
+
+
+async def test_the_old_layer_plays_on_until_the_whole_keyframe_is_here() -> None:
+    pub, src = simulcast()
+    sent: list[bytes] = []
+    sub = ready_subscription(pub, sent)
+    sub.set_preferred(0)
+    src["l"].frame(key=True)
+    sub.set_preferred(2)
+    h, low = src["h"], src["l"]
+    # h's keyframe comes in three packets, l's frames go on in between.
+    for i in range(3):
+        payload = vp8(h.pid, 1, key=True)
+        if i:
+            payload = bytes([payload[0] & ~0x10]) + payload[1:]
+        pub.deliver(h.seq + i, h.ts, int(i == 2), payload, "h")
+        if i < 2:
+            low.frame()
+            assert sub.current is pub.layer("l"), "switched before the keyframe was whole"
+    assert sub.current is pub.layer("h") and len(sent) == 2 + 4 + 3
+    assert_one_stream(sent)
+
+
+async def test_a_keyframe_whose_end_is_lost_switches_when_the_next_frame_begins() -> None:
+    pub, src = simulcast()
+    sent: list[bytes] = []
+    sub = ready_subscription(pub, sent)
+    sub.set_preferred(0)
+    src["l"].frame(key=True)
+    sub.set_preferred(1)
+    m = src["m"]
+    pub.deliver(m.seq, m.ts, 0, vp8(m.pid, 1, key=True), "m")  # its last packet never comes
+    m.seq += 2
+    m.ts += 3000
+    m.pid += 1
+    assert sub.current is pub.layer("l")
+    m.frame()
+    assert sub.current is pub.layer("m")
+    wire = on_the_wire(sent)
+    assert len(wire) == 2 + 1 + 2  # l's keyframe, m's first packet, m's next frame
+    # The lost packet keeps its number: the subscriber sees a hole and NACKs it.
+    assert (wire[3][0] - wire[2][0]) & 0xFFFF == 2
