@@ -134,7 +134,8 @@ async def live_subscriptions(
         assert output.bind()
         sub = Subscription(publication, "bench")
         sub.ready_with(output)
-        sub.try_start(first[0], 0, 0, first[1], True)
+    # A keyframe through the layer, as in the server: every subscription starts on it, live.
+    publication.layer.on_media(first[0], 0, 0, first[1], time.monotonic())
     return transport, sinks
 
 
