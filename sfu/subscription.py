@@ -18,10 +18,8 @@ Layers (mediasoup's preferred / target / current; ranks 0 = `l`, 1 = `m`, 2 = `h
 - `target`: the layer it will forward: the publication's best flowing layer for `desired`
   (Publication.best_layer), recomputed by `retarget()` when any of these or the flowing layers
   change. It waits for a keyframe of `target` (and asks for one: a PLI on that layer's SSRC).
-- `current`: the layer it forwards now; becomes `target` once that keyframe has all arrived
-  (the old layer plays on until then, and stops at the switch: a large keyframe takes a while
-  to come, and switching at its first packet would leave the subscriber nothing to show
-  meanwhile). `on_layer` (the participant's callback) hears of each change.
+- `current`: the layer it forwards now; becomes `target` at the first packet of that keyframe,
+  where the old layer stops. `on_layer` (the participant's callback) hears of each change.
 
 The subscriber's aiortc RTCRtpSender is kept for what it does well (SDP, feedback routing) but is
 given an IdleTrack: packets go out through sfu.rtc.fastpath.RtpOutput, and sender reports from
@@ -74,7 +72,6 @@ class Span(NamedTuple):
 class Subscription:
     __slots__ = (
         "_cname",
-        "_key",
         "_output",
         "_spans",
         "_stopped_at",
@@ -118,7 +115,6 @@ class Subscription:
         self._spans: list[Span] = []
         # The last packet forwarded before the publisher muted, and when: where resume() goes on.
         self._stopped_at: tuple[RingEntry, float] | None = None
-        self._key: tuple[int, int] | None = None  # where a keyframe of the target began
         self.preferred: int | None = None
         self.auto_layer: int | None = None
         self.current: Layer | None = None
@@ -230,7 +226,6 @@ class Subscription:
         if old is not None:
             old.remove_pending(self)
         self.target = target
-        self._key = None
         if target is None or target is self.current:
             return
         if self.publication.muted:
@@ -277,40 +272,36 @@ class Subscription:
         if not self.ready or target is None:
             self.dropped += not self.live
             return
-        if self.current is None:
-            if keyframe:
-                self._switch(target, seq, seq, timestamp)
-                return
-        elif keyframe:
-            self._key = (seq, timestamp)
-            if marker:  # a keyframe of one packet
-                self._switch(target, seq, seq, timestamp)
+        current = self.current
+        if (
+            current is not None
+            and target.sender_report is None
+            and current.sender_report is not None
+        ):
+            # A layer that just began has sent no sender report yet: without its clock pair the
+            # keyframe's time on the old layer's clock is a guess, and a wrong one shifts lip
+            # sync. Wait for it (a second at most, from Chromium), as mediasoup does; then ask.
             return
-        elif self._key is not None:
-            # A switch waits until the whole keyframe is here (its last packet has the marker):
-            # the old layer plays on meanwhile, where switching at its first packet would leave
-            # the subscriber nothing to show while the rest of a large keyframe arrives.
-            key_seq, key_timestamp = self._key
-            if timestamp == key_timestamp:
-                if marker:
-                    self._switch(target, key_seq, seq, key_timestamp)
-                return
-            # The next frame began and the keyframe never ended (its last packet is lost): go
-            # with what came; the subscriber NACKs the rest.
-            self._switch(target, key_seq, (seq - 1) & 0xFFFF, key_timestamp)
-            self.forward(seq, timestamp, marker, payload)
+        if keyframe:
+            self._switch(target, seq)
             return
         self.dropped += not self.live
         # Throttled: this only sends again once an earlier request looks lost.
         self.publication.request_keyframe(target)
 
-    def _switch(self, target: Layer, first: int, last: int, timestamp: int) -> None:
-        """Forward `target` from now on, starting with its packets `first`..`last` (a keyframe,
-        from the ring: whole, or as far as it came)."""
+    def _switch(self, target: Layer, first: int) -> None:
+        """Forward `target` from its packet `first` on (the start of a keyframe, in its ring).
+
+        As mediasoup and LiveKit do, a switch happens at the keyframe's first packet: the old
+        layer stops there. Waiting for the whole keyframe instead would keep the old layer
+        playing meanwhile, but the keyframe would then show a moment older than the frames just
+        before it: its timestamp would have to be moved, and with it the sender reports'
+        clock pair (what keeps audio and video in sync) at every switch."""
         output = self._output
         assert output is not None  # ready
         entry = target.packet(first)
-        payload = entry[3] if entry is not None else b""
+        assert entry is not None, "a keyframe's first packet is in its layer's ring"
+        _, timestamp, _, payload = entry
         old = self.current
         if old is None:
             # Random origins, as a sender of its own would pick (RFC 3550 5.1); the first
@@ -326,7 +317,6 @@ class Subscription:
             if old is not target:
                 self.switches += 1
         _apply(output, offsets)
-        self._key = None
         target.remove_pending(self)
         target.add_forwarder(self.forward)
         self.current = target
@@ -336,10 +326,7 @@ class Subscription:
         self.publication.log.debug(
             "subscriber %s: forwarding layer %s from seq %d", self.subscriber_id, target.name, first
         )
-        for i in range(((last - first) & 0xFFFF) + 1):
-            packet = target.packet((first + i) & 0xFFFF)
-            if packet is not None:  # a hole: the subscriber will NACK it
-                self.forward(*packet)
+        self.forward(*entry)
         if self.on_layer is not None:
             self.on_layer(self)
 

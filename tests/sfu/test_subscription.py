@@ -196,7 +196,7 @@ async def test_a_mute_stops_forwarding_and_the_stream_goes_on_from_a_keyframe() 
     assert sub.current is pub.layer("m") and sub.switches == 1
 
 
-async def test_the_old_layer_plays_on_until_the_whole_keyframe_is_here() -> None:
+async def test_the_old_layer_stops_at_the_first_packet_of_the_new_keyframe() -> None:
     pub, src = simulcast()
     sent: list[bytes] = []
     sub = ready_subscription(pub, sent)
@@ -204,35 +204,32 @@ async def test_the_old_layer_plays_on_until_the_whole_keyframe_is_here() -> None
     src["l"].frame(key=True)
     sub.set_preferred(2)
     h, low = src["h"], src["l"]
-    # h's keyframe comes in three packets, l's frames go on in between.
-    for i in range(3):
-        payload = vp8(h.pid, 1, key=True)
-        if i:
-            payload = bytes([payload[0] & ~0x10]) + payload[1:]
-        pub.deliver(h.seq + i, h.ts, int(i == 2), payload, "h")
-        if i < 2:
-            low.frame()
-            assert sub.current is pub.layer("l"), "switched before the keyframe was whole"
-    assert sub.current is pub.layer("h") and len(sent) == 2 + 4 + 3
+    pub.deliver(h.seq, h.ts, 0, vp8(h.pid, 1, key=True), "h")  # a keyframe begins
+    assert sub.current is pub.layer("h") and len(sent) == 3
+    low.frame()  # l's next frame: not forwarded any more
+    payload = vp8(h.pid, 1, key=True)
+    pub.deliver(h.seq + 1, h.ts, 1, bytes([payload[0] & ~0x10]) + payload[1:], "h")
+    assert len(sent) == 4
     assert_one_stream(sent)
 
 
-async def test_a_keyframe_whose_end_is_lost_switches_when_the_next_frame_begins() -> None:
+async def test_a_switch_waits_for_the_new_layers_clock_pair() -> None:
     pub, src = simulcast()
     sent: list[bytes] = []
     sub = ready_subscription(pub, sent)
     sub.set_preferred(0)
     src["l"].frame(key=True)
-    sub.set_preferred(1)
-    m = src["m"]
-    pub.deliver(m.seq, m.ts, 0, vp8(m.pid, 1, key=True), "m")  # its last packet never comes
-    m.seq += 2
-    m.ts += 3000
-    m.pid += 1
-    assert sub.current is pub.layer("l")
-    m.frame()
-    assert sub.current is pub.layer("m")
-    wire = on_the_wire(sent)
-    assert len(wire) == 2 + 1 + 2  # l's keyframe, m's first packet, m's next frame
-    # The lost packet keeps its number: the subscriber sees a hole and NACKs it.
-    assert (wire[3][0] - wire[2][0]) & 0xFFFF == 2
+    src["h"].frame()  # h flows, but has sent no sender report yet
+    pub.layer("l").sender_report = (10 << 32, 1_000_000)
+    sub.set_preferred(2)
+    requests = len(pub.requests)
+    src["h"].frame(key=True)  # without h's clock pair: no switch, no request
+    src["h"].frame()
+    assert sub.current is pub.layer("l") and len(pub.requests) == requests
+    # Its clock pair: h's frame before the keyframe was captured with l's last one.
+    pub.layer("h").sender_report = (10 << 32, 4_000_000_000 + 9000)
+    src["h"].frame()  # now it asks for a keyframe...
+    assert pub.requests[-1] == H
+    src["h"].frame(key=True)  # ...and switches on it
+    assert sub.current is pub.layer("h")
+    assert_one_stream(sent)
