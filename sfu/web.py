@@ -3,6 +3,12 @@
 No build step: the browser loads web/app.js, which imports web/sfu-client.js. Only plain files at
 the top of web/ with a served extension are reachable (not node_modules/, package.json, the
 TypeScript declarations or the type tests); those are also what the wheel ships (sfu/page).
+
+The page is served with a Content-Security-Policy that lets it run only its own modules and
+styles, and connect only to its own host's WebSocket: an injected script (a name shown in a
+tile, say) would not run, and could not send the call anywhere else. Its scripts are all files
+(no inline script or style), which tests/sfu/test_web.py checks. No referrer: a `?token=` in the
+page's URL must not leave with a request.
 """
 
 from __future__ import annotations
@@ -30,19 +36,42 @@ _FILE_PATTERN: Final = r"[A-Za-z0-9_-]+\.(?:js|css|svg|png)"
 _HEADERS: Final = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
 
 
+def content_security_policy(host: str) -> str:
+    """The page's policy, for a request to `host` (its Host header: where the page was loaded
+    from, which is where its WebSocket goes)."""
+    return "; ".join(
+        [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self'",
+            f"connect-src 'self' ws://{host} wss://{host}",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
 def add_routes(app: web.Application, web_dir: Path = DEFAULT_WEB_DIR) -> None:
     """Mount `GET /` (the room page) and `GET /<file>` for the page's files in web_dir."""
     root = web_dir.resolve()
 
-    def respond(path: Path) -> web.StreamResponse:
+    def respond(path: Path, **headers: str) -> web.StreamResponse:
         if not path.is_file():
             raise web.HTTPNotFound()
         return web.FileResponse(
-            path, headers={**_HEADERS, "Content-Type": CONTENT_TYPES[path.suffix]}
+            path, headers={**_HEADERS, "Content-Type": CONTENT_TYPES[path.suffix], **headers}
         )
 
     async def index(request: web.Request) -> web.StreamResponse:
-        return respond(root / "index.html")
+        return respond(
+            root / "index.html",
+            **{
+                "Content-Security-Policy": content_security_policy(request.host),
+                "Referrer-Policy": "no-referrer",
+            },
+        )
 
     async def static(request: web.Request) -> web.StreamResponse:
         return respond(root / request.match_info["name"])

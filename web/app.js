@@ -379,8 +379,12 @@ async function joinRoom(room, name, wanted) {
     url: `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`,
     room,
     name,
+    token: sessionStorage.getItem(tokenKey(room)),
   });
   client = session;
+  session.on("welcome", () => {
+    if (!session.mayPublish) watchOnly();
+  });
   session.on("status", ({ status, reason }) => showStatus(status, reason));
   // A recorder sends nothing: no tile, a badge instead (everyone in the room may be recorded).
   const showRecording = () => {
@@ -424,7 +428,7 @@ async function joinRoom(room, name, wanted) {
   for (const track of localStream.getTracks()) {
     if (track.readyState === "ended") localStream.removeTrack(track);
   }
-  const local = addTile("local", `You (${name})`, localStream, true);
+  const local = addTile("local", name ? `You (${name})` : "You", localStream, true);
   updateToggles();
   statsTimer = setInterval(() => void updateStats(), STATS_INTERVAL_MS);
 
@@ -433,7 +437,7 @@ async function joinRoom(room, name, wanted) {
   });
   for (const track of localStream.getTracks()) session.publish(track);
   for (const track of await acquire(missing)) {
-    if (session !== client) {
+    if (session !== client || !session.mayPublish) {
       track.stop();
       continue;
     }
@@ -560,15 +564,52 @@ ui.copyLink.addEventListener("click", async () => {
 });
 window.addEventListener("pagehide", () => client?.leave());
 
+/** @param {string} room */
+function tokenKey(room) {
+  return `aiosfu.token.${room}`;
+}
+
+/**
+ * A `?token=` from an invite link: kept for this tab (a reload joins again with it), and taken
+ * out of the address bar, so that a copied link or a shared screen does not give it away.
+ * @param {URLSearchParams} params
+ * @returns {boolean} whether there was one
+ */
+function takeToken(params) {
+  const token = params.get("token");
+  const room = params.get("room") ?? "";
+  if (!token || !ROOM_PATTERN.test(room)) return false;
+  sessionStorage.setItem(tokenKey(room), token);
+  params.delete("token");
+  const url = new URL(location.href);
+  url.search = params.toString();
+  history.replaceState(null, "", url);
+  return true;
+}
+
+/** The room token does not grant `publish`: this tab only watches. */
+function watchOnly() {
+  for (const track of localStream.getTracks()) {
+    track.stop();
+    localStream.removeTrack(track);
+  }
+  ui.toggleCam.disabled = true;
+  ui.toggleMic.disabled = true;
+  const local = tiles.get("local");
+  if (local) setTileName(local, "You (watching only)");
+  updateToggles();
+}
+
 function main() {
   const params = new URLSearchParams(location.search);
+  const invited = takeToken(params);
   const room = params.get("room") ?? "";
   const name = params.get("name") ?? localStorage.getItem("aiosfu.name") ?? "";
   ui.roomInput.value = room;
   ui.nameInput.value = name;
   ui.joinCam.checked = params.get("cam") !== "0";
   ui.joinMic.checked = params.get("mic") !== "0";
-  if (ROOM_PATTERN.test(room) && params.get("name")) {
+  if (ROOM_PATTERN.test(room) && (params.get("name") || invited)) {
     void joinRoom(room, name, { video: ui.joinCam.checked, audio: ui.joinMic.checked });
     return;
   }

@@ -26,6 +26,7 @@ import { watchRelay } from "./relay-watch.js";
 /** @typedef {import("./protocol.js").ClientMessage} ClientMessage */
 /** @typedef {import("./protocol.js").ServerMessage} ServerMessage */
 /** @typedef {import("./protocol.js").Welcome} Welcome */
+/** @typedef {import("./protocol.js").GrantInfo} GrantInfo */
 /** @typedef {import("./protocol.js").IceCandidate} IceCandidate */
 /** @typedef {import("./protocol.js").IceServerInfo} IceServerInfo */
 /** @typedef {import("./protocol.js").ErrorCode} ErrorCode */
@@ -105,6 +106,7 @@ import { watchRelay } from "./relay-watch.js";
  * @property {string} url the hub's WebSocket URL (ws://host:port/ws)
  * @property {string} room
  * @property {string | null} [name] shown to the others
+ * @property {string | null} [token] a room token, for a server with AUTH_SECRET
  * @property {RTCIceServer[]} [iceServers] overrides the servers sent in `welcome`
  * @property {number} [reconnectAttempts] joins tried after a loss before giving up (default 5)
  * @property {Pick<Console, "debug" | "info" | "warn" | "error">} [logger] default: console
@@ -292,6 +294,22 @@ function iceUfrag(sdp) {
   return sdp?.match(/^a=ice-ufrag:(\S+)/m)?.[1];
 }
 
+/**
+ * Errors after which the server closes the socket and a rejoin would only be refused again, or
+ * take the place of the session that replaced this one: the client fails instead of retrying.
+ * @type {Set<ErrorCode>}
+ */
+const ENDS_SESSION = new Set([
+  "token_required",
+  "token_invalid",
+  "token_expired",
+  "token_not_yet_valid",
+  "token_wrong_room",
+  "replaced",
+  "removed",
+  "room_closed",
+]);
+
 /** A room session: join, publish, receive everyone else; rejoins by itself after a loss. */
 export class SfuClient {
   /** @param {ClientOptions} options */
@@ -299,6 +317,9 @@ export class SfuClient {
     this.url = options.url;
     this.room = options.room;
     this.name = options.name ?? null;
+    this.token = options.token ?? null;
+    /** @type {GrantInfo | null} what the room token allows (`welcome`); null: everything */
+    this.grants = null;
     this.log = options.logger ?? console;
     this._iceServers = options.iceServers;
     this._reconnectAttempts = options.reconnectAttempts ?? 5;
@@ -413,6 +434,11 @@ export class SfuClient {
 
   // --- API ------------------------------------------------------------------------------
 
+  /** Whether the room token lets us publish (always, on a server without room tokens). */
+  get mayPublish() {
+    return this.grants === null || this.grants.publish;
+  }
+
   /**
    * Join the room; resolves with `welcome`. Rejects (status `failed`) if the first attempt fails;
    * after that, losses are retried on their own (status `reconnecting`).
@@ -430,7 +456,7 @@ export class SfuClient {
    * @param {Source} [source] camera or microphone (by kind), unless said otherwise
    */
   publish(track, source = track.kind === "audio" ? "microphone" : "camera") {
-    if (this._published.includes(track)) return;
+    if (this._published.includes(track) || !this.mayPublish) return;
     this._published.push(track);
     this._localStream.addTrack(track);
     this._described.set(track, { source, muted: false });
@@ -573,6 +599,12 @@ export class SfuClient {
         this.url,
         (msg) => {
           if (channel !== this._channel) return;
+          if (msg.type === "error" && ENDS_SESSION.has(msg.code)) {
+            // At once, not in turn: the socket closes next, and this is no loss to retry.
+            if (!welcomed) reject(new Error(msg.message));
+            this._end(msg.code, msg.message);
+            return;
+          }
           if (msg.type === "welcome" && !welcomed) {
             welcomed = true;
             resolve(msg);
@@ -592,7 +624,7 @@ export class SfuClient {
       channel.opened.then(
         () => {
           if (channel !== this._channel) return;
-          channel.send({ type: "join", room: this.room, name: this.name });
+          channel.send({ type: "join", room: this.room, name: this.name, token: this.token });
         },
         (/** @type {Error} */ err) => {
           if (channel !== this._channel) return;
@@ -602,6 +634,18 @@ export class SfuClient {
         },
       );
     });
+  }
+
+  /**
+   * The server ended this session, or refused its token: failed, for good (see ENDS_SESSION).
+   * @param {ErrorCode} code
+   * @param {string} message
+   */
+  _end(code, message) {
+    this.log.warn(`aiosfu: the server ended the session: ${code}: ${message}`);
+    this._emit("servererror", { code, message });
+    this._teardown();
+    this._setStatus("failed", message);
   }
 
   /**
@@ -787,6 +831,8 @@ export class SfuClient {
     this.peerId = welcome.peer_id;
     this.simulcast = welcome.simulcast === true;
     this.negotiations = 0;
+    this.grants = welcome.grants ?? null;
+    if (!this.mayPublish) this._published = []; // the server would refuse them
     this._emit("welcome", welcome);
     for (const p of welcome.participants) this._addParticipant(p.peer_id, p.name, p.role);
     this._welcome = welcome;
