@@ -177,22 +177,24 @@ async def test_the_recorder_goes_on_in_new_files_after_a_server_restart(tmp_path
             await alice.close()
             await server.stop()
 
-            def lost() -> str:
-                return "" if recorder.events("disconnected") else "no disconnected event"
+            def finished() -> str:
+                return "" if recorder.events("file_closed") else "the first file is still open"
 
-            await eventually(lost, timeout=30)
+            await eventually(finished, timeout=30)
             server = await ServerProcess(port=port).start()
             alice = await publisher(server.url, "restart", "alice")
-            second = await recording(recorder, "alice", 2)
+            second = await recording(recorder, "alice", 2)  # it joined again by itself
             await asyncio.sleep(2)
             await recorder.stop()
             await alice.close()
     finally:
         await server.stop()
     assert recorder.returncode == 0
-    assert len(recorder.events("connected")) == 2
     closed = {e["path"]: e["reason"] for e in recorder.events("file_closed")}
-    assert closed == {first["path"]: "disconnected", second["path"]: "stopped"}
+    # The recorder's own rejoin ("disconnected"), or its client's recovery (the tracks ended).
+    assert closed[first["path"]] in ("disconnected", "left", "unpublished"), closed
+    assert closed[second["path"]] == "stopped"
+    assert len(closed) == 2
     for path in files_in(tmp_path):
         times = read(path)
         assert max(times["video"]) > 1.0 and max(times["audio"]) > 1.0
