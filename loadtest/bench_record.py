@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import math
 import os
 import statistics
 import sys
@@ -63,6 +64,8 @@ class Figure:
 
     @property
     def us_per_frame(self) -> float:
+        if not self.frames_per_s:
+            return math.nan
         return self.cpu_pct / 100 * 1e6 / self.frames_per_s
 
 
@@ -170,6 +173,11 @@ async def run(
                             )
                             figures.append(figure)
                             print(_row(figure), flush=True)
+                            if lost := [c.name for c in clients if c.disconnected.is_set()]:
+                                raise RuntimeError(
+                                    f"publishers {lost} lost their sessions: figures would mean "
+                                    "nothing (a machine too loaded to answer ICE consent?)"
+                                )
                 finally:
                     for client in clients:
                         await client.close()

@@ -20,8 +20,10 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from sfu.client import RemoteTrack
@@ -72,6 +74,16 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if not args.url.startswith(("ws://", "wss://")):
+        sys.stderr.write(f"aiosfu record: --url must be a ws:// or wss:// URL, not {args.url!r}\n")
+        return 2
+    try:  # say so now rather than when the first participant arrives
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=args.out):
+            pass
+    except OSError as exc:
+        sys.stderr.write(f"aiosfu record: cannot write recordings to {args.out}: {exc}\n")
+        return 2
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )

@@ -37,6 +37,7 @@ from .timeline import Basis, FirstFrame, choose_basis
 logger = logging.getLogger(__name__)
 
 SETTLE: Final = 2.0  # seconds a new file waits for the participant's slowest track
+RETRY: Final = 5.0  # seconds before trying again to open a file that could not be opened
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 Emit = Callable[..., None]
@@ -52,6 +53,7 @@ class TrackRecording:
     first_pts: int = 0
     lead: int = 0  # pre-roll: how far its first frame precedes the file's start (ticks)
     preroll: bool = False  # its frames still precede the file's start
+    pull_back: bool = False  # its first frame goes at the file's start (timeline.PULL_BACK)
     anchor: float | None = None  # its first frame's capture time, as placed (sender clock)
     reports_seen: int = 0  # sender reports looked at
     drift: float = 0.0  # what later sender reports say of that placement, seconds (largest)
@@ -115,6 +117,7 @@ class ParticipantRecording:
         self._emit = emit
         self._request_keyframe = request_keyframe
         self._first_held = 0.0  # arrival of the first frame held for the next file
+        self._retry_at = 0.0  # after a file could not be opened
         self.log = bind(logger, peer=peer_id)
 
     # --- tracks ---------------------------------------------------------------------------------
@@ -166,7 +169,17 @@ class ParticipantRecording:
             waiting = [t for t in self.live if not t.ready()]
             timed_out = now - self._first_held >= self.settle
             if any(t.held for t in self.live) and (not waiting or timed_out):
-                self._open()
+                if now < self._retry_at:
+                    self._drop_held()
+                    return
+                try:
+                    self._open()
+                except Exception as exc:  # a full disk, a directory that went away
+                    self.log.exception("cannot open a file: frames dropped for %.0f s", RETRY)
+                    self._emit("error", peer_id=self.peer_id, name=self.name, message=str(exc))
+                    self.file = None
+                    self._retry_at = now + RETRY
+                    self._drop_held()
             return
         for track in self.live:
             if track.slot is not None or not track.held:
@@ -197,6 +210,7 @@ class ParticipantRecording:
             track.slot, track.first_pts, track.offset = slot, first.pts, basis.offset(first)
             track.lead = basis.lead(first)
             track.preroll = track.lead > 0
+            track.pull_back = basis.pulled_back(first)
             track.anchor = first.capture if basis.by_sender else None
             track.reports_seen, track.drift = track.remote.clock.reports, 0.0
         self._emit(
@@ -208,6 +222,11 @@ class ParticipantRecording:
             offsets_ms={
                 t.kind + str(t.slot): round(1000 * t.offset / t.remote.clock.clock_rate)
                 for t in starting
+            },
+            pulled_back_ms={
+                t.kind + str(t.slot): round(1000 * t.offset / t.remote.clock.clock_rate)
+                for t in starting
+                if t.pull_back
             },
             preroll_ms={
                 t.kind + str(t.slot): round(1000 * t.lead / t.remote.clock.clock_rate)
@@ -243,6 +262,7 @@ class ParticipantRecording:
         first = track.first()
         last = self.file.last_pts[slot]
         track.slot, track.first_pts, track.lead, track.preroll = slot, first.pts, 0, False
+        track.pull_back = False
         track.anchor = first.capture if self.basis.by_sender else None
         track.reports_seen, track.drift = track.remote.clock.reports, 0.0
         track.offset = max(self.basis.offset(first), 0 if last is None else last + 1)
@@ -266,7 +286,10 @@ class ParticipantRecording:
             self._check_drift(track)
         pts = track.offset + packet.pts - track.first_pts - track.lead
         last = file.last_pts[track.slot]
-        if track.preroll:
+        if track.pull_back:
+            track.pull_back = False
+            pts = 0
+        elif track.preroll:
             # Pre-roll (see sfu.record.timeline): 1 ms apart from the file's start, until the
             # frames catch up with their own time.
             step = track.remote.clock.clock_rate // 1000
@@ -281,6 +304,7 @@ class ParticipantRecording:
         except Exception:
             self.log.exception("writing to %s failed: file closed", file.path.name)
             self._finish("error")
+            self._retry_at = time.time() + RETRY
             return
         track.frames += 1
 
@@ -337,9 +361,13 @@ class ParticipantRecording:
 
     def close(self, reason: str) -> None:
         """Finish the file (if any) and forget what is held. Idempotent."""
-        for track in self.tracks:
-            track.held.clear()
+        self._drop_held()
         self._finish(reason)
+
+    def _drop_held(self) -> None:
+        for track in self.tracks:
+            track.dropped += len(track.held)
+            track.held.clear()
 
     def status(self) -> FileStatus | None:
         return None if self.file is None else self._status(self.file, open_=True)

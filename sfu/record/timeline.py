@@ -12,7 +12,10 @@ with the next packet. Video captured before the first audio frame, by at most PR
 reached us no earlier than it (give or take SLACK: it was replayed, not sent ahead) is decoder
 pre-roll: the file starts with the audio, and those earlier video frames go in one millisecond
 apart at its start (a decoder needs them, a viewer sees a blink), so audio and video start
-together. Video that really started earlier keeps its true offset.
+together. Video that really started earlier keeps its true offset. The other way round, a video
+track whose first keyframe comes at most PULL_BACK after the audio began (the keyframe the server
+asked for when the subscription started) has that first frame shown from the file's start, a
+still until the next frame, which is at its own time: the file starts with a picture.
 
 A track whose capture times are unknown (no sender report yet) is placed by its arrival, less
 the delay the other tracks showed between capture and arrival. Sender reports that would put
@@ -31,6 +34,7 @@ MAX_SPREAD: Final = 1.0  # seconds between two tracks' capture-to-arrival delays
 # The server replays keyframes up to 0.5 s old (its clock) to a new subscription; the publisher's
 # capture times of those frames can spread a little wider.
 PREROLL: Final = 1.0
+PULL_BACK: Final = 0.5  # a keyframe asked for answers within a few hundred ms
 SLACK: Final = 0.15  # audio leaves aiortc's jitter buffer ~80 ms after it arrives; video ~1 frame
 
 
@@ -62,6 +66,11 @@ class Basis:
     def offset(self, frame: FirstFrame) -> int:
         """Where the frame goes in the file, in its own clock's ticks (never before 0)."""
         return max(0, round((self.when(frame) - self.origin) * frame.clock_rate))
+
+    def pulled_back(self, frame: FirstFrame) -> bool:
+        """Whether the file shows this first frame from its start (see PULL_BACK)."""
+        offset = self.offset(frame)
+        return frame.kind == "video" and 0 < offset <= PULL_BACK * frame.clock_rate
 
     def lead(self, frame: FirstFrame) -> int:
         """How long before the file's start the frame was captured (pre-roll), in its ticks."""

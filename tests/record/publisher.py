@@ -3,7 +3,8 @@
     python -m tests.record.publisher URL ROOM NAME
 
 prints `published` once the server took its tracks, and publishes until SIGTERM (it leaves the
-room), SIGKILL, or the server goes away (a test that failed leaves no publisher behind). Its own
+room, and prints the frames it had no time to send, as JSON), SIGKILL, or the server goes away
+(a test that failed leaves no publisher behind). Its own
 event loop paces its media: in the tests' process, the in-process server and the browser's
 driver would delay its sends, and aiortc's sender reports pair the time a frame is *sent* with
 its timestamp.
@@ -12,6 +13,7 @@ its timestamp.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sys
 from pathlib import Path
@@ -29,13 +31,15 @@ async def main(url: str, room: str, name: str) -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await client.connect()
-    await client.publish(*sync_tracks())
+    video, audio = sync_tracks()
+    await client.publish(video, audio)
     print(READY, flush=True)
     waits = [asyncio.ensure_future(e.wait()) for e in (stop, client.disconnected)]
     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     for wait in waits:
         wait.cancel()
     await client.close()
+    print(json.dumps({"video": video.skipped, "audio": audio.skipped}), flush=True)
 
 
 class PublisherProcess:
@@ -44,6 +48,7 @@ class PublisherProcess:
     def __init__(self, url: str, room: str, name: str) -> None:
         self.argv = [sys.executable, "-m", "tests.record.publisher", url, room, name]
         self.proc: asyncio.subprocess.Process | None = None
+        self.skipped: dict[str, int] = {}  # frames it was too late to send, once stopped
 
     async def start(self) -> PublisherProcess:
         self.proc = await asyncio.create_subprocess_exec(
@@ -59,8 +64,11 @@ class PublisherProcess:
         if self.proc is not None and self.proc.returncode is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
+                assert self.proc.stdout is not None
+                last = await asyncio.wait_for(self.proc.stdout.read(), 10)
                 await asyncio.wait_for(self.proc.wait(), 10)
-            except TimeoutError:
+                self.skipped = json.loads(last.decode().strip().splitlines()[-1])
+            except (TimeoutError, ValueError, IndexError):
                 self.kill()
                 await self.proc.wait()
 

@@ -92,7 +92,9 @@ class _Clock:
 
 
 class FlashTrack(MediaStreamTrack):
-    """The first frame of each second is the white keyframe, the others dark deltas."""
+    """The frame at the start of each second is the white keyframe, the others dark deltas (a
+    second whose first frame this loop was too late for gets no flash: a mark is always on
+    time, or missing)."""
 
     kind = "video"
 
@@ -100,13 +102,15 @@ class FlashTrack(MediaStreamTrack):
         super().__init__()
         self.clock, self.slot, self.frames = clock, -1, video_second()
         self.delta = 0
+        self.skipped = 0  # slots this loop was too late for
 
     async def recv(self) -> av.Packet[Any]:
         if self.readyState != "live":
             raise MediaStreamError
         last, self.slot = self.slot, await self.clock.next_slot(self.slot, 1 / FPS)
-        if last < 0 or self.slot // FPS != last // FPS:
-            data, self.delta = self.frames[0], 0
+        self.skipped += self.slot - last - 1 if last >= 0 else 0
+        if last < 0 or self.slot % FPS == 0:
+            data, self.delta = self.frames[0], 0  # the first frame must be a keyframe
         else:
             self.delta = self.delta % (FPS - 1) + 1
             data = self.frames[self.delta]
@@ -117,20 +121,30 @@ class FlashTrack(MediaStreamTrack):
 
 
 class BeepTrack(MediaStreamTrack):
-    """Each second starts with BEEP_FRAMES frames of beep, then silence."""
+    """Each second starts with BEEP_FRAMES frames of beep, then silence (no beep in a second
+    whose first frame this loop was too late for)."""
 
     kind = "audio"
 
     def __init__(self, clock: _Clock) -> None:
         super().__init__()
         self.clock, self.slot, self.packets = clock, -1, audio_second()
+        self.skipped = 0
+        self._beeping = -1  # the second whose beep is being sent
 
     async def recv(self) -> av.Packet[Any]:
         if self.readyState != "live":
             raise MediaStreamError
-        self.slot = await self.clock.next_slot(self.slot, AUDIO_SAMPLES / AUDIO_RATE)
-        per_second = len(self.packets)
-        packet = av.Packet(self.packets[self.slot % per_second])
+        last, self.slot = (
+            self.slot,
+            await self.clock.next_slot(self.slot, AUDIO_SAMPLES / AUDIO_RATE),
+        )
+        self.skipped += self.slot - last - 1 if last >= 0 else 0
+        second, index = divmod(self.slot, len(self.packets))
+        if index == 0:
+            self._beeping = second
+        beep = second == self._beeping and index < BEEP_FRAMES
+        packet = av.Packet(self.packets[index if beep else len(self.packets) - 1])
         packet.pts = self.slot * AUDIO_SAMPLES
         packet.time_base = fractions.Fraction(1, AUDIO_RATE)
         return packet

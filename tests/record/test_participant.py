@@ -126,6 +126,23 @@ def test_a_replayed_keyframe_is_pre_roll_and_audio_and_video_start_together(
     assert len(times["video"]) == 60
 
 
+def test_a_keyframe_asked_for_is_shown_from_the_start(tmp_path: Path) -> None:
+    pub = Publisher(tmp_path)
+    mic, cam = pub.track("audio", "audio/opus"), pub.track("video", "video/VP8")
+    pub.report(mic, 0, T0)
+    pub.report(cam, 0, T0 + 0.2)  # the keyframe came 0.2 s after the audio began
+    for track, frame, start in interleave(
+        (mic, opus(100), 0.0), (cam, video("vp8", 30, 320, 240), 0.2)
+    ):
+        pub.send(track, frame, start)
+    (opened,) = pub.files("file_opened")
+    assert opened["pulled_back_ms"] == {"video1": 200}
+    pub.recording.close("stopped")
+    times = read(Path(opened["path"]))
+    assert times["audio"][0] == 0 and times["video"][0] == 0  # a picture from the start
+    assert times["video"][1] == pytest.approx(0.2 + 1 / 30, abs=0.001)  # then in step
+
+
 def test_a_video_frame_before_any_keyframe_is_dropped(tmp_path: Path) -> None:
     pub = Publisher(tmp_path)
     cam = pub.track("video", "video/VP8")

@@ -64,9 +64,16 @@ async def recording(recorder: RecorderProcess, name: str, count: int = 1) -> dic
     return opened(recorder, name)[count - 1]
 
 
-def check_file(path: Path, *, seconds: float, av_sync: bool = True) -> dict[str, list[float]]:
+def check_file(
+    path: Path,
+    *,
+    seconds: float,
+    av_sync: bool = True,
+    skipped: dict[str, int] | None = None,
+) -> dict[str, list[float]]:
     """What a user would check: it decodes whole, VP8 320x240 and Opus, the expected length,
-    15 frames a second, audio and video starting together and in sync."""
+    15 and 50 frames a second (less those the publisher was too late to send, when `skipped`
+    says), audio and video starting together and in sync."""
     with av.open(str(path)) as container:
         video: Any = container.streams.video[0]
         audio: Any = container.streams.audio[0]
@@ -75,9 +82,11 @@ def check_file(path: Path, *, seconds: float, av_sync: bool = True) -> dict[str,
     times = read(path)  # raises on a decode error
     duration = max(max(t) for t in times.values())
     assert duration == pytest.approx(seconds, abs=0.5), f"{path.name}: {duration} s"
-    assert len(times["video"]) == pytest.approx(15 * duration, rel=0.15), gaps(path, times)
-    # Audio has no retransmissions: a loaded machine may lose some.
-    assert len(times["audio"]) == pytest.approx(50 * duration, rel=0.2), gaps(path, times)
+    for kind, rate in (("video", 15), ("audio", 50)):
+        sent = rate * duration - (skipped or {}).get(kind, 0)
+        # Some margin: a frame each end, and lost audio is not sent again.
+        low = 0.95 * sent - 2 if skipped is not None else 0.75 * sent
+        assert low <= len(times[kind]) <= rate * duration + 2, (skipped, gaps(path, times))
     assert abs(times["video"][0] - times["audio"][0]) < 0.1, path.name
     if av_sync:
         offsets = av_offsets(path)
@@ -100,11 +109,11 @@ async def test_leave_and_rejoin_make_two_files_in_order(
     server: RunningServer, tmp_path: Path
 ) -> None:
     async with RecorderProcess(server.url, "rejoin", tmp_path) as recorder:
-        async with PublisherProcess(server.url, "rejoin", "alice"):
+        async with PublisherProcess(server.url, "rejoin", "alice") as before:
             first = await recording(recorder, "alice")
             await asyncio.sleep(3)
             left_at = time.time()
-        async with PublisherProcess(server.url, "rejoin", "alice"):
+        async with PublisherProcess(server.url, "rejoin", "alice") as after:
             second = await recording(recorder, "alice", 2)
             await asyncio.sleep(3)
             await recorder.stop()
@@ -115,8 +124,8 @@ async def test_leave_and_rejoin_make_two_files_in_order(
     paths = files_in(tmp_path)
     assert [str(p) for p in paths] == [first["path"], second["path"]]  # names sort in order
     assert all(p.name.startswith("alice_") for p in paths)
-    check_file(paths[0], seconds=left_at - first["start_time"])
-    check_file(paths[1], seconds=span(recorder, second))
+    check_file(paths[0], seconds=left_at - first["start_time"], skipped=before.skipped)
+    check_file(paths[1], seconds=span(recorder, second), skipped=after.skipped)
 
 
 async def test_sigkill_leaves_files_that_play_up_to_the_last_seconds(

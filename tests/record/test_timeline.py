@@ -60,3 +60,12 @@ def test_video_before_the_audio_is_pre_roll() -> None:
     basis = choose_basis([audio, video])
     assert basis.origin == 50.0
     assert basis.lead(video) == round(0.4 * V) and basis.lead(audio) == 0
+
+
+def test_a_keyframe_just_after_the_audio_is_shown_from_the_start() -> None:
+    audio = frame(A, 100.0, 50.0)
+    asked_for = frame(V, 100.2, 50.15)  # the keyframe the subscription asked for
+    turned_on = frame(V, 101.1, 51.05)  # a camera that came 1.05 s later
+    basis = choose_basis([audio, asked_for])
+    assert basis.pulled_back(asked_for) and not basis.pulled_back(audio)
+    assert not choose_basis([audio, turned_on]).pulled_back(turned_on)
