@@ -132,11 +132,8 @@ class RunningServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port, ssl_context=self._tls)
         await site.start()
-        server = site._server
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or []
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
+        if self._runner.addresses:  # port 0: the one the OS picked
+            self.port = self._runner.addresses[0][1]
         logger.info(
             "serving on %s://%s:%d (WebSocket %s)",
             "https" if self._tls else "http",

@@ -8,32 +8,18 @@ from typing import Any
 
 import pytest
 from aiortc import RTCPeerConnection
-from aiortc.rtcdtlstransport import RTCCertificate, generate_certificate
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sfu.media import TestPatternTrack
 from sfu.rtc import dtls as rtc_dtls
+from sfu.rtc import probe
 from tests.rtc.pair import new_pc
 from tests.util import eventually
 
 
-class RsaCertificate(RTCCertificate):
-    """A peer that is not aiortc: an RSA certificate and OpenSSL's own choice of suites."""
-
-    @classmethod
-    def generate(cls) -> RsaCertificate:
-        key: Any = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        return cls(key=key, cert=generate_certificate(key))
-
-    def _create_ssl_context(self, srtp_profiles: list[Any]) -> Any:
-        context = super()._create_ssl_context(srtp_profiles)
-        context.set_cipher_list(b"HIGH:!aNULL")
-        return context
-
-
 def rsa_pc() -> RTCPeerConnection:
+    """A peer that is not aiortc: an RSA certificate and OpenSSL's own choice of suites."""
     pc = new_pc()
-    pc._RTCPeerConnection__certificates = [RsaCertificate.generate()]  # type: ignore[attr-defined]
+    probe.use_rsa_certificate(pc)
     return pc
 
 

@@ -22,7 +22,7 @@ from aiortc.rtp import RtpPacket
 from pylibsrtp import Policy, Session
 
 from sfu.media import TestPatternTrack
-from sfu.rtc import fastpath, rtcp
+from sfu.rtc import fastpath, probe, rtcp
 from sfu.rtc import receiver as rtc_receiver
 from sfu.rtc.candidates import selected_pair_types
 from signaling.turn import rest_credential
@@ -111,7 +111,7 @@ async def test_idle_sender_sends_through_rtp_output_and_hears_nacks() -> None:
         report = rtcp.sender_report(ssrc, 1 << 40, 93000, 2, 10, b"bench")
         assert output.send_rtcp(report)
         receiver = receiver_pc.getTransceivers()[0].receiver
-        await receiver._send_rtcp_nack(ssrc, [5000, 5001])
+        await probe.send_nack(receiver, ssrc, [5000, 5001])
         await eventually(lambda: "" if nacked == [5000, 5001] else f"nacked {nacked}")
         # Our sender report reached the receiver, which parsed it as one.
         await eventually(lambda: "" if (1 << 40, 93000) in reports else f"reports {reports}")

@@ -17,7 +17,7 @@ import pytest
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
-from sfu.rtc import ice
+from sfu.rtc import ice, probe
 from signaling.turn import rest_credential
 from tests.turnserver import REALM, SECRET, Coturn
 
@@ -88,7 +88,7 @@ async def test_host_candidates_announce_the_public_address() -> None:
         [candidate] = connection.local_candidates
         assert (candidate.type, candidate.host) == ("host", "198.51.100.7")
         # Bound on the private address: the NAT's port forward delivers there.
-        [protocol] = connection._protocols
+        [protocol] = probe.sockets(connection)
         assert protocol.transport.get_extra_info("sockname")[0] == "127.0.0.1"
     finally:
         await connection.close()
@@ -150,7 +150,7 @@ async def test_a_check_in_progress_goes_again_when_the_remote_checks_us(
         for conn in (a, b):
             await conn.gather_candidates()
         # B's first check is lost, as through a TURN allocation with no permission for it yet.
-        [protocol] = b._protocols
+        [protocol] = probe.sockets(b)
         send = protocol.send_stun
         dropped: list[aioice.stun.Message] = []
 
@@ -160,7 +160,7 @@ async def test_a_check_in_progress_goes_again_when_the_remote_checks_us(
                 return
             send(message, addr)
 
-        protocol.send_stun = lossy  # type: ignore[method-assign]
+        protocol.send_stun = lossy
         for local, remote in ((a, b), (b, a)):
             local.remote_username = remote.local_username
             local.remote_password = remote.local_password
@@ -169,7 +169,7 @@ async def test_a_check_in_progress_goes_again_when_the_remote_checks_us(
             await local.add_remote_candidate(None)
         await asyncio.wait_for(asyncio.gather(a.connect(), b.connect()), 10)
         assert dropped
-        assert b._nominated and a._nominated
+        assert probe.nominated(b) and probe.nominated(a)
     finally:
         await a.close()
         await b.close()

@@ -1,7 +1,7 @@
 """Hooks: sfu.rtc.ingress (SRTP RTP straight from the socket), on a real pair over 127.0.0.1.
 
 The sender is plain aiortc: its packets carry header extensions (mid, abs-send-time...). What it
-sent is recorded in clear, before SRTP (its DTLS transport's `_send_rtp` is wrapped), so what a
+sent is recorded in clear, before SRTP (sfu.rtc.probe taps its DTLS transport), so what a
 handler gets can be compared, field by field, with what aiortc's own parser makes of the packet.
 """
 
@@ -20,7 +20,7 @@ from aiortc.codecs.vpx import VpxPayloadDescriptor
 from aiortc.rtp import RtcpPacket, RtcpPsfbPacket, RtpPacket, is_rtcp
 
 from sfu.media import TestPatternTrack
-from sfu.rtc import fastpath
+from sfu.rtc import fastpath, probe
 from sfu.rtc import receiver as rtc_receiver
 from sfu.rtc.ingress import RtpIngress
 from sfu.speakers import AudioLevel
@@ -48,7 +48,7 @@ class Pair:
 
     @property
     def conn(self) -> Any:
-        return self.receiver.transport.transport._connection
+        return probe.ice_connection(self.receiver.transport)
 
     def counts(self) -> int:
         """Media packets aiortc's receiver has counted."""
@@ -101,14 +101,12 @@ async def pair() -> AsyncIterator[Pair]:
         p.payload_type = codec.payloadType
 
         p.sender_dtls = dtls = transceiver.sender.transport
-        send_rtp = dtls._send_rtp
 
-        async def record(data: bytes) -> None:
+        def record(data: bytes) -> None:
             if not is_rtcp(data) and int.from_bytes(data[8:12], "big") == p.ssrc:
                 p.sent[int.from_bytes(data[2:4], "big")] = data
-            await send_rtp(data)
 
-        dtls._send_rtp = record  # type: ignore[method-assign]
+        probe.tap_sent_rtp(dtls, record)
         await eventually(more(p.tapped, 10, "packets on aiortc's path"), timeout=10)
         yield p
     finally:
@@ -163,7 +161,7 @@ async def test_payloads_start_with_the_vp8_descriptor_and_a_keyframe_arrives(
     handled: list[Handled] = []
     ingress.register(pair.ssrc, collect(handled))
     await eventually(more(handled, 3, "handled"), timeout=5)
-    await pair.receiver._send_rtcp_pli(pair.ssrc)  # aiortc's encoder is pinned: ask for a key
+    await probe.send_pli(pair.receiver, pair.ssrc)  # aiortc's encoder is pinned: ask for a key
 
     def keyframe_tag(payload: bytes) -> bool:
         descriptor, data = VpxPayloadDescriptor.parse(payload)
@@ -253,7 +251,7 @@ def hold_one(conn: Any, ssrc: int) -> list[bytes]:
 
         return datagram_received
 
-    for protocol in conn._protocols:
+    for protocol in probe.sockets(conn):
         protocol.datagram_received = holding(protocol.datagram_received)
     return held
 
@@ -345,13 +343,15 @@ async def test_csrcs_extensions_and_padding_are_stripped(pair: Pair) -> None:
     for data, _ in packets:
         parsed = RtpPacket.parse(data)  # what aiortc's parser would give
         assert parsed.payload in (b"plain", b"csrc", b"ext", b"pad", b"all", b"")
-        await pair.sender_dtls._send_rtp(data)
+        await probe.send_rtp(pair.sender_dtls, data)
     await eventually(more(handled, len(packets), "hand-made packets"), timeout=5)
     assert handled == [expected for _, expected in packets]
     assert ingress.dropped == 0
 
     # Padding longer than the payload and header: a broken packet, dropped.
-    await pair.sender_dtls._send_rtp(rtp(100, 13, 3900, ssrc, b"x", padding=4, padding_byte=200))
+    await probe.send_rtp(
+        pair.sender_dtls, rtp(100, 13, 3900, ssrc, b"x", padding=4, padding_byte=200)
+    )
     await eventually(lambda: "" if ingress.dropped == 1 else "not dropped", timeout=5)
     assert len(handled) == len(packets)
     ingress.close()
@@ -361,20 +361,14 @@ async def test_reports_end_in_the_hook_and_feedback_reaches_aiortc(pair: Pair) -
     # The RTCP direction: the sender's transport hears the receiver's reports and feedback.
     dtls = pair.sender_dtls
     reached: list[bytes] = []
-    handle = dtls._handle_rtcp_data
-
-    async def spy(data: bytes) -> None:
-        reached.append(data)
-        await handle(data)
-
-    dtls._handle_rtcp_data = spy
+    probe.tap_received_rtcp(dtls, reached.append)
     ingress = RtpIngress(dtls)
     ingress.install()
     try:
         # aiortc's receiver sends a receiver report every 0.5-1.5 s.
         await eventually(lambda: "" if ingress.reports >= 2 else "no report yet", timeout=5)
         assert reached == [] and ingress.dropped == 0
-        await pair.receiver._send_rtcp_pli(pair.ssrc)
+        await probe.send_pli(pair.receiver, pair.ssrc)
         await eventually(lambda: "" if reached else "the PLI did not reach aiortc", timeout=5)
         (packet,) = RtcpPacket.parse(reached[0])  # decrypted, as aiortc's handler expects
         assert isinstance(packet, RtcpPsfbPacket) and packet.media_ssrc == pair.ssrc
@@ -405,12 +399,12 @@ async def test_transport_wide_sequence_numbers_are_recorded(pair: Pair) -> None:
     ]
     seq = 20
     for elements in [e for e, _ in numbered] + ignored:
-        await pair.sender_dtls._send_rtp(rtp(100, seq, 0, ssrc, b"x", extension=elements))
+        await probe.send_rtp(pair.sender_dtls, rtp(100, seq, 0, ssrc, b"x", extension=elements))
         seq += 1
     # A two-byte-header extension (RFC 8285 4.3) is not read.
     two_byte = rtp(100, seq, 0, ssrc, b"x", extension=bytes([5, 2, 0x12, 0x34]))
     two_byte = two_byte[:12] + b"\x10\x00" + two_byte[14:]
-    await pair.sender_dtls._send_rtp(two_byte)
+    await probe.send_rtp(pair.sender_dtls, two_byte)
     await eventually(more(handled, len(numbered) + len(ignored) + 1, "hand-made packets"), 5)
     assert ingress.dropped == 0
     assert [seq for seq, _ in twcc.received] == [seq for _, seq in numbered]
@@ -439,12 +433,12 @@ async def test_audio_levels_are_read_in_the_same_pass(pair: Pair) -> None:
     ]
     for seq, (ssrc, elements) in enumerate(packets, 40):
         elements += bytes(-len(elements) % 4)
-        await pair.sender_dtls._send_rtp(rtp(100, seq, 0, ssrc, b"x", extension=elements))
+        await probe.send_rtp(pair.sender_dtls, rtp(100, seq, 0, ssrc, b"x", extension=elements))
     await eventually(more(handled, len(packets), "hand-made packets"), 5)
     assert (level.count, level.total) == (3, 30 + 40 + 127)
     assert len(twcc.received) == 3
     ingress.unregister(audio)
-    await pair.sender_dtls._send_rtp(rtp(100, 50, 0, audio, b"x", extension=packets[0][1]))
+    await probe.send_rtp(pair.sender_dtls, rtp(100, 50, 0, audio, b"x", extension=packets[0][1]))
     await asyncio.sleep(0.1)
     assert level.count == 3  # no longer ours: aiortc's path has it
     ingress.close()

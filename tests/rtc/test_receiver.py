@@ -90,7 +90,9 @@ async def test_pli_reaches_the_senders_keyframe_hook() -> None:
         received, expected, rtx = rtc_receiver.rtp_counts(receiver)
         assert 0 < received <= expected and rtx == 0
         # A PLI as sfu.publication sends it (sfu.rtc.rtcp bytes, on the transport, in place).
-        assert fastpath.send_rtcp(receiver.transport, rtcp.pli(1, transceiver.sender._ssrc))
+        assert fastpath.send_rtcp(
+            receiver.transport, rtcp.pli(1, fastpath.ssrc(transceiver.sender))
+        )
         await eventually(lambda: "" if requests else "no keyframe request reached the sender")
     finally:
         await sender_pc.close()

@@ -19,7 +19,7 @@ from aiortc.rtp import (
     unpack_remb_fci,
 )
 
-from sfu.rtc import fastpath, rtcp
+from sfu.rtc import fastpath, probe, rtcp
 from tests.rtc.pair import negotiate, new_pc
 from tests.util import eventually
 
@@ -114,13 +114,7 @@ async def test_reports_skip_the_parser_and_feedback_does_not() -> None:
     nacked: list[int] = []
     fastpath.on_retransmit_request(transceiver.sender, nacked.append)
     handled: list[Any] = []
-    handle = transceiver.sender._handle_rtcp_packet
-
-    async def spy(packet: Any) -> None:
-        handled.append(packet)
-        await handle(packet)
-
-    transceiver.sender._handle_rtcp_packet = spy  # type: ignore[method-assign]
+    probe.tap_sender_rtcp(transceiver.sender, handled.append)
     try:
         await negotiate(sender_pc, receiver_pc)
         await asyncio.wait_for(started.wait(), 10)
@@ -131,7 +125,7 @@ async def test_reports_skip_the_parser_and_feedback_does_not() -> None:
         await eventually(
             lambda: "" if receiver_pc.connectionState == "connected" else "not connected"
         )
-        await receiver._send_rtcp_nack(ssrc, [7])
+        await probe.send_nack(receiver, ssrc, [7])
         await eventually(lambda: "" if nacked == [7] else f"nacked {nacked}")
         await asyncio.sleep(2)  # the receiver's own RRs (every 0.5-1.5 s) would show up here
         kinds = {type(p).__name__ for p in handled}

@@ -10,6 +10,7 @@ from aiortc.rtcdtlstransport import RtpRouter
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
+from sfu.rtc import fastpath
 from sfu.rtc.simulcast import (
     REPAIRED_RID_URI,
     RID_URI,
@@ -79,11 +80,9 @@ async def test_every_video_m_line_negotiates_the_rid_extensions() -> None:
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         negotiation.remote(sdp, "offer")
         audio, video = pc.getTransceivers()
-        assert [(e.id, e.uri) for e in video._headerExtensions if "stream-id" in e.uri] == [
-            (10, RID_URI),
-            (11, REPAIRED_RID_URI),
-        ]
-        assert not [e for e in audio._headerExtensions if "stream-id" in e.uri]
+        rids = (RID_URI, REPAIRED_RID_URI)
+        assert [fastpath.negotiated_extension(video, uri) for uri in rids] == [10, 11]
+        assert [fastpath.negotiated_extension(audio, uri) for uri in rids] == [None, None]
         assert negotiation.layers("1") == ("l", "m", "h") and negotiation.layers("0") == ()
         await pc.setLocalDescription(await pc.createAnswer())
         answer = negotiation.describe(pc.localDescription.sdp)

@@ -9,7 +9,7 @@ from typing import Any
 from aiortc import MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
-from sfu.rtc import fastpath, rtcp
+from sfu.rtc import fastpath, probe, rtcp
 from sfu.rtc.simulcast import install, packet_rid
 from sfu.rtc.simulcast_send import RtpStream, describe_send
 from tests.rtc.pair import negotiate, new_pc
@@ -71,7 +71,7 @@ async def test_a_layer_stream_sends_rid_packets_and_hears_its_feedback() -> None
         receiver_dtls: Any = receiver_pc.getTransceivers()[0].receiver.transport
         pli = rtcp.pli(1234, stream.ssrc)
         nack = rtcp.nack(1234, stream.ssrc, [first.sequence_number])
-        await receiver_dtls._send_rtp(pli + nack)
+        await probe.send_rtp(receiver_dtls, pli + nack)
 
         def heard() -> str:
             # Resent as it was (the receiver's SRTP drops it: it has it, which is fine here).
@@ -81,7 +81,7 @@ async def test_a_layer_stream_sends_rid_packets_and_hears_its_feedback() -> None
         assert keyframes == ["m"] and stream.retransmitted == 1
         await stream.send_report()  # a clock pair once a frame went out (no error)
         stream.close()
-        await receiver_dtls._send_rtp(rtcp.pli(1234, stream.ssrc))
+        await probe.send_rtp(receiver_dtls, rtcp.pli(1234, stream.ssrc))
         await asyncio.sleep(0.2)
         assert keyframes == ["m"]  # unregistered: nobody hears it any more
     finally:

@@ -21,7 +21,7 @@ from loadtest.netns import namespace_id
 from loadtest.serverproc import ServerProcess
 from sfu.client import Client
 from sfu.media import TestPatternTrack
-from sfu.rtc.candidates import selected_pair_types
+from sfu.rtc.candidates import selected_pair_addresses, selected_pair_types
 from tests.util import recv
 
 PRIVATE = "10.77.0.1"
@@ -94,9 +94,9 @@ def candidates(sdp: str) -> list[str]:
 
 def remote_address(client: Client) -> tuple[str, int]:
     assert client.pc is not None
-    [transport] = client.pc._RTCPeerConnection__iceTransports  # type: ignore[attr-defined]
-    pair: Any = transport._connection._nominated[1]
-    return pair.remote_addr  # type: ignore[no-any-return]
+    addresses = selected_pair_addresses(client.pc)
+    assert addresses is not None, "no pair nominated yet"
+    return addresses.remote
 
 
 async def scenario() -> dict[str, Any]:

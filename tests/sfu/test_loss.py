@@ -17,6 +17,8 @@ from typing import Any
 from aiortc.mediastreams import AudioStreamTrack
 
 from sfu.media import TestPatternTrack
+from sfu.rtc import fastpath
+from sfu.rtc import probe as rtc_probe
 from sfu.server import RunningServer
 from tests.conftest import MakeClient
 from tests.util import eventually, recv
@@ -45,7 +47,7 @@ def drop_every(dtls: Any, n: int) -> list[int]:
 
         return datagram_received
 
-    for protocol in dtls.transport._connection._protocols:
+    for protocol in rtc_probe.sockets(rtc_probe.ice_connection(dtls)):
         protocol.datagram_received = lossy(protocol.datagram_received)
     return dropped
 
@@ -138,9 +140,9 @@ async def test_a_retransmission_nobody_asked_for_is_not_forwarded(
     before = publication.retransmissions
     for i, seq in enumerate((old, (old + 1) & 0xFFFF)):
         probe = struct.pack(
-            "!BBHII", 0x80, publication.rtx_payload_type, 40000 + i, 0, sender._rtx_ssrc
+            "!BBHII", 0x80, publication.rtx_payload_type, 40000 + i, 0, fastpath.rtx_ssrc(sender)
         )
-        await sender.transport._send_rtp(probe + seq.to_bytes(2, "big") + b"\x10stale")
+        await rtc_probe.send_rtp(sender.transport, probe + seq.to_bytes(2, "big") + b"\x10stale")
     for _ in range(15):  # bob keeps decoding, and nothing of the probes was forwarded
         await recv(remote.track, 3)
     assert publication.retransmissions == before

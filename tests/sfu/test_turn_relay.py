@@ -15,6 +15,7 @@ from aiortc import RTCIceServer
 
 from sfu.client import Client, ConnectionFailed
 from sfu.media import TestPatternTrack
+from sfu.rtc import probe
 from sfu.rtc.candidates import selected_pair_types
 from sfu.rtc.iceservers import ice_servers
 from sfu.server import RunningServer, ServerConfig
@@ -184,8 +185,8 @@ async def test_fresh_credentials_arrive_before_expiry_and_coturn_takes_them(
     assert int(str(fresh.username).split(":")[0]) > expires
     # The client's ICE connection holds them too: an in-place restart builds from it.
     assert alice.pc is not None
-    [transport] = alice.pc._RTCPeerConnection__iceTransports  # type: ignore[attr-defined]
-    assert transport.iceGatherer._connection.turn_username == fresh.username
+    [connection] = probe.ice_connections(alice.pc)
+    assert connection.turn_username == fresh.username
 
     # Once the welcome's have expired, coturn refuses them and takes the fresh ones.
     await asyncio.sleep(max(0.0, expires + 1.1 - time.time()))  # coturn counts whole seconds
