@@ -12,6 +12,9 @@ measured over the same window after a warm-up:
   received, reassembled and read, none is written): what receiving costs a Python client;
 - the recorder: `aiosfu record`, writing one file per publisher.
 
+Then, with no network at all, what muxing alone costs: sfu.record.container.MediaFile writing
+the same clips' frames to a file in this process, in µs of CPU per frame (process time).
+
 Figures: CPU of the process (utime + stime from /proc, every thread) in % of one core, per
 stream, and in µs per frame (frames the publishers sent in the window); the recorder's figure
 less the reference's is the cost of muxing and writing. The two alternate for `--rounds`
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import math
 import os
@@ -38,7 +42,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sfu.client import Client
+from aiortc.mediastreams import MediaStreamError
+
+from sfu.client import Client, RemoteTrack
+from sfu.record.container import MediaFile, StreamSpec
 
 from . import procstat
 from .audioclip import AudioClipTrack, encode_opus_clip
@@ -79,7 +86,10 @@ async def publish(url: str, kind: str, n: int) -> tuple[list[Client], list[Any]]
     else:
         make = partial(AudioClipTrack, encode_opus_clip())
     for i in range(n):
-        client = Client(url, ROOM, name=f"{kind}{i}", ice_addresses=[HOST])
+        # The server forwards each publisher the others' streams: taken encoded and dropped, or
+        # their frames would pile up unread (decoded, gigabytes in a few minutes).
+        client = Client(url, ROOM, name=f"{kind}{i}", ice_addresses=[HOST], decode=False)
+        client.on_track(_drain)
         await client.connect()
         track = make()
         await client.publish(track)
@@ -125,6 +135,20 @@ async def measure(
         (frames1 - frames0) / elapsed,
         (bytes1 - bytes0) / elapsed,
     )
+
+
+_DRAINS: set[asyncio.Task[None]] = set()
+
+
+def _drain(remote: RemoteTrack) -> None:
+    async def read() -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                await remote.track.recv()
+
+    task = asyncio.ensure_future(read())
+    _DRAINS.add(task)
+    task.add_done_callback(_DRAINS.discard)
 
 
 def _sent(tracks: list[Any]) -> int:
@@ -181,6 +205,11 @@ async def run(
                 finally:
                     for client in clients:
                         await client.close()
+    mux = mux_cost()
+    print(
+        f"muxing alone (sfu.record.container.MediaFile.write, no network): "
+        f"{mux['video']:.1f} µs per video frame, {mux['audio']:.1f} µs per audio frame"
+    )
     print()
     for kind in kinds:
         recs = [f for f in figures if f.kind == kind and f.role == "recorder"]
@@ -198,6 +227,30 @@ async def run(
             f"{pct - ref_pct:+.2f} % ({us - ref_us:+.0f} µs per frame); "
             f"{kbps:.0f} kbit/s written per stream (medians of {len(recs)} rounds)"
         )
+
+
+def mux_cost(frames: int = 3000) -> dict[str, float]:
+    """µs of this process's CPU per frame that MediaFile.write takes (VP8 640x480 ~1 Mbps, Opus
+    32 kbps), writing to a real file."""
+    video = encode_clip(width=640, height=480, fps=30).frames
+    audio = encode_opus_clip().packets
+    cost: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind, data, spec, step in (
+            ("video", video, StreamSpec("video", "video/VP8", 90_000, 640, 480), 3000),
+            ("audio", audio, StreamSpec("audio", "audio/opus", 48_000), 960),
+        ):
+            file = MediaFile(Path(tmp) / f"{kind}.webm", [spec])
+            started = time.process_time()
+            for n in range(frames):
+                if kind == "audio":
+                    file.write(0, data[n % len(data)], n * step, True)
+                else:  # the clip's keyframe first, then its other frames, over and over
+                    index = 0 if n == 0 else 1 + (n - 1) % (len(data) - 1)
+                    file.write(0, data[index], n * step, index == 0)
+            file.close()
+            cost[kind] = (time.process_time() - started) / frames * 1e6
+    return cost
 
 
 def _row(f: Figure) -> str:

@@ -27,7 +27,8 @@ READY = "published"
 
 
 async def main(url: str, room: str, name: str) -> None:
-    client = Client(url, room, name=name, ice_addresses=["127.0.0.1"])
+    # What the others publish arrives too: left encoded (no decoder running for nothing).
+    client = Client(url, room, name=name, ice_addresses=["127.0.0.1"], decode=False)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await client.connect()

@@ -35,7 +35,8 @@ def files_in(directory: Path) -> list[Path]:
 
 
 async def publisher(url: str, room: str, name: str) -> Client:
-    client = Client(url, room, name=name, ice_addresses=LOOPBACK)
+    # What the others publish arrives too: left encoded (no decoder running for nothing).
+    client = Client(url, room, name=name, ice_addresses=LOOPBACK, decode=False)
     await client.connect()
     await client.publish(*sync_tracks())
     return client
