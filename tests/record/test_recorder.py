@@ -85,13 +85,16 @@ def check_file(
     assert duration == pytest.approx(seconds, abs=0.5), f"{path.name}: {duration} s"
     for kind, rate in (("video", 15), ("audio", 50)):
         sent = rate * duration - (skipped or {}).get(kind, 0)
-        # Some margin: a frame each end, and lost audio is not sent again.
+        # Some margin: a frame each end, the pre-roll's replayed keyframe, and lost audio is
+        # not sent again.
         low = 0.95 * sent - 2 if skipped is not None else 0.75 * sent
-        assert low <= len(times[kind]) <= rate * duration + 2, (skipped, gaps(path, times))
+        assert low <= len(times[kind]) <= rate * duration + 3, (skipped, gaps(path, times))
     assert abs(times["video"][0] - times["audio"][0]) < 0.1, path.name
     if av_sync:
         offsets = av_offsets(path)
-        assert len(offsets) >= int(duration) - 2, f"{path.name}: sync marks {offsets}"
+        # A publisher late for a second's start sends no mark for it (a loaded machine): the
+        # offsets measured must be within bounds, and there must be enough of them to judge.
+        assert len(offsets) >= max(3, int(duration) // 2), f"{path.name}: sync marks {offsets}"
         assert max(abs(o) for o in offsets) < 0.1, f"{path.name}: A/V offsets {offsets}"
         print(f"{path.name}: A/V offsets (ms) {[round(1000 * o) for o in offsets]}")
     return times
