@@ -28,17 +28,26 @@ from tests.util import eventually, eventually_async
 
 RECORD_SECONDS = 10.0
 
-# Frames the page's video sent: of its largest encoding (one, or l/m/h with simulcast).
+# Frames the page's video sent so far and their width, by encoding (one, or l/m/h with
+# simulcast): which encoding is the largest may change while the test runs (a layer starts).
 _OUTBOUND_VIDEO = """
 async () => {
-  let frames = 0, width = -1;
+  const frames = {};
   (await sfuClient.pc.getStats()).forEach((s) => {
     if (s.type !== "outbound-rtp" || s.kind !== "video") return;
-    if ((s.frameWidth ?? 0) > width) [frames, width] = [s.framesSent, s.frameWidth ?? 0];
+    frames[s.ssrc] = [s.framesSent ?? 0, s.frameWidth ?? 0];
   });
   return frames;
 }
 """
+
+
+def sent_rate(before: dict[str, list[int]], after: dict[str, list[int]], seconds: float) -> float:
+    """The frame rate, in between, of the encoding that is the largest at the end (the one the
+    recorder takes)."""
+    ssrc = max(after, key=lambda s: after[s][1])
+    return (after[ssrc][0] - before.get(ssrc, [0])[0]) / seconds
+
 
 # Plays each file (base64) in a muted <video>, 1.5 s, as a person opening it would.
 _PLAY = """
@@ -82,7 +91,7 @@ async def test_a_three_party_call_records_to_playable_files_in_sync(
             await asyncio.sleep(RECORD_SECONDS)
             sent = await carol.page.evaluate(_OUTBOUND_VIDEO)
             after = time.time()
-            published_fps = (sent - sent_before) / (after - before)
+            published_fps = sent_rate(sent_before, sent, after - before)
             recorder.send_signal(signal.SIGINT)
 
             async def gone() -> str:
