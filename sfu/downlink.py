@@ -67,7 +67,7 @@ class Downlink:
         self._sent = _Rate()
         self._sent_by: dict[Subscription, _Rate] = {}
         self._layer_rates: dict[Layer, _Rate] = {}
-        self._last_cost: dict[tuple[int, int], float] = {}  # (id(publication), rank) -> bits/s
+        self._last_cost: dict[Layer, float] = {}  # bits/s of a layer when it last flowed
         self._pad_timer: asyncio.TimerHandle | None = None
         self._pad_target: Subscription | None = None
         self._closed = False
@@ -86,11 +86,21 @@ class Downlink:
         if self._closed:
             return
         subs = [s for s in self._subscriptions() if s.live]
+        if not any(s.publication.simulcast and s.preferred is None for s in subs):
+            # Nothing to choose a layer for: the estimate keeps its reports, nothing else runs
+            # (a server forwarding plain video to many subscribers pays nothing per tick).
+            if self.last is not None or self.padding:
+                self.last, self.padding, self._sent_by = None, 0, {}
+            return
         sent_total = sum(s.payload_bytes + s.padded for s in subs)
         self.sending = self._sent.sample(sent_total, now)
         self._sent_by = {s: self._sent_by.get(s) or _Rate() for s in subs}
         sub_rates = {s: self._sent_by[s].sample(s.payload_bytes, now) for s in subs}
         estimate = self.estimate.update(int(self.sending), now)
+        # Only the layers of what we forward now: the others' publications may be gone.
+        layers = {layer for s in subs for layer in s.publication.layers}
+        self._layer_rates = {k: v for k, v in self._layer_rates.items() if k in layers}
+        self._last_cost = {k: v for k, v in self._last_cost.items() if k in layers}
         demands, fixed = [], 0.0
         for sub in subs:
             pub = sub.publication
@@ -113,15 +123,13 @@ class Downlink:
         self._pad(allocation)
 
     def _costs(self, sub: Subscription, now: float) -> tuple[int, ...]:
-        pub = sub.publication
         costs = list(GUESSES)
-        for layer in pub.layers:
+        for layer in sub.publication.layers:
             rate = self._layer_rates.setdefault(layer, _Rate()).sample(layer.bytes, now)
-            key = (id(pub), layer.index)
             if layer.flowing and rate > 0:
-                self._last_cost[key] = rate
-            if key in self._last_cost:
-                costs[layer.index] = int(self._last_cost[key])
+                self._last_cost[layer] = rate
+            if layer in self._last_cost:
+                costs[layer.index] = int(self._last_cost[layer])
         return tuple(costs)
 
     # --- padding, to probe ---------------------------------------------------------------------
