@@ -148,6 +148,8 @@ class Participant:
             self._accept_transport_cc()
             answer = await self.pc.createAnswer()
             await self.pc.setLocalDescription(answer)
+            for ingress in self._ingresses:
+                ingress.install()  # again: the sockets ICE gathered for the answer exist now
             if self._relay_failed():
                 return
             self._read_audio_levels()

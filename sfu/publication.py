@@ -169,9 +169,6 @@ class Publication:
         Returns True when aiortc's receiver must not see it.
         """
         pt, ssrc = packet.payload_type, packet.ssrc
-        twcc = self.ingress.twcc
-        if twcc is not None and packet.extensions.transport_sequence_number is not None:
-            twcc.add(packet.extensions.transport_sequence_number, time.monotonic())
         if self.audio_level is not None and packet.extensions.audio_level is not None:
             self.audio_level.add(packet.extensions.audio_level[1])
         if pt != self.payload_type and pt != self.rtx_payload_type:

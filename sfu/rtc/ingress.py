@@ -40,6 +40,7 @@ from pylibsrtp._binding import ffi as _ffi
 from pylibsrtp._binding import lib as _srtp_lib
 
 from ..speakers import AudioLevel
+from .arrival import arrival, stamp_arrivals
 from .rtcp import ReceiverFeedback, only_reports, read_feedback
 from .twcc import TransportFeedback
 
@@ -49,12 +50,14 @@ _srtp_unprotect = _srtp_lib.srtp_unprotect
 _srtp_unprotect_rtcp = _srtp_lib.srtp_unprotect_rtcp
 _header = struct.Struct("!BBHII").unpack_from
 _MAX_SRTP = 1500  # pylibsrtp's buffer
+_MAX_EARLY = 512  # arrivals noted for packets on aiortc's path, not yet decrypted
 
 
 class RtpIngress:
     __slots__ = (
         "_conn",
         "_dtls",
+        "_early",
         "_handlers",
         "_len",
         "_level_id",
@@ -80,6 +83,7 @@ class RtpIngress:
         self.reports = 0  # compound RTCP packets of receiver reports only, ended here
         self._twcc_id = 0  # the transport-wide sequence number's extension id (0: not negotiated)
         self.twcc: TransportFeedback | None = None  # fed with it, when negotiated
+        self._early: dict[int, float] = {}  # transport-wide number -> arrival, for aiortc's path
         self._level_id = 0  # the audio level's extension id (0: not negotiated)
         self._levels: dict[int, AudioLevel] = {}  # by SSRC: where each audio packet's level goes
         self._scan = False  # whether any one-byte extension is read at all
@@ -88,9 +92,17 @@ class RtpIngress:
 
     def use_transport_cc(self, extension_id: int, sender_ssrc: int) -> TransportFeedback:
         """Record the transport-wide sequence number (one-byte header extension `extension_id`)
-        of every packet taken here, for the feedback the sender gets (idempotent)."""
+        of every RTP packet of the transport, for the feedback the sender gets (idempotent), with
+        the time the kernel received it (sfu.rtc.arrival).
+
+        Those taken here are recorded here. The others, on aiortc's path (the first packets of
+        each SSRC, Chromium's first bandwidth probes on an RTX SSRC nobody knows yet, all of a
+        publication a bot takes frames of), are recorded once aiortc has decrypted them, with
+        the time noted when their datagram came: a probe whose packets were reported lost, or
+        late by aiortc's queue, fails, and Chromium then ramps up slowly."""
         if self.twcc is None:
             self.twcc = TransportFeedback(sender_ssrc)
+            _record_after_aiortc(self._dtls, self)
         self._twcc_id = extension_id
         self._scan = True
         return self.twcc
@@ -124,8 +136,11 @@ class RtpIngress:
         self._uninstall()
 
     def install(self) -> None:
-        """Hook the DTLS transport's current ICE connection (idempotent)."""
+        """Hook the DTLS transport's current ICE connection (idempotent); with transport-cc,
+        stamp the datagrams of the sockets it has gathered so far (sfu.rtc.arrival)."""
         conn = self._dtls.transport._connection
+        if self._twcc_id:
+            stamp_arrivals(conn)
         if conn is self._conn:
             return
         self._uninstall()  # from a connection an ICE restart replaced
@@ -149,10 +164,30 @@ class RtpIngress:
                     handler = handlers.get(int.from_bytes(data[8:12], "big"))
                     if handler is not None and take(data, handler):
                         return
+                    if self._twcc_id and data[0] & 0x10:
+                        self._note_arrival(data)
             original(data, component)
 
         conn.data_received = data_received  # type: ignore[method-assign]
         self._conn, self._original = conn, original
+
+    def _note_arrival(self, data: bytes) -> None:
+        """An SRTP packet for aiortc's path: when it arrived, by its transport-wide number (the
+        header is in the clear), until aiortc has authenticated it (see use_transport_cc)."""
+        seq = transport_seq(data, self._twcc_id)
+        if seq is not None:
+            early = self._early
+            if len(early) >= _MAX_EARLY:
+                early.clear()  # nothing came of them: forged, or lost to aiortc's queue
+            early[seq] = arrival()
+
+    def record_decrypted(self, data: bytes) -> None:
+        """An RTP packet aiortc decrypted (so authentic): record its transport-wide number."""
+        twcc = self.twcc
+        seq = transport_seq(data, self._twcc_id) if twcc is not None else None
+        if twcc is not None and seq is not None:
+            at = self._early.pop(seq, None)
+            twcc.received.append((seq, _monotonic() if at is None else at))
 
     def _uninstall(self) -> None:
         conn, original = self._conn, self._original
@@ -234,9 +269,7 @@ class RtpIngress:
             ext_id = first >> 4
             if ext_id == twcc_id:
                 if first & 0x0F == 1 and i + 3 <= n and self.twcc is not None:
-                    self.twcc.received.append(
-                        ((elements[i + 1] << 8) | elements[i + 2], _monotonic())
-                    )
+                    self.twcc.received.append(((elements[i + 1] << 8) | elements[i + 2], arrival()))
                 if not level_id:
                     return
                 twcc_id = 0
@@ -250,3 +283,40 @@ class RtpIngress:
             elif ext_id == 15:
                 return
             i += 2 + (first & 0x0F)
+
+
+def transport_seq(packet: bytes, extension_id: int) -> int | None:
+    """The transport-wide sequence number of an RTP packet (SRTP or clear: headers are not
+    encrypted), when its one-byte-header extension block has one with `extension_id`."""
+    n = len(packet)
+    if n < 16 or not packet[0] & 0x10:
+        return None
+    start = 12 + 4 * (packet[0] & 0x0F)
+    if start + 4 > n or packet[start] != 0xBE or packet[start + 1] != 0xDE:
+        return None
+    i, end = start + 4, min(n, start + 4 + 4 * ((packet[start + 2] << 8) | packet[start + 3]))
+    while i < end:
+        first = packet[i]
+        if first == 0:
+            i += 1
+            continue
+        if first >> 4 == extension_id:
+            if first & 0x0F == 1 and i + 3 <= end:
+                return (packet[i + 1] << 8) | packet[i + 2]
+            return None
+        if first >> 4 == 15:
+            return None
+        i += 2 + (first & 0x0F)
+    return None
+
+
+def _record_after_aiortc(dtls: RTCDtlsTransport, ingress: RtpIngress) -> None:
+    """Hook: aiortc's `RTCDtlsTransport._handle_rtp_data`, which gets each RTP packet of its
+    path decrypted, before it parses and routes it (and drops what no receiver takes)."""
+    handle = dtls._handle_rtp_data
+
+    async def handle_rtp_data(data: bytes, arrival_time_ms: int) -> None:
+        ingress.record_decrypted(data)
+        await handle(data, arrival_time_ms)
+
+    dtls._handle_rtp_data = handle_rtp_data  # type: ignore[method-assign]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import struct
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +23,7 @@ from aiortc.rtp import RtcpPacket, RtcpPsfbPacket, RtpPacket, is_rtcp
 from sfu.media import TestPatternTrack
 from sfu.rtc import fastpath, probe
 from sfu.rtc import receiver as rtc_receiver
-from sfu.rtc.ingress import RtpIngress
+from sfu.rtc.ingress import RtpIngress, transport_seq
 from sfu.speakers import AudioLevel
 from tests.rtc.pair import negotiate, new_pc
 from tests.util import eventually
@@ -442,3 +443,42 @@ async def test_audio_levels_are_read_in_the_same_pass(pair: Pair) -> None:
     await asyncio.sleep(0.1)
     assert level.count == 3  # no longer ours: aiortc's path has it
     ingress.close()
+
+
+async def test_transport_wide_numbers_on_aiortcs_path_are_recorded_once_decrypted(
+    pair: Pair,
+) -> None:
+    # An SSRC nobody registered (as Chromium's first probes on an RTX SSRC): aiortc's path.
+    ssrc = 0x0C0D0E0F
+    ingress = RtpIngress(pair.dtls)
+    ingress.install()
+    twcc = ingress.use_transport_cc(5, sender_ssrc=0x1234)
+    before = time.monotonic()
+    for seq, number in ((30, 0x0102), (31, 0x0103)):
+        elements = bytes([0x51, number >> 8, number & 0xFF, 0x00])
+        await pair.sender_dtls._send_rtp(rtp(100, seq, 0, ssrc, b"x", extension=elements))
+
+    def recorded() -> str:
+        return "" if len(twcc.received) >= 2 else f"recorded {twcc.received}"
+
+    await eventually(recorded, timeout=5)
+    assert [seq for seq, _ in twcc.received] == [0x0102, 0x0103]
+    # The time its datagram reached the hook, not when aiortc's task got to it.
+    assert all(before <= at <= time.monotonic() for _, at in twcc.received)
+    assert ingress._early == {}
+    ingress.close()
+
+
+@pytest.mark.parametrize(
+    ("packet", "number"),
+    [
+        (rtp(96, 1, 0, 1, b"x", extension=bytes([0x51, 0x12, 0x34, 0x00])), 0x1234),
+        (rtp(96, 1, 0, 1, b"x", extension=bytes([0x22, 1, 2, 3, 0x51, 0xAB, 0xCD, 0])), 0xABCD),
+        (rtp(96, 1, 0, 1, b"x", csrcs=(7,), extension=bytes([0x51, 0, 9, 0])), 9),
+        (rtp(96, 1, 0, 1, b"x", extension=bytes([0x22, 1, 2, 3])), None),  # not there
+        (rtp(96, 1, 0, 1, b"x"), None),  # no extension at all
+        (rtp(96, 1, 0, 1, b"x", extension=bytes([0x51, 0x12, 0x34, 0x00]))[:17], None),  # cut
+    ],
+)
+def test_transport_seq_reads_the_clear_header(packet: bytes, number: int | None) -> None:
+    assert transport_seq(packet, 5) == number
