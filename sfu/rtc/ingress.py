@@ -312,8 +312,11 @@ def transport_seq(packet: bytes, extension_id: int) -> int | None:
 
 def _record_after_aiortc(dtls: RTCDtlsTransport, ingress: RtpIngress) -> None:
     """Hook: aiortc's `RTCDtlsTransport._handle_rtp_data`, which gets each RTP packet of its
-    path decrypted, before it parses and routes it (and drops what no receiver takes)."""
-    handle = dtls._handle_rtp_data
+    path decrypted, before it parses and routes it (and drops what no receiver takes). A
+    stand-in without it (a benchmark feeding the ingress by hand) has no aiortc path."""
+    handle = getattr(dtls, "_handle_rtp_data", None)
+    if handle is None:
+        return
 
     async def handle_rtp_data(data: bytes, arrival_time_ms: int) -> None:
         ingress.record_decrypted(data)

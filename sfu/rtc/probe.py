@@ -96,6 +96,12 @@ def nominated(connection: Connection) -> bool:
     return bool(connection._nominated)
 
 
+def nominated_address(connection: Connection) -> tuple[str, int]:
+    """The local address of the pair ICE nominated (component 1): where datagrams come in."""
+    candidate = connection._nominated[1].local_candidate
+    return candidate.host, candidate.port
+
+
 # --- a peer that is not aiortc ---------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from aiortc import RTCPeerConnection
 
 from sfu.media import TestPatternTrack
 from sfu.rtc import arrival as rtc_arrival
+from sfu.rtc import probe
 from tests.rtc.pair import negotiate, new_pc
 from tests.util import eventually
 
@@ -32,8 +33,8 @@ async def connected() -> AsyncIterator[tuple[RTCPeerConnection, Any]]:
     try:
         await negotiate(sender, receiver)
         (transceiver,) = receiver.getTransceivers()
-        conn = transceiver.receiver.transport.transport._connection
-        await eventually(lambda: "" if conn._nominated.get(1) else "no pair yet", timeout=10)
+        conn = probe.ice_connection(transceiver.receiver.transport)
+        await eventually(lambda: "" if probe.nominated(conn) else "no pair yet", timeout=10)
         yield receiver, conn
     finally:
         await sender.close()
@@ -58,12 +59,12 @@ async def test_datagrams_carry_the_time_the_kernel_got_them(
     # A datagram that comes (from another thread) while the loop is held: its stamp is the
     # kernel's, earlier than its handling by about as long as the loop was still held.
     marker = b"\x00aiosfu-arrival"
-    address = conn._nominated[1].local_candidate
+    address = probe.nominated_address(conn)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
 
         def send_later() -> None:
             time.sleep(0.05)
-            sock.sendto(marker, (address.host, address.port))
+            sock.sendto(marker, address)
 
         thread = threading.Thread(target=send_later)
         thread.start()

@@ -456,7 +456,7 @@ async def test_transport_wide_numbers_on_aiortcs_path_are_recorded_once_decrypte
     before = time.monotonic()
     for seq, number in ((30, 0x0102), (31, 0x0103)):
         elements = bytes([0x51, number >> 8, number & 0xFF, 0x00])
-        await pair.sender_dtls._send_rtp(rtp(100, seq, 0, ssrc, b"x", extension=elements))
+        await probe.send_rtp(pair.sender_dtls, rtp(100, seq, 0, ssrc, b"x", extension=elements))
 
     def recorded() -> str:
         return "" if len(twcc.received) >= 2 else f"recorded {twcc.received}"
