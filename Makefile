@@ -93,12 +93,15 @@ tstypes: $(STAMP)
 # Side by side with Janus VideoRoom (Debian's package, installed here when missing and root; on a
 # host running systemd the package also enables its own system service, which the benchmark
 # never uses). Needs root: it runs in a network namespace of its own. BENCH_ARGS: see --help.
+# The same scenario with simulcast input (subscribers on l, m, h in turn), then layer switches.
 bench: $(STAMP)
 	@if ! command -v janus >/dev/null && [ "$$(id -u)" = 0 ]; then \
 		apt-cache show janus >/dev/null 2>&1 || apt-get update; \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y janus; \
 	fi
 	$(BIN)/python -m loadtest.sidebyside $(BENCH_ARGS)
+	$(BIN)/python -m loadtest.sidebyside --simulcast $(BENCH_ARGS)
+	$(BIN)/python -m loadtest.switching
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache web/node_modules

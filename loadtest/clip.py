@@ -146,6 +146,30 @@ class ClipTrack(MediaStreamTrack):
         return packet
 
 
+# A simulcast layer's size and bitrate: the top layer's divided by these (the page's ratios:
+# 1/4, 1/2 and full size at 150, 500 and 1500 kbps).
+LAYER_SCALES = {"l": 4, "m": 2, "h": 1}
+BITRATE_SHARES = {"l": 0.1, "m": 1 / 3, "h": 1.0}
+
+
+def encode_layers(
+    *, width: int, height: int, fps: int, bit_rate: int, frames: int, simulcast: bool
+) -> tuple[EncodedClip, ...]:
+    """The clip of that size and bitrate; with `simulcast`, three: l, m, h (lowest first),
+    h that clip and the others smaller and cheaper by LAYER_SCALES and BITRATE_SHARES."""
+    rids = ("l", "m", "h") if simulcast else ("h",)
+    return tuple(
+        encode_clip(
+            width=max(16, width // LAYER_SCALES[rid] // 2 * 2),
+            height=max(16, height // LAYER_SCALES[rid] // 2 * 2),
+            fps=fps,
+            bit_rate=int(bit_rate * BITRATE_SHARES[rid]),
+            frames=frames,
+        )
+        for rid in rids
+    )
+
+
 def hook_keyframe_requests(sender: RTCRtpSender, track: ClipTrack) -> None:
     """Answer the PLIs/FIRs that reach `sender` by sending the clip's keyframe next."""
     on_keyframe_request(sender, track.request_keyframe)

@@ -49,13 +49,15 @@ from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from aiortc import RTCRtpSender
+from aiortc import MediaStreamTrack, RTCRtpSender
 
 from sfu.client import Client
+from sfu.rtc.simulcast import LAYERS
+from sfu.simulcast_source import SimulcastTrack
 
 from . import options, procstat
 from .child import ChildProcess
-from .clip import ClipTrack, EncodedClip, encode_clip, hook_keyframe_requests
+from .clip import ClipTrack, EncodedClip, encode_layers, hook_keyframe_requests
 from .options import BenchConfig
 from .report import emit, environment, environment_line
 from .serverproc import HOST, ServerProcess
@@ -102,6 +104,7 @@ class Result:
     # this catches it (± a frame or two at the window's edges).
     frame_shortfall_pct: float
     server_cpus: list[int] | None = None  # the CPU(s) the server was pinned to; None: not pinned
+    simulcast: bool = False  # three layers sent, subscribers on l, m, h in turn
 
 
 async def outbound_counts(sender: RTCRtpSender) -> tuple[int, int]:
@@ -111,6 +114,51 @@ async def outbound_counts(sender: RTCRtpSender) -> tuple[int, int]:
         if stats.type == "outbound-rtp":
             return int(stats.packetsSent), int(stats.bytesSent)
     return 0, 0
+
+
+class Published:
+    """What the benchmark's publisher sends, whatever the server: one clip, or three (l, m, h,
+    lowest first) as one SimulcastTrack; and what it sent, counted."""
+
+    def __init__(self, clips: Sequence[EncodedClip]) -> None:
+        self.clips = [ClipTrack(clip) for clip in clips]
+        self.track: MediaStreamTrack = self.clips[0]
+        if len(self.clips) > 1:
+            self.track = SimulcastTrack(dict(zip(LAYERS, self.clips, strict=True)))
+        self._sender: RTCRtpSender | None = None
+
+    def sending(self, sender: RTCRtpSender) -> None:
+        """Its track is published, on this sender: keyframe requests reach the clip (a
+        SimulcastTrack answers its layers' own)."""
+        self._sender = sender
+        if isinstance(self.track, ClipTrack):
+            hook_keyframe_requests(sender, self.track)
+
+    async def sent(self) -> tuple[int, int]:
+        """(RTP packets, payload bytes) sent so far, every layer."""
+        if isinstance(self.track, SimulcastTrack):
+            streams = self.track.streams.values()
+            return sum(s.packets for s in streams), sum(s.octets for s in streams)
+        assert self._sender is not None, "not published yet"
+        return await outbound_counts(self._sender)
+
+    @property
+    def frames_sent(self) -> int:
+        """Of the top layer: each layer sends the same frames, at its own size."""
+        return self.clips[-1].frames_sent
+
+    @property
+    def keyframe_requests(self) -> int:
+        return sum(clip.keyframe_requests for clip in self.clips)
+
+    @property
+    def late_resets(self) -> int:
+        return sum(clip.late_resets for clip in self.clips)
+
+    def stop(self) -> None:
+        self.track.stop()
+        for clip in self.clips:
+            clip.stop()
 
 
 @dataclass(eq=False)
@@ -135,7 +183,8 @@ class Subscriber:
         await self.leave()
 
 
-async def _join_subscriber(url: str, index: int) -> Subscriber:
+async def _join_subscriber(url: str, index: int, simulcast: bool = False) -> Subscriber:
+    """With `simulcast`, subscriber i asks for layer i mod 3: l, m, h, l..."""
     started = time.monotonic()
     client = Client(url, ROOM, name=f"sub{index}", ice_addresses=[HOST], decode=False)
     try:
@@ -143,6 +192,8 @@ async def _join_subscriber(url: str, index: int) -> Subscriber:
         while True:
             remote = await client.next_track(timeout=20.0)
             if remote.kind == "video":
+                if simulcast:
+                    await client.set_layer(remote, LAYERS[index % len(LAYERS)])
                 assert client.pc is not None
                 receiver = receiver_of(client.pc, remote.track)
                 stats = StreamStats("video", receiver, remote.track).start()
@@ -224,7 +275,10 @@ def check_pinned(pid: int, cpus: AbstractSet[int] | None) -> None:
 
 
 async def measure(
-    n: int, clip: EncodedClip, config: BenchConfig, server_cpus: AbstractSet[int] | None = None
+    n: int,
+    clips: Sequence[EncodedClip],
+    config: BenchConfig,
+    server_cpus: AbstractSet[int] | None = None,
 ) -> Result:
     """One fresh server, 1 publisher, n subscribers: the figures over config.duration.
 
@@ -232,18 +286,17 @@ async def measure(
     """
     async with ServerProcess(cpus=server_cpus) as server:
         publisher = Client(server.url, ROOM, name="publisher", ice_addresses=[HOST], decode=False)
-        track = ClipTrack(clip)
+        published = Published(clips)
         try:
             await publisher.connect()
-            await publisher.publish(track)
+            await publisher.publish(published.track)
             assert publisher.pc is not None
-            sender = sender_of(publisher.pc, track)
+            published.sending(sender_of(publisher.pc, published.track))
             return await drive(
                 server,
-                sender,
-                track,
+                published,
                 n,
-                lambda i: _join_subscriber(server.url, i),
+                lambda i: _join_subscriber(server.url, i, config.simulcast),
                 config,
                 server_cpus=server_cpus,
             )
@@ -252,13 +305,12 @@ async def measure(
             raise
         finally:
             await publisher.close()
-            track.stop()
+            published.stop()
 
 
 async def drive(
     server: ChildProcess,
-    sender: RTCRtpSender,
-    track: ClipTrack,
+    published: Published,
     n: int,
     join_one: Callable[[int], Awaitable[Subscriber]],
     config: BenchConfig,
@@ -267,7 +319,6 @@ async def drive(
 ) -> Result:
     """What a run does once the publisher sends, whatever the server: n subscribers join, all
     get a keyframe, then measure_window(); they leave. `server_cpus`: where the server runs."""
-    hook_keyframe_requests(sender, track)
     rss_base = server.rss_bytes()
     started = time.monotonic()
     subscribers: list[Subscriber] = []
@@ -281,7 +332,7 @@ async def drive(
             f"{config.warmup:g}s",
         )
         result = await measure_window(
-            server, sender, track, subscribers, config, rss_base, server_cpus=server_cpus
+            server, published, subscribers, config, rss_base, server_cpus=server_cpus
         )
         check_pinned(server.pid, server_cpus)
         return result
@@ -291,8 +342,7 @@ async def drive(
 
 async def measure_window(
     server: MeasuredServer,
-    sender: RTCRtpSender,
-    track: ClipTrack,
+    published: Published,
     subscribers: Sequence[Subscriber],
     config: BenchConfig,
     rss_base: int,
@@ -308,14 +358,14 @@ async def measure_window(
     cpu0, bench0, t0 = server.cpu_seconds(), time.process_time(), time.monotonic()
     machine0 = procstat.machine_cpu_seconds()
     counts0 = [s.stats.counts() for s in subscribers]
-    sent0 = await outbound_counts(sender)
-    published0 = track.frames_sent
+    sent0 = await published.sent()
+    published0 = published.frames_sent
     await asyncio.sleep(config.duration)
     cpu1, bench1, t1 = server.cpu_seconds(), time.process_time(), time.monotonic()
     machine1 = procstat.machine_cpu_seconds()
     counts1 = [s.stats.counts() for s in subscribers]
-    sent1 = await outbound_counts(sender)
-    published1 = track.frames_sent
+    sent1 = await published.sent()
+    published1 = published.frames_sent
     rss = server.rss_bytes()
 
     n = len(subscribers)
@@ -326,7 +376,7 @@ async def measure_window(
     lost = max(0, expected - sum(d.rtp_received for d in deltas))
     fps = [d.frames / elapsed for d in deltas] or [math.nan]  # N=0: the publisher alone
     join_p50, join_p95, join_max = join_figures(subscribers)
-    published = published1 - published0
+    frames_published = published1 - published0
     mean_frames = sum(d.frames for d in deltas) / n if n else math.nan
     cpu = cpu1 - cpu0
     return Result(
@@ -347,8 +397,8 @@ async def measure_window(
         server_rss_mb=rss / 2**20,
         publisher_pps=(sent1[0] - sent0[0]) / elapsed,
         publisher_kbps=(sent1[1] - sent0[1]) * 8 / elapsed / 1000,
-        publisher_keyframe_requests=track.keyframe_requests,
-        publisher_late_resets=track.late_resets,
+        publisher_keyframe_requests=published.keyframe_requests,
+        publisher_late_resets=published.late_resets,
         started_on_keyframe=sum(s.stats.started_on_keyframe for s in subscribers),
         bench_cpu_pct=100 * (bench1 - bench0) / elapsed,
         join_p50_s=join_p50,
@@ -359,8 +409,11 @@ async def measure_window(
         machine_busy_pct=100 * (machine1[0] - machine0[0]) / elapsed,
         other_load_pct=100 * ((machine1[0] - machine0[0]) - cpu - (bench1 - bench0)) / elapsed,
         machine_steal_pct=100 * (machine1[1] - machine0[1]) / elapsed,
-        frame_shortfall_pct=max(0.0, 100 * (1 - mean_frames / published)) if published else 0,
+        frame_shortfall_pct=(
+            max(0.0, 100 * (1 - mean_frames / frames_published)) if frames_published else 0
+        ),
         server_cpus=None if server_cpus is None else sorted(server_cpus),
+        simulcast=config.simulcast,
     )
 
 
@@ -416,21 +469,24 @@ def check(results: Sequence[Result]) -> None:
         assert r.forwarded_packets > 0 or r.subscribers == 0, f"N={r.subscribers}: no packet"
 
 
-def make_clip(config: BenchConfig) -> EncodedClip:
-    clip = encode_clip(
+def make_clips(config: BenchConfig) -> tuple[EncodedClip, ...]:
+    """The publisher's clip, or its three (l, m, h) with `simulcast`."""
+    clips = encode_layers(
         width=config.width,
         height=config.height,
         fps=config.fps,
         bit_rate=config.bitrate,
         frames=config.clip_frames,
+        simulcast=config.simulcast,
     )
-    _log(
-        config,
-        f"clip: {len(clip.frames)} VP8 frames {clip.width}x{clip.height} @ {clip.fps} fps, "
-        f"keyframe {len(clip.frames[0])} B, looped part {clip.loop_bitrate / 1000:.0f} kbps "
-        f"(target {config.bitrate / 1000:.0f})",
-    )
-    return clip
+    for clip in clips:
+        _log(
+            config,
+            f"clip: {len(clip.frames)} VP8 frames {clip.width}x{clip.height} @ {clip.fps} fps, "
+            f"keyframe {len(clip.frames[0])} B, looped part {clip.loop_bitrate / 1000:.0f} kbps "
+            f"(target {clip.bit_rate / 1000:.0f})",
+        )
+    return clips
 
 
 def header_line(config: BenchConfig, pinning: procstat.Pinning | None) -> str:
@@ -445,11 +501,11 @@ async def run_benchmark(config: BenchConfig) -> list[Result]:
     """Every N of the config; pinned as config.pin says, this process's affinity restored."""
     pinning = procstat.plan_pinning(config.pin)
     _log(config, header_line(config, pinning))
-    clip = make_clip(config)
+    clips = make_clips(config)
     results = []
     with procstat.pinned_self(None if pinning is None else pinning.bench):
         for n in config.subscribers:
-            result = await measure(n, clip, config, None if pinning is None else pinning.server)
+            result = await measure(n, clips, config, None if pinning is None else pinning.server)
             _log(config, format_line(result))
             results.append(result)
     return results

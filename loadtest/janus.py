@@ -23,6 +23,10 @@ The peers speak the Janus API, JSON over one WebSocket per peer (subprotocol `ja
 - subscriber: `join` (ptype subscriber, `streams: [{feed}]`), which returns Janus's offer (its
   candidates inside: half-trickle), answer it, `start`.
 
+Simulcast: a publisher's `SimulcastTrack` (sfu.simulcast_source) goes out as aiosfu's Python
+client sends it, RIDs l, m, h listed lowest first (`rid_order: "lmh"` tells Janus so); a
+subscriber picks its layer with `configure` and a `substream` (0 = l, 1 = m, 2 = h).
+
 aiortc puts all its candidates in its SDP, so each peer sends one trickle `completed` after its
 SDP. Every session sends a `keepalive` every 25 s (Janus drops a session after 60 s of silence).
 Each aiortc peer has an explicit empty ICE server list (aiortc would otherwise use a public STUN
@@ -61,6 +65,9 @@ from aiortc import (
 
 from sfu.rtc import receiver as rtc_receiver
 from sfu.rtc.ice import set_ice_addresses
+from sfu.rtc.simulcast import install as install_simulcast
+from sfu.rtc.simulcast_send import describe_send
+from sfu.simulcast_source import SimulcastTrack
 
 from .child import ChildProcess
 from .stats import receiver_of
@@ -292,7 +299,7 @@ class JanusSession:
         self,
         handle: int,
         body: dict[str, Any],
-        jsep: dict[str, str] | None = None,
+        jsep: dict[str, Any] | None = None,
         timeout: float = 10.0,
     ) -> dict[str, Any]:
         """A plugin request; returns the plugin's reply (its `event` or `success`)."""
@@ -394,6 +401,7 @@ class JanusSession:
 def peer_connection() -> RTCPeerConnection:
     """An aiortc peer for Janus: no ICE server at all, max-bundle, gathering on 127.0.0.1."""
     set_ice_addresses([HOST])
+    install_simulcast()  # the RID header extensions negotiated, as aiosfu's own peers do
     return RTCPeerConnection(
         RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
     )
@@ -433,9 +441,16 @@ class JanusPublisher:
                 handle, {"request": "join", "ptype": "publisher", "room": room, "display": "pub"}
             )
             self.feed = int(joined["plugindata"]["data"]["id"])
-            self.sender = pc.addTransceiver(track, direction="sendonly").sender
+            transceiver = pc.addTransceiver(track, direction="sendonly")
+            self.sender = transceiver.sender
             await pc.setLocalDescription(await pc.createOffer())
-            reply = await session.message(handle, {"request": "publish"}, jsep=_jsep(pc))
+            jsep: dict[str, Any] = _jsep(pc)
+            if isinstance(track, SimulcastTrack):
+                track.attach(transceiver)
+                assert transceiver.mid is not None
+                jsep["sdp"] = describe_send(jsep["sdp"], {transceiver.mid: track.rids})
+                jsep["rid_order"] = "lmh"
+            reply = await session.message(handle, {"request": "publish"}, jsep=jsep)
             answer = reply.get("jsep")
             if answer is None:
                 raise JanusError(f"publish: no JSEP answer in {reply}")
@@ -462,6 +477,12 @@ class JanusSubscription:
     pc: RTCPeerConnection
     receiver: RTCRtpReceiver
     track: MediaStreamTrack
+    mid: str = "0"  # its video m-line's
+
+    async def set_substream(self, substream: int, timeout: float = 15.0) -> None:
+        """Receive this simulcast layer of the feed (0 = l, 1 = m, 2 = h)."""
+        body = {"request": "configure", "streams": [{"mid": self.mid, "substream": substream}]}
+        await self.session.message(self.handle, body, timeout=timeout)
 
     async def close(self) -> None:
         await self.pc.close()
@@ -498,7 +519,7 @@ async def subscribe(
         if len(video) != 1:
             raise JanusError(f"expected one video m-line in Janus's offer, got {len(video)}")
         receiver = video[0].receiver
-        return JanusSubscription(session, handle, pc, receiver, receiver.track)
+        return JanusSubscription(session, handle, pc, receiver, receiver.track, video[0].mid or "0")
     except BaseException:
         await pc.close()
         await session.close()

@@ -63,6 +63,9 @@ class BenchConfig:
     width: int = 640
     height: int = 480
     clip_frames: int = 90
+    # The publisher sends three layers, l, m, h (h is the clip above; m and l at 1/2 and 1/4
+    # the size, 1/3 and 1/10 the bitrate), and subscriber i receives layer i mod 3: l, m, h...
+    simulcast: bool = False
     first_frame_timeout: float = 30.0
     verbose: bool = True  # print progress lines
     # The server on one CPU, this process on the others: True, False or None (when this process
@@ -177,6 +180,12 @@ def add_bench_arguments(
     parser.add_argument("--fps", type=positive(int), default=30)
     parser.add_argument("--width", type=positive(int), default=640)
     parser.add_argument("--height", type=positive(int), default=480)
+    parser.add_argument(
+        "--simulcast",
+        action="store_true",
+        help="the publisher sends l, m, h (the clip, and 1/2 and 1/4 its size at 1/3 and 1/10 "
+        "its bitrate); subscribers take l, m, h in turn",
+    )
     add_pin(parser)
     add_json(parser)
 
@@ -201,6 +210,7 @@ def bench_config(
         width=args.width,
         height=args.height,
         pin=args.pin,
+        simulcast=args.simulcast,
     )
     try:
         check_video(config.video)

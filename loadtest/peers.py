@@ -34,10 +34,10 @@ from aiortc import MediaStreamTrack
 from sfu.client import Client, RemoteTrack
 from sfu.rtc.ice import set_ice_addresses
 from sfu.rtc.simulcast import LAYERS
-from sfu.simulcast_source import SCALES, SimulcastTrack
+from sfu.simulcast_source import SimulcastTrack
 
 from .audioclip import AudioClipTrack, EncodedAudioClip, encode_opus_clip
-from .clip import ClipTrack, EncodedClip, encode_clip, hook_keyframe_requests
+from .clip import ClipTrack, EncodedClip, encode_layers, hook_keyframe_requests
 from .options import VideoSpec
 from .stats import Counts, StreamStats, receiver_of, sender_of
 
@@ -67,10 +67,6 @@ class WorkerConfig:
     window_end: float
     simulcast: bool = False
     layer: str = "auto"
-
-
-# A simulcast layer's share of the --video bitrate (the page's 150 / 500 / 1500 kbps).
-BITRATE_SHARES = {"l": 0.1, "m": 1 / 3, "h": 1.0}
 
 
 @dataclass
@@ -383,16 +379,13 @@ def make_clips(
     if publishers == 0:
         return (), None
     v = config.video
-    rids = LAYERS if config.simulcast else ("h",)
-    video = tuple(
-        encode_clip(
-            width=max(2, v.width // SCALES[rid] // 2 * 2),
-            height=max(2, v.height // SCALES[rid] // 2 * 2),
-            fps=v.fps,
-            bit_rate=int(v.kbps * 1000 * BITRATE_SHARES[rid]),
-            frames=3 * v.fps,
-        )
-        for rid in rids
+    video = encode_layers(
+        width=v.width,
+        height=v.height,
+        fps=v.fps,
+        bit_rate=v.kbps * 1000,
+        frames=3 * v.fps,
+        simulcast=config.simulcast,
     )
     return video, encode_opus_clip() if config.audio else None
 

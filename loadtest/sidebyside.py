@@ -59,13 +59,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import netns, options, procstat
-from .clip import ClipTrack, EncodedClip
+from .clip import EncodedClip
 from .forwarding import (
+    Published,
     Result,
     Subscriber,
     drive,
     format_line,
-    make_clip,
+    make_clips,
     measure,
     post_mortem,
 )
@@ -100,34 +101,39 @@ class SideBySideConfig:
     quiet_timeout: float = 120.0
 
 
-async def _join_janus(url: str, feed: int, index: int, room: int) -> Subscriber:
+async def _join_janus(
+    url: str, feed: int, index: int, room: int, simulcast: bool = False
+) -> Subscriber:
+    """With `simulcast`, subscriber i takes substream i mod 3: l, m, h, l... (as aiosfu's)."""
     started = time.monotonic()
     subscription = await subscribe(url, feed, room=room)
+    if simulcast:
+        await subscription.set_substream(index % 3)
     stats = StreamStats("video", subscription.receiver, subscription.track).start()
     return Subscriber(f"sub{index}", stats, started, subscription.close)
 
 
 async def measure_janus(
     n: int,
-    clip: EncodedClip,
+    clips: Sequence[EncodedClip],
     config: BenchConfig,
     settings: JanusSettings,
     server_cpus: AbstractSet[int] | None = None,
 ) -> Result:
     """measure() of loadtest.forwarding, against Janus: same publisher, subscribers, window."""
     async with JanusProcess(settings, cpus=server_cpus) as janus:
-        track = ClipTrack(clip)
+        published = Published(clips)
         publisher: JanusPublisher | None = None
         try:
-            publisher = await JanusPublisher.start(janus.url, track, room=settings.room)
+            publisher = await JanusPublisher.start(janus.url, published.track, room=settings.room)
             assert publisher.sender is not None
+            published.sending(publisher.sender)
             feed = publisher.feed
             return await drive(
                 janus,
-                publisher.sender,
-                track,
+                published,
                 n,
-                lambda i: _join_janus(janus.url, feed, i, settings.room),
+                lambda i: _join_janus(janus.url, feed, i, settings.room, config.simulcast),
                 config,
                 server_cpus=server_cpus,
             )
@@ -137,7 +143,7 @@ async def measure_janus(
         finally:
             if publisher is not None:
                 await publisher.close()
-            track.stop()
+            published.stop()
 
 
 @dataclass
@@ -171,16 +177,16 @@ async def run(config: SideBySideConfig) -> Outcome:
     """Every (server, N), `rounds` times; pinned as config.bench.pin says (affinity restored)."""
     pinning = procstat.plan_pinning(config.bench.pin)
     print(procstat.describe_pinning(pinning), flush=True)
-    clip = make_clip(config.bench)
+    clips = make_clips(config.bench)
     outcome = Outcome({s: [] for s in config.servers}, {s: {} for s in config.servers})
     with procstat.pinned_self(None if pinning is None else pinning.bench):
-        await _run_all(config, clip, outcome, None if pinning is None else pinning.server)
+        await _run_all(config, clips, outcome, None if pinning is None else pinning.server)
     return outcome
 
 
 async def _run_all(
     config: SideBySideConfig,
-    clip: EncodedClip,
+    clips: Sequence[EncodedClip],
     outcome: Outcome,
     server_cpus: AbstractSet[int] | None,
 ) -> None:
@@ -193,10 +199,10 @@ async def _run_all(
                 await wait_for_quiet(config.quiet_pct, config.quiet_timeout)
                 try:
                     if server == "aiosfu":
-                        result = await measure(n, clip, config.bench, server_cpus)
+                        result = await measure(n, clips, config.bench, server_cpus)
                     else:
                         result = await measure_janus(
-                            n, clip, config.bench, config.janus, server_cpus
+                            n, clips, config.bench, config.janus, server_cpus
                         )
                 except Exception as exc:
                     # One failed run must not cost the others: report it and go on.
@@ -271,7 +277,14 @@ def format_report(outcome: Outcome, config: SideBySideConfig, env: dict[str, Any
         f"{env['date_utc']}, aiosfu {env['aiosfu']}; {env['nproc']} cores ({env['cpu_model']}), "
         f"Python {env['python']}, aiortc {env['aiortc']}; 1 publisher VP8 "
         f"{config.bench.width}x{config.bench.height} {config.bench.fps} fps "
-        f"~{config.bench.bitrate // 1000} kbps, N non-decoding aiortc subscribers, "
+        f"~{config.bench.bitrate // 1000} kbps"
+        + (
+            " as the top of three simulcast layers (l, m at 1/4, 1/2 the size and 1/10, 1/3 "
+            "the bitrate), subscribers on l, m, h in turn"
+            if config.bench.simulcast
+            else ""
+        )
+        + ", N non-decoding aiortc subscribers, "
         f"{config.bench.duration:g} s measured after {config.bench.warmup:g} s warm-up; "
         f"{env['pinning_text']}",
         "",

@@ -29,3 +29,13 @@ async def test_forwarding_benchmark_produces_sane_figures() -> None:
     assert result.server_rss_mb > 0
     # Nearest-rank percentiles (loadtest.stats): of 2 join times, p95 is the larger one.
     assert result.join_p50_s <= result.join_p95_s == result.join_max_s
+
+
+async def test_with_simulcast_input_each_subscriber_gets_its_layer() -> None:
+    config = BenchConfig(subscribers=[3], duration=2.0, warmup=1.0, verbose=False, simulcast=True)
+    [result] = await run_benchmark(config)
+    check([result])
+    assert result.simulcast and result.subscribers_with_frames == 3
+    assert result.started_on_keyframe == 3 and result.loss_pct < 5
+    # l, m and h: about 0.1 + 1/3 + 1 of the top layer's rate, far from 3 x the top one.
+    assert result.forwarded_pps < 2 * result.publisher_pps
