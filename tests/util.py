@@ -7,6 +7,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from loadtest import procstat
+
 
 async def eventually(
     check: Callable[[], str], timeout: float = 5.0, interval: float = 0.01
@@ -33,3 +35,22 @@ async def eventually_async(
 async def recv(track: Any, timeout: float = 10.0) -> Any:
     """The next frame (or encoded packet) of a track, typed loosely for assertions."""
     return await asyncio.wait_for(track.recv(), timeout)
+
+
+# Cores busy (of the 2 of the machines this runs on) above which how long something took says
+# more about the machine than about the code (Chromium's rendering, a keyframe decoded late).
+SATURATED = 1.6
+
+
+class MachineLoad:
+    """How many cores the whole machine kept busy over a `with` block (every process)."""
+
+    def __enter__(self) -> MachineLoad:
+        self._start = (time.monotonic(), procstat.machine_cpu_seconds()[0])
+        self.cores = 0.0
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        t0, busy0 = self._start
+        elapsed = time.monotonic() - t0
+        self.cores = (procstat.machine_cpu_seconds()[0] - busy0) / elapsed if elapsed else 0.0

@@ -16,6 +16,7 @@ from sfu.dynacast import PAUSE_DELAY
 from sfu.server import RunningServer
 from tests.browser.conftest import OpenPage
 from tests.browser.roompage import RoomPage
+from tests.browser.test_simulcast import maintain_resolution
 from tests.conftest import MakeClient
 from tests.util import eventually_async
 
@@ -59,7 +60,8 @@ async def test_layers_nobody_receives_are_paused_and_come_back(
         flowing = {rid for rid, e in sent.items() if e["active"] and e["frames"] > 0}
         return "" if flowing == {"l", "m", "h"} else f"encodings: {sent}"
 
-    await eventually_async(all_three_sent, timeout=20, interval=0.25)
+    await maintain_resolution(alice)  # a busy Chromium would drop h for CPU, not for dynacast
+    await eventually_async(all_three_sent, timeout=40, interval=0.25)
     await bob.set_layer(bob_video, "l")
     await carol.set_layer(carol_video, "l")
 
@@ -89,7 +91,7 @@ async def test_layers_nobody_receives_are_paused_and_come_back(
         e = (await encodings(alice)).get("h", {})
         return "" if e.get("active") and e.get("frames", 0) > 0 else f"h: {e}"
 
-    await eventually_async(h_back, timeout=5, interval=0.1)
+    await eventually_async(h_back, timeout=15, interval=0.1)
     await carol.wait_layer(carol_video, "h", timeout=10)
     resumed = time.monotonic() - asked
     # The figure (the issue asks for a second) is reported, not asserted: a shared machine.
