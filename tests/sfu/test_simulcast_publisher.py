@@ -11,6 +11,8 @@ import pytest
 
 from sfu.client import Client
 from sfu.media import TestPatternTrack
+from sfu.publication import Publication
+from sfu.rtc import rtcp
 from sfu.server import RunningServer
 from sfu.simulcast_source import SimulcastTrack
 from tests.conftest import MakeClient
@@ -78,4 +80,53 @@ async def test_a_python_publisher_sends_three_layers_and_a_subscriber_switches(
         assert not failed, failed
     finally:
         frames.stop()
+        track.stop()
+
+
+class _Feedback:
+    """What sfu.rtc.rtcp.read_feedback finds in the RTCP sent to the publisher."""
+
+    def __init__(self) -> None:
+        self.blocks: set[int] = set()
+        self.rembs: list[list[int]] = []
+
+    def loss(self, ssrc: int, fraction: int) -> None:
+        self.blocks.add(ssrc)
+
+    def remb(self, bitrate: int, ssrcs: list[int]) -> None:
+        self.rembs.append(ssrcs)
+
+
+async def test_the_publisher_gets_one_remb_for_all_its_layers(
+    server: RunningServer, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One REMB per layer would make Chromium cap its total at each (aiortc-notes: 434 kbps).
+    reports: list[_Feedback] = []
+    send = Publication._send_rtcp
+
+    def tap(self: Publication, packet: bytes) -> None:
+        found = _Feedback()
+        rtcp.read_feedback(packet, found)
+        if found.blocks:
+            reports.append(found)
+        send(self, packet)
+
+    monkeypatch.setattr(Publication, "_send_rtcp", tap)
+    alice = await make_client("pysim-remb", name="alice")
+    track = SimulcastTrack.scaled(TestPatternTrack(640, 360, fps=15))
+    try:
+        await alice.publish(track)
+
+        def three_reports_of_all_layers() -> str:
+            layers = {stream.ssrc for stream in track.streams.values()}
+            full = [r for r in reports if r.blocks == layers]
+            if len(layers) == 3 and len(full) >= 3:
+                return ""
+            return f"{len(full)} reports of all {len(layers)} layers so far"
+
+        await eventually(three_reports_of_all_layers, timeout=15)
+        for report in reports:
+            assert len(report.rembs) == 1, report.rembs
+            assert set(report.rembs[0]) == report.blocks
+    finally:
         track.stop()
