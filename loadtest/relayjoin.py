@@ -45,7 +45,7 @@ from .clip import ClipTrack, encode_clip, hook_keyframe_requests
 from .coturn import running_coturn
 from .run import metrics_url, scrape_forwarded
 from .serverproc import HOST, ServerProcess
-from .stats import percentile
+from .stats import percentile, sender_of
 
 SECRET = "aiosfu-relayjoin-secret"
 ROOM = "relayjoin"
@@ -77,8 +77,7 @@ async def one_run(
             await publisher.connect()
             await publisher.publish(track)
             assert publisher.pc is not None
-            sender = next(s for s in publisher.pc.getSenders() if s.track is track)
-            hook_keyframe_requests(sender, track)
+            hook_keyframe_requests(sender_of(publisher.pc, track), track)
             for i in range(args.subscribers):
                 client = Client(
                     server.url, ROOM, name=f"sub{i}", ice_addresses=[HOST], decode=False

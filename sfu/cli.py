@@ -4,8 +4,8 @@ loadtest.run; `aiosfu record`: see sfu.record.cli.
 Every flag has an environment variable of the same meaning (flags win): HOST, PORT,
 ICE_ADDRESSES (comma-separated), ICE_PORT_RANGE, ICE_ANNOUNCED_ADDRESS, ICE_MODE, STUN_URLS,
 TURN_URLS, TURN_SECRET, TURN_TTL, TURN_USERNAME, TURN_PASSWORD, ALLOWED_ORIGINS, MAX_BITRATE,
-LOG_LEVEL, the limits of signaling.limits (LIMIT_SETTINGS below), ALLOWED_HOSTS, TRUSTED_PROXIES,
-TLS_CERT, TLS_KEY (README, "Configuration").
+RESUME_GRACE, LOG_LEVEL, the limits of signaling.limits (LIMIT_SETTINGS below), ALLOWED_HOSTS,
+TRUSTED_PROXIES, TLS_CERT, TLS_KEY (README, "Configuration").
 A setting that cannot work stops the start with one line on stderr and exit status 2.
 """
 
@@ -134,6 +134,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="PEM certificate (chain): serve https:// and wss:// directly (README, TLS)",
     )
     serve.add_argument("--tls-key", default=env.get("TLS_KEY"), help="its PEM private key")
+    serve.add_argument(
+        "--resume-grace",
+        type=float,
+        default=float(env.get("RESUME_GRACE", "30")),
+        help="seconds a participant whose socket dropped is kept for its client to resume it",
+    )
     serve.add_argument("--log-level", default=env.get("LOG_LEVEL", "INFO"))
     _add_limit_args(serve)
     serve.add_argument(
@@ -277,6 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         auth_secret=args.auth_secret or None,
         tls_cert=args.tls_cert or None,
         tls_key=args.tls_key or None,
+        resume_grace=args.resume_grace,
     )
     try:
         import uvloop

@@ -20,16 +20,26 @@ Each RemoteTrack says which codec it arrives in (`codec`) and carries a SenderCl
 sfu.senderclock), fed by the sender reports the server forwards: `clock.capture_time(pts)` is
 when a frame was captured by its publisher's clock, the same clock for all of its tracks (what
 a recorder aligns audio and video with). `role="recorder"` tells the others what this client
-is (`roles` holds everyone's). `disconnected` is set, with `disconnect_reason`, when the
-session ends without `close()`: the signaling socket closed, or the media connection failed or
-was refused. The client does not reconnect by itself (yet): a bot that must go on makes a new
-Client (sfu.record does).
+is (`roles` holds everyone's).
 
 ICE servers and mode come from `welcome` (`ice_servers=` overrides the servers; in turn-only
 mode an override with no TURN server keeps the welcome's, since relay-only needs a relay).
 Fresh TURN credentials (`ice_servers` messages) are kept for the next gathering. A relay-only
-client whose TURN allocation fails is `disconnected` at once, with a reason naming TURN, where
+client whose TURN allocation fails ends `failed` at once, with a reason naming TURN, where
 aiortc alone would stay `new` for ever (sfu.rtc.ice.turn_failure); it leaves the room.
+
+Recovery (the same state machine as the browser library, web/sfu-client.js):
+`connecting -> connected -> reconnecting -> connected | failed` (and `closed` after close()),
+each transition a StateChange given to the `on_state` callbacks. When the WebSocket goes, the
+client connects again with exponential backoff and jitter (sfu.backoff) and sends `join` with
+its `resume_token`: the server gives the same session back (same peer_id, the peer connection
+and its tracks untouched, media flowing all along if the path works). If the server no longer
+knows the session (`resume_failed`: it restarted, or the grace period passed), the client joins
+afresh, on a new peer connection, and publishes its tracks again: remote tracks of the old
+connection end and the new ones arrive through `tracks()` as usual. Once `reconnect_attempts`
+attempts have failed, the client ends `failed` with the reason; `tracks()` then ends and
+`publish()` raises, as after `close()`. `disconnected` (an asyncio.Event, with
+`disconnect_reason`) is set when the client ends `failed`: the session is over without close().
 """
 
 from __future__ import annotations
@@ -37,9 +47,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import ssl
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import partial
 from types import TracebackType
 from typing import Any, cast, get_args
@@ -49,6 +61,7 @@ from aiortc import (
     MediaStreamTrack,
     RTCPeerConnection,
     RTCRtpReceiver,
+    RTCRtpSender,
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
@@ -59,9 +72,11 @@ from signaling import protocol as proto
 from signaling.backend import IceServer
 from signaling.log import bind
 
+from .backoff import Backoff
 from .peerconfig import rtc_configuration
 from .rtc import fastpath
 from .rtc import receiver as rtc_receiver
+from .rtc import sender as rtc_sender
 from .rtc import simulcast as rtc_simulcast
 from .rtc.ice import harden_stun, set_ice_addresses, turn_failure
 from .rtc.iceservers import set_ice_servers
@@ -73,6 +88,23 @@ from .simulcast_source import SimulcastTrack
 
 logger = logging.getLogger(__name__)
 
+# After a `rate_limited` error, negotiation messages may have been dropped: send what is still
+# unanswered again once the server's bucket has had time to refill.
+RATE_LIMIT_RESYNC = 1.0  # seconds
+# Error codes after which the server closes the socket on purpose: recovering would undo what
+# it decided (an operator removed us, our identity joined elsewhere, our token is no good).
+TERMINAL = frozenset(
+    {
+        "replaced",
+        "removed",
+        "room_closed",
+        "token_required",
+        "token_invalid",
+        "token_expired",
+        "token_not_yet_valid",
+        "token_wrong_room",
+    }
+)
 # Error codes that refuse an offer: what it published is not, and publish() says so.
 OFFER_REFUSALS = frozenset(
     {"bad_sdp", "media_failed", "too_large", "too_many_tracks", "publish_not_allowed"}
@@ -80,7 +112,8 @@ OFFER_REFUSALS = frozenset(
 
 
 class ConnectionFailed(ConnectionError):
-    """The media connection cannot be made (a TURN allocation failed, say); see the message."""
+    """The client ended `failed` (see the message): the server is gone for good, or the media
+    connection cannot be made (a TURN allocation failed, say)."""
 
 
 class ClientError(Exception):
@@ -90,6 +123,21 @@ class ClientError(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+class ClientState(StrEnum):
+    CONNECTING = "connecting"  # the first join, until media flows (or there is none to flow)
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"  # the socket (or the media path) was lost; getting it back
+    FAILED = "failed"  # gave up: see the reason
+    CLOSED = "closed"  # close() was called
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    state: ClientState
+    previous: ClientState
+    reason: str | None  # why, in words, for reconnecting and failed
 
 
 @dataclass(eq=False)
@@ -139,6 +187,10 @@ class Client:
         decode: bool = True,
         role: proto.Role = "participant",
         ssl_context: ssl.SSLContext | None = None,
+        reconnect: bool = True,
+        reconnect_attempts: int = 10,
+        backoff: Backoff | None = None,
+        heartbeat: float = 10.0,
     ) -> None:
         self.url = url
         # For wss:// with a certificate the system does not trust (a LAN's self-signed one).
@@ -148,6 +200,10 @@ class Client:
         self.token = token
         self.decode = decode
         self.role: proto.Role = role
+        self.reconnect = reconnect
+        self.reconnect_attempts = reconnect_attempts
+        self.backoff = backoff or Backoff()
+        self.heartbeat = heartbeat
         self.peer_id: str | None = None
         self.welcome: proto.Welcome | None = None
         self.participants: dict[str, str | None] = {}
@@ -158,6 +214,8 @@ class Client:
         self.published_layers: dict[str, list[str]] = {}
         self.errors: list[ClientError] = []
         self.pc: RTCPeerConnection | None = None
+        self.state = ClientState.CONNECTING
+        self.state_reason: str | None = None
         self.log = bind(logger, room=room, client=name or "-")
         self._ice_servers = None if ice_servers is None else list(ice_servers)
         harden_stun()
@@ -167,14 +225,16 @@ class Client:
         self._session: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._recovery: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._offer: _Offer | None = None
         self._to_publish: list[MediaStreamTrack] = []
-        self._published: set[MediaStreamTrack] = set()
+        self._published: list[MediaStreamTrack] = []
         self._publish_waiters: list[tuple[set[MediaStreamTrack], asyncio.Future[None]]] = []
-        self._welcome = asyncio.get_running_loop().create_future()
-        self._track_queue: asyncio.Queue[RemoteTrack] = asyncio.Queue()
+        self._welcome: asyncio.Future[proto.Welcome] = asyncio.get_running_loop().create_future()
+        self._track_queue: asyncio.Queue[RemoteTrack | None] = asyncio.Queue()
         self._track_callbacks: list[Callable[[RemoteTrack], None]] = []
+        self._state_callbacks: list[Callable[[StateChange], None]] = []
         self._pongs: dict[int, asyncio.Future[None]] = {}
         self._layers: dict[str, str] = {}  # msid track id -> the layer the server last said
         # Every track the others publish, by msid track id, as the server last said it
@@ -186,27 +246,34 @@ class Client:
         self.speakers_changed = asyncio.Event()
         self._ping_id = 0
         self._closed = False
+        self._last_answer: str | None = None  # our latest answer, until the next server offer
+        self._rejoining = False  # a fresh join sent on this socket, its welcome still to come
+        self._fresh_attempts = 0  # fresh joins since the client was last connected
+        self._resync: asyncio.TimerHandle | None = None
         self.negotiations = 0
         self.rollbacks = 0
+        self.reconnects = 0  # sockets opened again after a loss
+        self.resumes = 0  # ...that got the same session back
+        self.rejoins = 0  # ...that had to join afresh (new peer_id, new peer connection)
         # When the media connection first came up (loop time), for join-time measurements.
         self.connected_at: float | None = None
         self.connected = asyncio.Event()
-        self.disconnected = asyncio.Event()
+        self.disconnected = asyncio.Event()  # set when the client ends `failed`
         self.disconnect_reason: str | None = None
         self.ice_mode = "all"  # from welcome
 
     # --- lifecycle ------------------------------------------------------------------------
 
     async def connect(self, timeout: float = 10.0) -> proto.Welcome:
-        self._session = aiohttp.ClientSession()
-        self._ws = await self._session.ws_connect(
-            self.url, heartbeat=20.0, ssl=self.ssl_context or True
-        )
-        self._reader = asyncio.ensure_future(self._read())
-        await self._send(
-            proto.Join(room=self.room, name=self.name, token=self.token, role=self.role)
-        )
-        welcome: proto.Welcome = await asyncio.wait_for(asyncio.shield(self._welcome), timeout)
+        """Join the room; raises (state `failed`) if that first attempt fails. Losses after
+        this are recovered by the client itself (see the module doc)."""
+        try:
+            await self._open_socket(timeout)
+            await self._send(self._join_message())
+            welcome = await asyncio.wait_for(asyncio.shield(self._welcome), timeout)
+        except BaseException as exc:
+            await self._fail(f"could not join: {exc or type(exc).__name__}")
+            raise
         return welcome
 
     async def close(self) -> None:
@@ -216,20 +283,8 @@ class Client:
         if self._ws is not None and not self._ws.closed:
             with contextlib.suppress(Exception):
                 await self._send(proto.Leave())
-            await self._ws.close()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-        if self._session is not None:
-            await self._session.close()
-        if self.pc is not None:
-            await self.pc.close()
-        for remote in self.remote_tracks.values():
-            remote.ended.set()
-        for _, waiter in self._publish_waiters:
-            if not waiter.done():
-                waiter.set_exception(ConnectionError("client closed"))
+        await self._release("client closed")
+        self._set_state(ClientState.CLOSED)
 
     async def __aenter__(self) -> Client:
         await self.connect()
@@ -259,8 +314,10 @@ class Client:
         `muted` (see mute()). A `SimulcastTrack` (sfu.simulcast_source) is published as
         simulcast layers.
         """
-        if self.disconnected.is_set():
-            raise ConnectionFailed(self.disconnect_reason or "disconnected")
+        if self.state == ClientState.FAILED:
+            raise ConnectionFailed(self.state_reason or "failed")
+        if self.state == ClientState.CLOSED:
+            raise ConnectionError("client closed")
         if source not in ("camera", "screen"):
             raise ValueError(f"source must be 'camera' or 'screen', not {source!r}")
         for track in tracks:
@@ -273,16 +330,55 @@ class Client:
         await self._offer_publications()
         await asyncio.wait_for(waiter, timeout)
 
+    def sender(self, track: MediaStreamTrack) -> RTCRtpSender | None:
+        """The sender that carries a published track on the current connection."""
+        if self.pc is None:
+            return None
+        for sender in self.pc.getSenders():
+            if sender.track is track:
+                return sender
+        return None
+
     def on_track(self, callback: Callable[[RemoteTrack], None]) -> None:
         self._track_callbacks.append(callback)
 
+    def on_state(self, callback: Callable[[StateChange], None]) -> None:
+        """Call `callback` with each state transition (a bot follows recovery this way)."""
+        self._state_callbacks.append(callback)
+
+    async def wait_state(self, *states: ClientState, timeout: float = 30.0) -> ClientState:
+        """Until the client is in one of `states` (returns it at once if it already is)."""
+        if self.state in states:
+            return self.state
+        loop = asyncio.get_running_loop()
+        reached: asyncio.Future[ClientState] = loop.create_future()
+
+        def check(change: StateChange) -> None:
+            if change.state in states and not reached.done():
+                reached.set_result(change.state)
+
+        self._state_callbacks.append(check)
+        try:
+            return await asyncio.wait_for(reached, timeout)
+        finally:
+            self._state_callbacks.remove(check)
+
     async def tracks(self) -> AsyncIterator[RemoteTrack]:
-        """Remote tracks as they arrive (each one once), for as long as the client is open."""
-        while not self._closed:
-            yield await self._track_queue.get()
+        """Remote tracks as they arrive (each one once), until the client is closed or fails;
+        across reconnects (a fresh rejoin brings every track again, as new ones)."""
+        while True:
+            remote = await self._track_queue.get()
+            if remote is None:
+                self._track_queue.put_nowait(None)  # for any other reader
+                return
+            yield remote
 
     async def next_track(self, timeout: float = 10.0) -> RemoteTrack:
-        return await asyncio.wait_for(self._track_queue.get(), timeout)
+        remote = await asyncio.wait_for(self._track_queue.get(), timeout)
+        if remote is None:
+            self._track_queue.put_nowait(None)
+            raise ConnectionError(f"client {self.state}: {self.state_reason}")
+        return remote
 
     async def request_keyframe(self, remote: RemoteTrack) -> bool:
         """Ask the track's publisher (through the server) for a keyframe, e.g. to start a new
@@ -341,16 +437,105 @@ class Client:
         else:
             await self._ws.send_str(data)
 
-    # --- signaling ---------------------------------------------------------------------------
+    # --- state ------------------------------------------------------------------------------
 
-    async def _send(self, msg: proto.Msg) -> None:
-        assert self._ws is not None, "not connected"
-        await self._ws.send_str(proto.encode(msg).decode())
+    def _set_state(self, state: ClientState, reason: str | None = None) -> None:
+        if state == self.state and reason == self.state_reason:
+            return
+        change = StateChange(state, self.state, reason)
+        self.log.info("%s -> %s%s", self.state, state, f" ({reason})" if reason else "")
+        self.state, self.state_reason = state, reason
+        for callback in list(self._state_callbacks):
+            try:
+                callback(change)
+            except Exception:
+                self.log.exception("a state callback failed")
 
-    async def _read(self) -> None:
-        assert self._ws is not None
+    async def _fail(self, reason: str) -> None:
+        """Give up: release everything; tracks() ends and publish() raises."""
+        if self.state in (ClientState.FAILED, ClientState.CLOSED):
+            return
+        self.disconnect_reason = reason
+        self.disconnected.set()
+        self._set_state(ClientState.FAILED, reason)
+        if self._ws is not None and not self._ws.closed:
+            # Out of the room, so that the others do not wait for media that cannot come.
+            await self._send(proto.Leave())
+        await self._release(reason)
+
+    async def _release(self, reason: str) -> None:
+        if self._resync is not None:
+            self._resync.cancel()
+            self._resync = None
+        recovery, self._recovery = self._recovery, None
+        if recovery is not None and recovery is not asyncio.current_task():
+            recovery.cancel()
+            # A timeout inside it may turn our cancellation into a TimeoutError.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await recovery
+        await self._drop_socket()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        if self.pc is not None:
+            await self.pc.close()
+        self._end_remote_tracks(self.pc)
+        for track in {*self._published, *self._to_publish}:
+            track.stop()  # as aiortc's own close() would have
+        self._track_queue.put_nowait(None)
+        if not self._welcome.done():
+            self._welcome.set_exception(ConnectionError(reason))
+            self._welcome.exception()  # retrieved: connect() may not be waiting for it
+        for _, waiter in self._publish_waiters:
+            if not waiter.done():
+                waiter.set_exception(ConnectionFailed(reason))
+        self._publish_waiters.clear()
+
+    # --- the socket ----------------------------------------------------------------------------
+
+    async def _open_socket(self, timeout: float) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        ws = await asyncio.wait_for(
+            self._session.ws_connect(
+                self.url, heartbeat=self.heartbeat or None, ssl=self.ssl_context or True
+            ),
+            timeout,
+        )
+        self._ws = ws
+        self._reader = asyncio.ensure_future(self._read(ws))
+
+    async def _drop_socket(self) -> None:
+        ws, self._ws = self._ws, None
+        reader, self._reader = self._reader, None
+        if ws is not None:
+            await ws.close()
+        if reader is not None and reader is not asyncio.current_task():
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+    def _join_message(self, resume: str | None = None) -> proto.Join:
+        return proto.Join(
+            room=self.room, name=self.name, token=self.token, role=self.role, resume=resume
+        )
+
+    async def _send(self, msg: proto.Msg) -> bool:
+        """Send now; False when there is no socket (what matters is sent again after resume)."""
+        ws = self._ws
+        if ws is None or ws.closed:
+            self.log.debug("%s not sent: no socket", type(msg).__name__)
+            return False
         try:
-            async for frame in self._ws:
+            await ws.send_str(proto.encode(msg).decode())
+        except (ConnectionError, RuntimeError) as exc:
+            self.log.debug("%s not sent: %s", type(msg).__name__, exc)
+            return False
+        return True
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        try:
+            async for frame in ws:
                 if frame.type != aiohttp.WSMsgType.TEXT:
                     continue
                 try:
@@ -366,24 +551,72 @@ class Client:
                     else:
                         self.log.exception("failed to handle %s", type(msg).__name__)
         finally:
-            if not self._welcome.done():
-                self._welcome.set_exception(ConnectionError("signaling socket closed"))
-            self._lost("signaling socket closed")
+            if ws is self._ws and not self._closed:
+                # Not ours to close: the server went (a reset, a kill, a 1009...). Said so and
+                # recovered from, never silently.
+                why = ws.close_code if ws.close_code is not None else ws.exception()
+                self._socket_lost(f"signaling socket closed ({why})")
 
-    def _lost(self, reason: str) -> None:
-        if self._closed or self.disconnected.is_set():
+    def _socket_lost(self, reason: str) -> None:
+        if self._recovery is not None or self.state in (ClientState.FAILED, ClientState.CLOSED):
             return
-        self.log.warning("session lost: %s", reason)
-        self.disconnect_reason = reason
-        self.disconnected.set()
+        self.log.warning("%s", reason)
+        self._rejoining = False
+        if not self.reconnect or self.welcome is None:
+            self._recovery = asyncio.ensure_future(self._fail(reason))
+            return
+        self._recovery = asyncio.ensure_future(self._reconnect(reason))
+
+    async def _reconnect(self, reason: str) -> None:
+        """Open a socket again and resume the session (or join afresh), with backoff."""
+        self._set_state(ClientState.RECONNECTING, reason)
+        started = asyncio.get_running_loop().time()
+        last = reason
+        try:
+            for attempt in range(1, self.reconnect_attempts + 1):
+                await self._drop_socket()
+                await asyncio.sleep(self.backoff.delay(attempt, random.random()))
+                try:
+                    await self._rejoin()
+                except (
+                    OSError,
+                    aiohttp.ClientError,
+                    TimeoutError,
+                    ConnectionError,
+                    ClientError,
+                ) as exc:
+                    last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                    self.log.info("reconnect attempt %d failed: %s", attempt, last)
+                    continue
+                elapsed = asyncio.get_running_loop().time() - started
+                how = "resumed" if self.welcome and self.welcome.resumed else "joined afresh"
+                self.log.info("reconnected after %.2fs (%s, attempt %d)", elapsed, how, attempt)
+                self._recovery = None
+                self._maybe_connected()
+                return
+        except asyncio.CancelledError:
+            raise
+        self._recovery = None
+        await self._fail(f"{reason}; gave up after {self.reconnect_attempts} attempts ({last})")
+
+    async def _rejoin(self, timeout: float = 5.0) -> None:
+        self.reconnects += 1
+        self._welcome = asyncio.get_running_loop().create_future()
+        await self._open_socket(timeout)
+        token = self.welcome.resume_token if self.welcome is not None else None
+        if not await self._send(self._join_message(resume=token)):
+            raise ConnectionError("socket closed before join")
+        await asyncio.wait_for(asyncio.shield(self._welcome), timeout)
+
+    # --- server messages -------------------------------------------------------------------------
 
     async def _handle(self, msg: proto.ServerMessage) -> None:
-        if self.disconnected.is_set() and isinstance(
+        if self.state == ClientState.FAILED and isinstance(
             msg, proto.ServerOffer | proto.ServerAnswer | proto.Candidate
         ):
             return  # left the room: nothing to negotiate
         if isinstance(msg, proto.Welcome):
-            self._on_welcome(msg)
+            await self._on_welcome(msg)
         elif isinstance(msg, proto.ServerOffer):
             await self._on_server_offer(msg.sdp)
         elif isinstance(msg, proto.ServerAnswer):
@@ -397,7 +630,7 @@ class Client:
             self.participants.pop(msg.peer_id, None)
             self.roles.pop(msg.peer_id, None)
         elif isinstance(msg, proto.Error):
-            self._on_error(ClientError(str(msg.code), msg.message))
+            await self._on_error(ClientError(str(msg.code), msg.message))
         elif isinstance(msg, proto.IceServers):
             self._on_ice_servers(msg)
         elif isinstance(msg, proto.LayerChanged):
@@ -418,18 +651,36 @@ class Client:
         ):
             future.set_result(None)
 
-    def _on_welcome(self, msg: proto.Welcome) -> None:
+    async def _on_welcome(self, msg: proto.Welcome) -> None:
+        resumed = msg.resumed and self.pc is not None and msg.peer_id == self.peer_id
+        self._rejoining = False
         self.welcome = msg
-        self.peer_id = msg.peer_id
-        self.log = bind(logger, room=self.room, peer=msg.peer_id)
         self.participants = {p.peer_id: p.name for p in msg.participants}
         self.roles = {p.peer_id: p.role for p in msg.participants}
         self.ice_mode = msg.ice_mode
-        self.pc = RTCPeerConnection(rtc_configuration(self._servers(msg.ice_servers), msg.ice_mode))
-        self.pc.on("track", self._on_pc_track)
-        self.pc.on("connectionstatechange", self._on_connection_state)
+        if resumed:
+            self.resumes += 1
+            self.log.info("session resumed")
+            await self._resync_negotiation()
+        else:
+            if self.pc is not None:
+                self.rejoins += 1
+                self.log.info("joined afresh as %s (was %s)", msg.peer_id, self.peer_id)
+                await self._rebuild()
+            self.peer_id = msg.peer_id
+            self.log = bind(logger, room=self.room, peer=msg.peer_id)
+            self._new_peer_connection(msg)
         if not self._welcome.done():
             self._welcome.set_result(msg)
+        if not resumed and self._to_publish:
+            await self._offer_publications()
+        self._maybe_connected()
+
+    def _new_peer_connection(self, msg: proto.Welcome) -> None:
+        servers = self._servers(msg.ice_servers)
+        pc = self.pc = RTCPeerConnection(rtc_configuration(servers, msg.ice_mode))
+        pc.on("track", lambda track: self._on_pc_track(pc, track))
+        pc.on("connectionstatechange", lambda: self._on_connection_state(pc))
 
     def _servers(self, offered: Sequence[proto.IceServerInfo]) -> list[IceServer]:
         servers = [
@@ -444,7 +695,8 @@ class Client:
         return override
 
     def _on_ice_servers(self, msg: proto.IceServers) -> None:
-        """Fresh TURN credentials: for the next gathering (a restart), not the running one."""
+        """Fresh TURN credentials: for the next gathering (an ICE restart, or the peer
+        connection of a fresh rejoin), not the running one."""
         if self.pc is not None and self.welcome is not None:
             set_ice_servers(
                 self.pc, rtc_configuration(self._servers(msg.ice_servers), self.ice_mode)
@@ -455,22 +707,36 @@ class Client:
         """After gathering: relay-only with no relay candidate fails now, naming TURN."""
         if self.pc is None or (reason := turn_failure(self.pc)) is None:
             return False
-        await self._fail(f"TURN relay unavailable: {reason}")
+        self._recovery = asyncio.ensure_future(self._fail(f"TURN relay unavailable: {reason}"))
         return True
 
-    async def _fail(self, reason: str) -> None:
-        """The media connection cannot be made: leave the room, and say why (`disconnected`)."""
-        if self._closed or self.disconnected.is_set():
+    async def _rebuild(self) -> None:
+        """Our session is gone (a new peer_id): a new peer connection, our tracks published
+        again on it; what the old one received has ended."""
+        async with self._lock:
+            old, self.pc = self.pc, None
+            pending = self._offer.tracks if self._offer is not None else []
+            self._offer = None
+            self._last_answer = None
+            self._to_publish = [*self._published, *pending, *self._to_publish]
+            self._published = []
+            self._end_remote_tracks(old)
+            self.remote_tracks.clear()
+            if old is not None:
+                await old.close()
+
+    def _maybe_connected(self) -> None:
+        if self.state not in (ClientState.CONNECTING, ClientState.RECONNECTING):
             return
-        for _, waiter in self._publish_waiters:
-            if not waiter.done():
-                waiter.set_exception(ConnectionFailed(reason))
-        # Out of the room, so that the others do not wait for media that cannot come; the
-        # socket stays open until close().
-        if self._ws is not None and not self._ws.closed:
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await self._send(proto.Leave())
-        self._lost(reason)
+        if self._recovery is not None or self.welcome is None:
+            return
+        pc = self.pc
+        if pc is None:
+            return
+        nothing_yet = not pc.getTransceivers() and not self._to_publish
+        if pc.connectionState == "connected" or nothing_yet:
+            self._fresh_attempts = 0
+            self._set_state(ClientState.CONNECTED)
 
     def _on_layer(self, msg: proto.LayerChanged) -> None:
         now = asyncio.get_running_loop().time()
@@ -487,27 +753,100 @@ class Client:
             if remote.track_id == msg.track and remote.peer_id == msg.peer_id:
                 remote.source, remote.muted = msg.source, msg.muted
 
-    def _on_connection_state(self) -> None:
-        assert self.pc is not None
-        state = self.pc.connectionState
+    def _on_connection_state(self, pc: RTCPeerConnection) -> None:
+        if pc is not self.pc:
+            return
+        state = pc.connectionState
         self.log.debug("connection %s", state)
-        if state == "connected" and self.connected_at is None:
-            self.connected_at = asyncio.get_running_loop().time()
-            self.connected.set()
+        if state == "connected":
+            if self.connected_at is None:
+                self.connected_at = asyncio.get_running_loop().time()
+                self.connected.set()
+            self._maybe_connected()
         elif state in ("failed", "closed"):
-            self._lost(f"media connection {state}")
+            self._start_over(f"media connection {state}", leave=True)
 
-    def _on_error(self, error: ClientError) -> None:
+    def _start_over(self, reason: str, *, leave: bool) -> None:
+        """Our media session is gone (`leave`: the server may not know yet): a fresh one on this
+        socket (a new peer_id, a new peer connection, our tracks published again), after a
+        backoff, within the same attempt budget as reconnects; or `failed` without recovery.
+        Once per loss: the server's `media_failed` and our own connection's end come together."""
+        if self._closed or self._rejoining or self._recovery is not None:
+            return
+        if self.state in (ClientState.FAILED, ClientState.CLOSED):
+            return
+        self._fresh_attempts += 1
+        if not self.reconnect or self._ws is None or self._ws.closed:
+            self._recovery = asyncio.ensure_future(self._fail(reason))
+            return
+        if self._fresh_attempts > self.reconnect_attempts:
+            attempts = self.reconnect_attempts
+            self._recovery = asyncio.ensure_future(
+                self._fail(f"{reason}; gave up after {attempts} fresh joins")
+            )
+            return
+        self._rejoining = True
+        self._set_state(ClientState.RECONNECTING, reason)
+        self._welcome = asyncio.get_running_loop().create_future()
+        task = asyncio.ensure_future(self._join_afresh(leave))
+        task.add_done_callback(_log_failure)
+
+    async def _join_afresh(self, leave: bool) -> None:
+        if leave:
+            await self._send(proto.Leave())
+        await asyncio.sleep(self.backoff.delay(self._fresh_attempts, random.random()))
+        if self._rejoining and not self._closed:
+            await self._send(self._join_message())
+
+    async def _on_error(self, error: ClientError) -> None:
         self.log.info("server error %s", error)
         self.errors.append(error)
+        if error.code == "resume_failed" and not self._welcome.done():
+            # The server no longer knows our session: join afresh on this socket.
+            await self._send(self._join_message())
+            return
         if not self._welcome.done():  # the join was refused: connect() says why
             self._welcome.set_exception(error)
-        if error.code in OFFER_REFUSALS:
+        if error.code in TERMINAL and self._recovery is None:
+            self._recovery = asyncio.ensure_future(self._fail(str(error)))
+            return
+        if error.code == "rate_limited":
+            # Whatever we sent meanwhile may have been dropped: negotiation would wait for ever.
+            if self._resync is None:
+                loop = asyncio.get_running_loop()
+                self._resync = loop.call_later(RATE_LIMIT_RESYNC, self._resync_after_rate_limit)
+            return
+        # A media failure ends the session, not the publication: with recovery on, the next
+        # session publishes the same tracks, and publish() returns then.
+        recovering = error.code == "media_failed" and self.reconnect
+        if error.code in OFFER_REFUSALS and not recovering:
             for _, waiter in self._publish_waiters:
                 if not waiter.done():
                     waiter.set_exception(error)
-        if error.code == "media_failed":  # the server took us out of the room
-            self._lost(str(error))
+        if error.code == "media_failed":
+            # The server took us out of the room: join again on this socket, as a new session.
+            self._start_over(f"media failed: {error.message}", leave=False)
+
+    def _resync_after_rate_limit(self) -> None:
+        self._resync = None
+        task = asyncio.ensure_future(self._resync_negotiation(answer_too=True))
+        task.add_done_callback(_log_failure)
+
+    async def _resync_negotiation(self, *, answer_too: bool = False) -> None:
+        """Send again what the server may never have got: our pending offer (after a resume or
+        a rate limit) or, after a rate limit, our latest answer; each with end-of-candidates."""
+        async with self._lock:
+            pc = self.pc
+            if pc is None:
+                return
+            if pc.signalingState == "have-local-offer" and pc.localDescription is not None:
+                self.log.info("sending our pending offer again")
+                await self._send(proto.Offer(sdp=self._describe(pc.localDescription.sdp)))
+                await self._send(proto.Candidate(candidate=None))
+            elif answer_too and pc.signalingState == "stable" and self._last_answer is not None:
+                self.log.info("sending our latest answer again")
+                await self._send(proto.Answer(sdp=self._last_answer))
+                await self._send(proto.Candidate(candidate=None))
 
     # --- negotiation --------------------------------------------------------------------------
 
@@ -516,7 +855,7 @@ class Client:
             pc = self.pc
             if pc is None or pc.signalingState != "stable" or not self._to_publish:
                 return  # the exchange in progress ends by calling us again
-            if self.disconnected.is_set():
+            if self.state == ClientState.FAILED:
                 return
             tracks, self._to_publish = self._to_publish, []
             role_was_set = ice_role_set(pc)
@@ -524,6 +863,9 @@ class Client:
             for transceiver, track in zip(added, tracks, strict=True):
                 if isinstance(track, SimulcastTrack):
                     track.attach(transceiver)
+                # A fresh rejoin publishes the same tracks on a new connection: the old one
+                # must not stop them as it goes.
+                rtc_sender.keep_track(transceiver.sender)
             self._offer = _Offer(added, tracks, role_was_set)
             await pc.setLocalDescription(await create_offer(pc))
             if await self._relay_failed():
@@ -548,7 +890,8 @@ class Client:
             await pc.setLocalDescription(await pc.createAnswer())
             if await self._relay_failed():
                 return
-            await self._send(proto.Answer(sdp=self._describe(pc.localDescription.sdp)))
+            self._last_answer = self._describe(pc.localDescription.sdp)
+            await self._send(proto.Answer(sdp=self._last_answer))
             await self._send(proto.Candidate(candidate=None))
             self.negotiations += 1
             for receiver in self._update_remote_tracks():
@@ -576,13 +919,15 @@ class Client:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
             self.negotiations += 1
             if self._offer is not None:
-                self._published.update(self._offer.tracks)
+                self._published.extend(self._offer.tracks)
                 self._offer = None
+            published = set(self._published)
             for tracks, waiter in self._publish_waiters:
-                if not waiter.done() and tracks <= self._published:
+                if not waiter.done() and tracks <= published:
                     waiter.set_result(None)
             self._publish_waiters = [(t, w) for t, w in self._publish_waiters if not w.done()]
         await self._offer_publications()
+        self._maybe_connected()
 
     async def _on_candidate(self, candidate: proto.IceCandidate | None) -> None:
         # The server (aiortc) puts all its candidates in its SDP; only end-of-candidates comes
@@ -603,11 +948,17 @@ class Client:
 
     # --- remote tracks ---------------------------------------------------------------------------
 
-    def _on_pc_track(self, track: MediaStreamTrack) -> None:
-        assert self.pc is not None
-        transceiver = next(t for t in self.pc.getTransceivers() if t.receiver.track is track)
+    def _on_pc_track(self, pc: RTCPeerConnection, track: MediaStreamTrack) -> None:
+        transceiver = next(t for t in pc.getTransceivers() if t.receiver.track is track)
         if not self.decode:
             rtc_receiver.capture_encoded_frames(transceiver.receiver)
+
+    def _end_remote_tracks(self, pc: RTCPeerConnection | None) -> None:
+        for remote in self.remote_tracks.values():
+            remote.ended.set()
+        if pc is not None:
+            for transceiver in pc.getTransceivers():
+                rtc_receiver.end_track(transceiver.receiver)
 
     def _update_remote_tracks(self) -> list[RTCRtpReceiver]:
         """After applying a server offer: announce new forwarded tracks, end removed ones.
@@ -683,3 +1034,8 @@ def _source(source: str, kind: str) -> proto.Source:
 
 def _is_turn(server: IceServer) -> bool:
     return any(url.startswith("turn") for url in server.urls)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        logger.error("client task failed", exc_info=exc)

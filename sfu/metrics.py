@@ -103,21 +103,29 @@ class MediaTotals:
         """Count a join, and the ICE outcome of its connection."""
         self.joined += 1
         pc = participant.pc
-        done = False
+        completed = failed = False
 
         def on_ice_state() -> None:
-            nonlocal done
-            state = pc.iceConnectionState
-            if done or state not in ("completed", "failed"):
+            nonlocal completed
+            if completed or pc.iceConnectionState != "completed":
                 return
-            done = True
-            if state == "failed":
-                self.ice_failures += 1
-                return
+            completed = True
             types = selected_pair_types(pc)
             self.ice_completed[types if types is not None else ("unknown", "unknown")] += 1
 
+        def on_state() -> None:
+            # A consent expiry closes the connection rather than failing it: both count, unless
+            # the participant was closing it itself.
+            nonlocal failed
+            ended = pc.iceConnectionState == "failed" or pc.connectionState in ("failed", "closed")
+            if failed or not ended or participant.closed:
+                return
+            failed = True
+            self.ice_failures += 1
+
         pc.on("iceconnectionstatechange", on_ice_state)
+        pc.on("iceconnectionstatechange", on_state)
+        pc.on("connectionstatechange", on_state)
 
     def retire(self, objects: Iterable[MediaObject]) -> None:
         """These publications/subscriptions left the room tree (Room calls this)."""

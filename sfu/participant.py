@@ -243,6 +243,20 @@ class Participant:
         if pub.set_muted(muted):
             self.room.announce(pub)
 
+    async def resumed(self) -> None:
+        # The tracks' states (source, muted) may have changed while the client was away.
+        for pub in self.room.publications():
+            if pub.publisher_id != self.id:
+                self.tell(pub.state())
+        async with self._lock:
+            if self.closed or self.pc.signalingState != "have-local-offer":
+                return
+            # Our offer may have gone down with the old socket: the same one again. Should the
+            # client have answered it already, it answers this repeat too, which changes nothing.
+            self.log.info("resumed with our offer pending: sending it again")
+            self.signals.send_offer(self.pc.localDescription.sdp)
+            self.signals.send_candidate(None)
+
     async def close(self) -> None:
         if self.closed:
             return
@@ -500,5 +514,12 @@ class Participant:
     def _on_connection_state(self) -> None:
         state = self.pc.connectionState
         self.log.info("connection %s", state)
-        if state == "failed" and not self.closed:
+        if self.closed:
+            return
+        # aioice ends a connection whose consent expired (~30 s without answers) by closing it,
+        # and aiortc then closes the whole peer connection: `closed`, never `failed`. Either way
+        # the participant has no media left.
+        if state == "failed":
             self.signals.media_failed("the media connection failed (ICE or DTLS)")
+        elif state == "closed":
+            self.signals.media_failed("the media connection closed (ICE consent expired)")

@@ -10,6 +10,8 @@ from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from signaling.backend import IceServer
 from signaling.protocol import ICE_MODES
 
+from .rtc import consent
+
 
 def rtc_configuration(ice_servers: Sequence[IceServer], ice_mode: str = "all") -> RTCConfiguration:
     """Explicit ICE servers always: aiortc falls back to Google's STUN server when given none.
@@ -19,6 +21,7 @@ def rtc_configuration(ice_servers: Sequence[IceServer], ice_mode: str = "all") -
     """
     if ice_mode not in ICE_MODES:
         raise ValueError(f"ICE mode must be one of {', '.join(ICE_MODES)}, not {ice_mode!r}")
+    consent.install()
     servers = [
         RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
         for s in ice_servers

@@ -24,6 +24,7 @@ from .web import add_routes as add_page_routes
 logger = logging.getLogger(__name__)
 
 BACKEND = web.AppKey("backend", SfuBackend)
+HUB = web.AppKey("hub", Hub)
 
 
 @dataclass(slots=True)
@@ -47,6 +48,7 @@ class ServerConfig:
     # TLS_KEY), for a LAN where a phone's browser gives its camera only to a secure page.
     tls_cert: str | None = None
     tls_key: str | None = None
+    resume_grace: float = 30.0
 
     def hosts(self) -> tuple[str, ...]:
         if self.allowed_hosts:
@@ -74,6 +76,7 @@ def build_app(config: ServerConfig) -> web.Application:
             allowed_hosts=config.hosts(),
             trusted_proxies=tuple(config.trusted_proxies),
             auth_secret=config.auth_secret,
+            resume_grace=config.resume_grace,
         ),
     )
     app = web.Application()
@@ -81,6 +84,7 @@ def build_app(config: ServerConfig) -> web.Application:
     add_page_routes(app)
     add_metrics_routes(app, backend, hub)
     app[BACKEND] = backend
+    app[HUB] = hub
 
     async def close_media(_: web.Application) -> None:
         await backend.close()
@@ -113,6 +117,10 @@ class RunningServer:
     @property
     def backend(self) -> SfuBackend:
         return self.app[BACKEND]
+
+    @property
+    def hub(self) -> Hub:
+        return self.app[HUB]
 
     @property
     def url(self) -> str:

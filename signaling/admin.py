@@ -63,7 +63,7 @@ class AdminApi:
             raise _error(web.HTTPNotFound, "no_participant", f"no {peer_id!r} in room {room!r}")
         logger.info("admin: removing %s from room %r", peer_id, room)
         message = f"an operator removed you from room {room!r}"
-        member.session.end(member, ErrorCode.REMOVED, message, "removed")
+        member.end(ErrorCode.REMOVED, message, "removed")
         return web.Response(status=204)
 
     async def close_room(self, request: web.Request) -> web.Response:
@@ -75,7 +75,7 @@ class AdminApi:
         logger.info("admin: closing room %r (%d participants)", room, len(members))
         message = f"an operator closed room {room!r}"
         for member in members:
-            member.session.end(member, ErrorCode.ROOM_CLOSED, message, "removed")
+            member.end(ErrorCode.ROOM_CLOSED, message, "removed")
         return web.Response(status=204)
 
     def _authorize(self, request: web.Request, room: str | None) -> RoomToken:

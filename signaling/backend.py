@@ -172,6 +172,12 @@ class MediaPeer(Protocol):
         neither publishes nor described."""
         ...
 
+    async def resumed(self) -> None:
+        """The client is back on a new socket after losing its old one (same session): send
+        again what it may have missed: the state of every track in the room, and a server
+        offer still waiting for its answer, with its end-of-candidates."""
+        ...
+
     async def close(self) -> None:
         """Leave: end this peer's publications and subscriptions. Idempotent."""
         ...

@@ -32,6 +32,9 @@ class HubConfig:
     trusted_proxies: tuple[str, ...] = ()
     # The room tokens' shared secret (signaling.auth); None: rooms are open. Never logged.
     auth_secret: str | None = field(default=None, repr=False)
+    # Seconds a participant whose socket went (without `leave`) stays in its room, media and
+    # all, for its client to resume it (signaling.resume); 0 leaves at once.
+    resume_grace: float = 30.0
 
     def __post_init__(self) -> None:
         if self.max_message_bytes <= 0:
@@ -42,6 +45,8 @@ class HubConfig:
             check_secret(self.auth_secret)
         if self.heartbeat < 0:
             raise ValueError(f"heartbeat must be >= 0 seconds, not {self.heartbeat}")
+        if self.resume_grace < 0:
+            raise ValueError(f"resume_grace must be >= 0 seconds, not {self.resume_grace}")
 
     def welcome_ice_mode(self) -> IceMode:
         return self.ice.ice_mode

@@ -1,7 +1,8 @@
 """The hub: serves protocol v1 on GET /ws and a liveness probe on GET /healthz.
 
 One Session per WebSocket (signaling.session), one Roster of rooms for the whole hub, one
-MediaBackend that the entry point hands in. Each session's frames are rate limited
+MediaBackend that the entry point hands in, one ResumeDesk where participants whose socket went
+wait for their client to resume them. Each session's frames are rate limited
 (signaling.ratelimit); only pages of allowed origins (signaling.origin), on allowed host names
 (signaling.hosts), may connect, and a client address may hold only so many sockets at once
 (signaling.clientip). With AUTH_SECRET, a join needs a room token (signaling.auth), and the
@@ -25,8 +26,9 @@ from signaling.hosts import HostPolicy
 from signaling.log import bind
 from signaling.metrics import HubStats
 from signaling.origin import OriginPolicy
+from signaling.resume import ResumeDesk
 from signaling.roster import Roster
-from signaling.session import Session
+from signaling.session import Membership, Session
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,7 @@ class Hub:
         self.backend = backend
         self.config = config
         self.roster = Roster()
+        self.desk: ResumeDesk[Membership] = ResumeDesk(config.resume_grace)
         self.stats = HubStats()  # read by /metrics (signaling.metrics)
         self._sessions: set[Session] = set()
         self._connections = itertools.count(1)  # tells apart sockets from one address in logs
@@ -102,6 +105,7 @@ class Hub:
             roster=self.roster,
             log=bind(logger, conn=next(self._connections), remote=address),
             stats=self.stats,
+            desk=self.desk,
         )
         self._sessions.add(session)
         session.log.debug("connected")
@@ -118,10 +122,14 @@ class Hub:
     def session_count(self) -> int:
         return len(self._sessions)
 
+    def sessions(self) -> list[Session]:
+        return list(self._sessions)
+
     async def close(self, grace: float = 5.0) -> None:
         """Close every socket (1001 going away) and wait for the sessions to leave their rooms,
         so that the entry point can close the backend after this without pulling media out from
         under a session that is still closing it."""
+        self.desk.closing = True  # sockets closed now leave at once
         sessions = list(self._sessions)
         await asyncio.gather(
             *(s.close(WSCloseCode.GOING_AWAY, b"server shutdown") for s in sessions),
@@ -132,6 +140,7 @@ class Hub:
             await asyncio.wait_for(finished, grace)
         except TimeoutError:
             logger.warning("%d sessions still closing after %.1fs", len(self._sessions), grace)
+        await self.desk.close()  # participants waiting to be resumed leave too
 
     async def _on_shutdown(self, app: web.Application) -> None:
         await self.close()

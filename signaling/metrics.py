@@ -1,8 +1,4 @@
-"""Hub metrics for GET /metrics: plain counters that hub features increment, read at scrape time.
-
-Reconnects and resumes do not exist yet; their counters are exposed at 0 all the same, so that
-dashboards and alerts written now keep working when the features arrive.
-"""
+"""Hub metrics for GET /metrics: plain counters that hub features increment, read at scrape time."""
 
 from __future__ import annotations
 
@@ -22,6 +18,8 @@ class HubStats:
     reconnects: int = 0
     # Reconnects that got their participant back (same peer id, media kept) instead of a new one.
     resumes: int = 0
+    # Reconnects refused (`resume_failed`: token unknown, used or expired); a fresh join follows.
+    failed_resumes: int = 0
     # Client frames dropped by the per-session rate limit (signaling.session).
     rate_limited: int = 0
     # Refusals by the limit that refused: a handshake, a message or a whole session (the
@@ -55,6 +53,11 @@ class HubCollector(Collector):
         )
         yield CounterMetricFamily(
             "aiosfu_resumes", "Reconnects that got their participant back", value=stats.resumes
+        )
+        yield CounterMetricFamily(
+            "aiosfu_failed_resumes",
+            "Reconnects refused: the resume token was unknown, used or expired",
+            value=stats.failed_resumes,
         )
         yield CounterMetricFamily(
             "aiosfu_rate_limit_rejections",

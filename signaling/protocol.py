@@ -71,6 +71,7 @@ class ErrorCode(StrEnum):
     BAD_SDP = "bad_sdp"
     BAD_CANDIDATE = "bad_candidate"
     MEDIA_FAILED = "media_failed"
+    RESUME_FAILED = "resume_failed"
     RATE_LIMITED = "rate_limited"
     JOIN_TIMEOUT = "join_timeout"
     ROOM_FULL = "room_full"
@@ -126,7 +127,8 @@ class Candidate(Msg, tag="candidate"):
 
 
 class Join(Msg, tag="join"):
-    """Enter a room. `resume` is accepted but not implemented yet: every join is a fresh one."""
+    """Enter a room, or with `resume` (a `welcome.resume_token`) come back to the same session
+    after losing the socket."""
 
     room: RoomName
     name: DisplayName | None = None
@@ -209,7 +211,11 @@ class GrantInfo(msgspec.Struct, kw_only=True):
 
 
 class Welcome(Msg, tag="welcome"):
-    """The answer to `join`: who you are, how to configure ICE, who is already there."""
+    """The answer to `join`: who you are, how to configure ICE, who is already there.
+
+    `resumed` is true when a `join` with `resume` got its session back: same peer_id, same
+    media; `participants` is then who is in the room now, for the client to reconcile with.
+    """
 
     peer_id: str
     room: str
@@ -220,6 +226,7 @@ class Welcome(Msg, tag="welcome"):
     # Left out when the server has no room tokens: then everyone may publish and subscribe.
     grants: GrantInfo | None = None
     simulcast: bool = False
+    resumed: bool = False
 
 
 class ParticipantJoined(Msg, tag="participant_joined"):

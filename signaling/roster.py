@@ -103,6 +103,11 @@ class Roster:
         """How many participants a room has (0 for a room that does not exist)."""
         return len(self._rooms.get(room, ()))
 
+    def others(self, member: Member) -> list[ParticipantInfo]:
+        """Everyone in the member's room but itself, in joining order."""
+        room = self._rooms.get(member.room, {})
+        return [_info(o) for o in room.values() if o is not member]
+
     def rooms(self) -> dict[str, list[ParticipantInfo]]:
         """A snapshot: room name -> participants, in joining order."""
         return {name: [_info(m) for m in room.values()] for name, room in self._rooms.items()}

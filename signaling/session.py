@@ -12,16 +12,17 @@ broadcast and the backend signal (PeerSignals methods are synchronous) from anyw
 A Membership is the PeerSignals handed to MediaBackend.join. It exists per join, not per socket,
 so a MediaPeer that keeps talking after its membership ended cannot reach the client's next stay.
 Until the `welcome` is queued it holds what the backend signals, since the backend may offer
-during join and a client must see `welcome` first.
+during join and a client must see `welcome` first. When the socket goes without a `leave`, the
+membership is parked (signaling.resume) rather than ended, and a `join` with its resume token on
+another socket moves it there: a membership outlives sockets, a session never outlives its socket.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Final, assert_never, cast
 
 import msgspec
@@ -77,6 +78,7 @@ from signaling.protocol import (
 from signaling.protocol import Error as ErrorMsg
 from signaling.protocol import Leave as LeaveMsg
 from signaling.ratelimit import FrameLimiter, Verdict
+from signaling.resume import ResumeDesk
 from signaling.roster import Roster
 
 # A client whose socket has this many messages waiting is not reading; the heartbeat would catch
@@ -84,6 +86,8 @@ from signaling.roster import Roster
 MAX_OUTBOX: Final = 1024
 # Error codes of the media plane's limits, and the limit each counts as in the metrics.
 MEDIA_LIMITS: Final = {"too_many_tracks": "tracks", "too_many_candidates": "candidates"}
+# The close code of a socket whose session its client resumed on another socket.
+CLOSE_RESUMED_ELSEWHERE: Final = 4001
 
 
 class Membership:
@@ -99,7 +103,8 @@ class Membership:
         identity: str | None = None,
         grants: Grants = ALL_GRANTS,
     ) -> None:
-        self.session = session
+        # None while parked (signaling.resume): the socket went, the client may come back.
+        self.session: Session | None = session
         self.room = room
         self.peer_id = peer_id
         self.name = name
@@ -112,15 +117,21 @@ class Membership:
         self._attached = True
         self.ended = False  # by the server (Session.end): never to be resumed
         self._ice_refresh: asyncio.Task[None] | None = None
+        # Set while parked: ends the stay at once (a media failure, an operator, a new join
+        # of the same identity), with this reason.
+        self.on_parked_end: Callable[[LeaveReason], None] | None = None
 
     def send(self, msg: Msg) -> None:
-        self.session.send(msg)
+        # While parked, nothing can reach the client: the resumed `welcome` carries who is in
+        # the room, and the media peer sends a pending offer again (MediaPeer.resumed).
+        if self.session is not None:
+            self.session.send(msg)
 
     def release(self) -> None:
         """The welcome is queued: let held and future signals through."""
         held, self._held = self._held or [], None
         for msg in held:
-            self.session.send(msg)
+            self.send(msg)
 
     def detach(self) -> None:
         """This stay is over: whatever the backend signals from now on is dropped."""
@@ -165,7 +176,18 @@ class Membership:
         if not self._attached:
             self.log.debug("media failure after leaving ignored: %s", reason)
             return
-        self.session.media_failed(self, reason)
+        if self.session is not None:
+            self.session.media_failed(self, reason)
+        elif self.on_parked_end is not None:
+            self.on_parked_end("failed")
+
+    def end(self, code: ErrorCode, message: str, reason: LeaveReason) -> None:
+        """The server ends this stay (Session.end), parked or not."""
+        if self.session is not None:
+            self.session.end(self, code, message, reason)
+        elif self.on_parked_end is not None:
+            self.log.info("ended by the server while away (%s): %s", code, message)
+            self.on_parked_end(reason)
 
     def layer_changed(self, track: str, layer: str, requested: str) -> None:
         self._signal(
@@ -184,7 +206,7 @@ class Membership:
         elif self._held is not None:
             self._held.append(msg)
         else:
-            self.session.send(msg)
+            self.send(msg)
 
 
 class Session:
@@ -197,11 +219,14 @@ class Session:
         roster: Roster,
         log: ContextLogger,
         stats: HubStats | None = None,
+        desk: ResumeDesk[Membership] | None = None,
     ) -> None:
         self._ws = ws
         self._backend = backend
         self._config = config
         self._roster = roster
+        self._desk: ResumeDesk[Membership] = desk if desk is not None else ResumeDesk(0)
+        self._resumable = True  # False once we close the socket for misbehaving
         self.log = log
         self.membership: Membership | None = None
         self._lock = asyncio.Lock()
@@ -231,7 +256,8 @@ class Session:
             self._closed = True
             self._disarm_join_timer()
             async with self._lock:
-                await self._leave("disconnected")
+                if not self._park():
+                    await self._leave("disconnected")
             writer.cancel()
             # Pending media-failure tasks find the membership gone and return at once.
             await asyncio.gather(writer, *self._tasks, return_exceptions=True)
@@ -251,6 +277,7 @@ class Session:
         if self._outbox.qsize() >= MAX_OUTBOX:
             self.log.warning("client reads nothing: %d messages waiting; closing", MAX_OUTBOX)
             self._closed = True
+            self._resumable = False
             self._spawn(self.close(WSCloseCode.POLICY_VIOLATION, b"client is not reading"))
             return
         self._outbox.put_nowait(msg)
@@ -336,6 +363,7 @@ class Session:
                 "still flooding after %d dropped frames: closing", self._limiter.dropped
             )
             self._closed = True
+            self._resumable = False
             self._spawn(self.close(WSCloseCode.POLICY_VIOLATION, b"message rate limit"))
         return False
 
@@ -427,6 +455,9 @@ class Session:
                 ErrorCode.ALREADY_JOINED,
                 f"already in room {current.room!r} as {current.peer_id}; send `leave` first",
             )
+        if msg.resume is not None:
+            await self._resume(msg, msg.resume)
+            return
         admission = self._admission(msg)
         if admission is None:
             return
@@ -462,8 +493,7 @@ class Session:
                 ice_servers=self._config.welcome_ice_servers(peer_id, time.time()),
                 ice_mode=self._config.welcome_ice_mode(),
                 participants=others,
-                # Resume is not implemented: the token is not stored, a `resume` is ignored.
-                resume_token=secrets.token_urlsafe(16),
+                resume_token=self._desk.issue(membership),
                 grants=_grant_info(admission),
                 simulcast=self._backend.simulcast,
             )
@@ -496,8 +526,7 @@ class Session:
             return
         old = self._roster.find(room, identity=identity)
         if isinstance(old, Membership):
-            old.session.end(
-                old,
+            old.end(
                 ErrorCode.REPLACED,
                 f"{identity!r} joined room {room!r} again, from another session",
                 "replaced",
@@ -539,14 +568,73 @@ class Session:
         if membership is None:
             return
         self._arm_join_timer()
-        membership.detach()
-        self._roster.remove(membership, reason)
-        try:
-            if membership.media is not None:
-                await membership.media.close()
-        except Exception:
-            membership.log.exception("closing the media peer failed")
-        membership.log.info("left: %s", reason)
+        await _end_stay(membership, self._roster, self._desk, reason)
+
+    # --- resume (signaling.resume) ------------------------------------------------------------
+
+    def _park(self) -> bool:
+        """The socket went without a `leave`: keep the membership for its client to claim back
+        within the grace period. False when it cannot be kept (then it leaves). Under _lock."""
+        membership = self.membership
+        if membership is None or not self._resumable:
+            return False
+        roster, desk = self._roster, self._desk
+
+        async def expire(reason: LeaveReason) -> None:
+            membership.log.info("not resumed within %gs", desk.grace)
+            await _end_stay(membership, roster, desk, reason)
+
+        if not desk.park(membership, expire):
+            return False
+        self.membership = None
+        membership.session = None
+        membership.on_parked_end = lambda reason: desk.expire_now(membership, reason)
+        membership.log.info("socket gone: kept for %gs for the client to resume", desk.grace)
+        return True
+
+    async def _resume(self, msg: Join, token: str) -> None:
+        """A `join` with `resume`: take the membership the token names back onto this socket."""
+        stats, desk = self._stats, self._desk
+        stats.reconnects += 1
+        membership = desk.peek(token)
+        if membership is not None and membership.room != msg.room:
+            membership = None
+        old = membership.session if membership is not None else None
+        if old is not None and old is not self:
+            # The client came back before we noticed its old socket died: take the membership
+            # from that session once the frame it may be handling is done, and close it.
+            async with old._lock:
+                if old.membership is membership:
+                    old.membership = None
+                    old._closed = True
+                    old._spawn(old.close(CLOSE_RESUMED_ELSEWHERE, b"resumed on another socket"))
+        if membership is None or desk.claim(token) is not membership:
+            stats.failed_resumes += 1
+            raise ProtocolError(
+                ErrorCode.RESUME_FAILED,
+                f"cannot resume in room {msg.room!r}: the token is unknown, used, or expired "
+                f"(sessions are kept {desk.grace:g}s); join without `resume` for a new session",
+            )
+        membership.session = self
+        membership.on_parked_end = None
+        self.membership = membership
+        self._disarm_join_timer()
+        self.send(
+            Welcome(
+                peer_id=membership.peer_id,
+                room=membership.room,
+                ice_servers=self._config.welcome_ice_servers(membership.peer_id, time.time()),
+                ice_mode=self._config.welcome_ice_mode(),
+                participants=self._roster.others(membership),
+                resume_token=desk.issue(membership),
+                grants=_membership_grants(membership),
+                resumed=True,
+            )
+        )
+        stats.resumes += 1
+        membership.log.info("resumed")
+        if membership.media is not None:
+            await membership.media.resumed()
 
     async def _media_failed(self, membership: Membership, reason: str) -> None:
         async with self._lock:
@@ -573,6 +661,22 @@ class Session:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+async def _end_stay(
+    membership: Membership, roster: Roster, desk: ResumeDesk[Membership], reason: LeaveReason
+) -> None:
+    """Out of the room (the others are told), media closed, not resumable any more."""
+    membership.detach()
+    desk.revoke(membership)
+    desk.unpark(membership)
+    roster.remove(membership, reason)
+    try:
+        if membership.media is not None:
+            await membership.media.close()
+    except Exception:
+        membership.log.exception("closing the media peer failed")
+    membership.log.info("left: %s", reason)
 
 
 def _tag(msg: Msg) -> str:
@@ -612,6 +716,13 @@ def _room_message(event: RoomEvent) -> Msg:
             return ActiveSpeakers(speakers=[SpeakerInfo(peer_id=p, level=v) for p, v in speakers])
         case _:
             assert_never(event)
+
+
+def _membership_grants(membership: Membership) -> GrantInfo | None:
+    if membership.identity is None:
+        return None
+    grants = membership.grants
+    return GrantInfo(publish=grants.publish, subscribe=grants.subscribe)
 
 
 def _grant_info(admission: Admission) -> GrantInfo | None:

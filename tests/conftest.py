@@ -45,8 +45,9 @@ async def serving(**settings: Any) -> AsyncIterator[RunningServer]:
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[RunningServer]:
-    async with serving() as running:
+async def server(request: pytest.FixtureRequest) -> AsyncIterator[RunningServer]:
+    marker = request.node.get_closest_marker("server_config")
+    async with serving(**(marker.kwargs if marker is not None else {})) as running:
         yield running
 
 

@@ -40,7 +40,7 @@ export interface Error {
 }
 
 /** Stable error codes; docs/protocol.md says when each is sent. */
-export type ErrorCode = "already_joined" | "bad_candidate" | "bad_json" | "bad_message" | "bad_sdp" | "internal_error" | "join_timeout" | "media_failed" | "no_offer_pending" | "not_joined" | "publish_not_allowed" | "rate_limited" | "removed" | "replaced" | "room_closed" | "room_full" | "token_expired" | "token_invalid" | "token_not_yet_valid" | "token_required" | "token_wrong_room" | "too_large" | "too_many_candidates" | "too_many_tracks" | "unknown_track" | "unknown_type";
+export type ErrorCode = "already_joined" | "bad_candidate" | "bad_json" | "bad_message" | "bad_sdp" | "internal_error" | "join_timeout" | "media_failed" | "no_offer_pending" | "not_joined" | "publish_not_allowed" | "rate_limited" | "removed" | "replaced" | "resume_failed" | "room_closed" | "room_full" | "token_expired" | "token_invalid" | "token_not_yet_valid" | "token_required" | "token_wrong_room" | "too_large" | "too_many_candidates" | "too_many_tracks" | "unknown_track" | "unknown_type";
 
 /** What this participant may do, from its room token. */
 export interface GrantInfo {
@@ -71,7 +71,8 @@ export interface IceServers {
   ice_servers: IceServerInfo[];
 }
 
-/** Enter a room. `resume` is accepted but not implemented yet: every join is a fresh one. */
+/** Enter a room, or with `resume` (a `welcome.resume_token`) come back to the same session
+after losing the socket. */
 export interface Join {
   type: "join";
   /**
@@ -209,7 +210,10 @@ export interface TrackUnpublished {
   track: string;
 }
 
-/** The answer to `join`: who you are, how to configure ICE, who is already there. */
+/** The answer to `join`: who you are, how to configure ICE, who is already there.
+
+`resumed` is true when a `join` with `resume` got its session back: same peer_id, same
+media; `participants` is then who is in the room now, for the client to reconcile with. */
 export interface Welcome {
   type: "welcome";
   peer_id: string;
@@ -220,6 +224,7 @@ export interface Welcome {
   resume_token: string | null;
   grants?: GrantInfo | null;
   simulcast?: boolean;
+  resumed?: boolean;
 }
 
 /** What a client may send. */

@@ -108,7 +108,8 @@ import { watchRelay } from "./relay-watch.js";
  * @property {string | null} [name] shown to the others
  * @property {string | null} [token] a room token, for a server with AUTH_SECRET
  * @property {RTCIceServer[]} [iceServers] overrides the servers sent in `welcome`
- * @property {number} [reconnectAttempts] joins tried after a loss before giving up (default 5)
+ * @property {number} [reconnectAttempts] attempts to get the session back after a loss before
+ *   giving up, `failed` (default 10; waits between them as `backoffDelay`)
  * @property {Pick<Console, "debug" | "info" | "warn" | "error">} [logger] default: console
  */
 
@@ -289,6 +290,21 @@ function statsOrNull(pc, ms = 2000) {
   return Promise.race([pc.getStats(), late]);
 }
 
+/**
+ * Milliseconds to wait before reconnect attempt `attempt` (1 for the first): exponential, capped,
+ * less up to half of it at random so that clients that lost the same server do not all come back
+ * in the same instant. The same delays as the Python client (sfu/backoff.py).
+ * @param {number} attempt
+ * @param {number} [rand] in [0, 1)
+ */
+export function backoffDelay(attempt, rand = Math.random()) {
+  const base = Math.min(5000, 250 * 2 ** Math.max(0, attempt - 1));
+  return base * (1 - 0.5 * rand);
+}
+
+/** After a `rate_limited` error, what may have been dropped is sent again this much later. */
+const RATE_LIMIT_RESYNC_MS = 1000;
+
 /** @param {string | undefined} sdp */
 function iceUfrag(sdp) {
   return sdp?.match(/^a=ice-ufrag:(\S+)/m)?.[1];
@@ -310,7 +326,16 @@ const ENDS_SESSION = new Set([
   "room_closed",
 ]);
 
-/** A room session: join, publish, receive everyone else; rejoins by itself after a loss. */
+/**
+ * A room session: join, publish, receive everyone else, and recover from losses by itself.
+ *
+ * Status: `connecting -> connected -> reconnecting -> connected | failed` (`closed` after
+ * leave()), each change a `status` event. A lost socket is opened again with backoff and the
+ * session resumed with `welcome.resume_token` (same peer_id, same peer connection, media
+ * flowing meanwhile if the path works); a server that no longer knows the session (restarted,
+ * or the grace period passed) gets a fresh join, on a new peer connection, with our tracks
+ * published again. After `reconnectAttempts` failed attempts: `failed`, with the reason.
+ */
 export class SfuClient {
   /** @param {ClientOptions} options */
   constructor(options) {
@@ -322,7 +347,7 @@ export class SfuClient {
     this.grants = null;
     this.log = options.logger ?? console;
     this._iceServers = options.iceServers;
-    this._reconnectAttempts = options.reconnectAttempts ?? 5;
+    this._reconnectAttempts = options.reconnectAttempts ?? 10;
     /** @type {Status} */
     this.status = "idle";
     /** @type {string | null} */
@@ -384,10 +409,20 @@ export class SfuClient {
     this._trackIds = new Map();
     /** @type {Map<string, {bytes: number, at: number}>} for bitrates between stats() calls */
     this._lastBytes = new Map();
+    /** Reconnect attempts in the current outage. */
     this._attempt = 0;
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     this._retryTimer = undefined;
-    this._everConnected = false;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this._resyncTimer = undefined;
+    /** @type {string | null} from the latest `welcome` */
+    this._resumeToken = null;
+    /** @type {string | null} our latest answer, until the server's next offer */
+    this._lastAnswer = null;
+    /** Sockets opened again after a loss; of those, sessions resumed and fresh rejoins. */
+    this.reconnects = 0;
+    this.resumes = 0;
+    this.rejoins = 0;
   }
 
   // --- events ---------------------------------------------------------------------------
@@ -445,8 +480,12 @@ export class SfuClient {
    * @returns {Promise<Welcome>}
    */
   join() {
+    clearTimeout(this._retryTimer);
+    clearTimeout(this._resyncTimer);
+    this._attempt = 0; // a new session: nothing of an earlier one's outages counts
+    this._resumeToken = null;
     this._setStatus("connecting");
-    return this._connect();
+    return this._connect(null);
   }
 
   /**
@@ -514,7 +553,6 @@ export class SfuClient {
 
   /** Leave the room and close everything; the client can join() again afterwards. */
   leave() {
-    clearTimeout(this._retryTimer);
     if (this._channel) this._channel.send({ type: "leave" });
     this._teardown();
     this._setStatus("closed");
@@ -591,8 +629,12 @@ export class SfuClient {
 
   // --- connection -------------------------------------------------------------------------
 
-  /** @returns {Promise<Welcome>} */
-  _connect() {
+  /**
+   * Open a socket and send `join` (with `resume` when given); resolves with the `welcome`.
+   * @param {string | null} resume
+   * @returns {Promise<Welcome>}
+   */
+  _connect(resume) {
     return new Promise((resolve, reject) => {
       let welcomed = false;
       const channel = new SignalingChannel(
@@ -613,24 +655,28 @@ export class SfuClient {
         },
         (reason) => {
           if (channel !== this._channel) return;
-          if (!welcomed) {
-            this._channel = null;
-            reject(new Error(reason));
-          }
-          this._lost(reason);
+          this._channel = null;
+          if (!welcomed) reject(new Error(reason));
+          this._socketLost(reason);
         },
       );
       this._channel = channel;
       channel.opened.then(
         () => {
           if (channel !== this._channel) return;
-          channel.send({ type: "join", room: this.room, name: this.name, token: this.token });
+          channel.send({
+            type: "join",
+            room: this.room,
+            name: this.name,
+            token: this.token,
+            resume,
+          });
         },
         (/** @type {Error} */ err) => {
           if (channel !== this._channel) return;
           this._channel = null;
           reject(err);
-          this._lost(err.message);
+          this._socketLost(err.message);
         },
       );
     });
@@ -649,35 +695,74 @@ export class SfuClient {
   }
 
   /**
-   * The socket or the media connection is gone: drop everything and join again, or give up.
+   * The socket is gone (or could not be opened): keep the session and its peer connection, and
+   * try again after a backoff, or give up.
    * @param {string} reason
    */
-  _lost(reason) {
+  _socketLost(reason) {
     if (this.status === "closed" || this.status === "failed") return;
-    this._teardown();
-    if (!this._everConnected && this.status === "connecting") {
-      this._setStatus("failed", reason);
+    this._channel?.close();
+    this._channel = null;
+    if (this.status === "connecting" && !this.peerId) {
+      this._fail(reason); // the very first join failed: say so rather than retry in silence
       return;
     }
     if (this._attempt >= this._reconnectAttempts) {
-      this._setStatus("failed", `${reason}; gave up after ${this._attempt} attempts`);
+      this._fail(`${reason}; gave up after ${this._attempt} attempts`);
       return;
     }
     this._attempt += 1;
-    const delay = Math.min(8000, 500 * 2 ** (this._attempt - 1));
     this._setStatus("reconnecting", reason);
+    clearTimeout(this._retryTimer);
     this._retryTimer = setTimeout(() => {
-      this._connect().catch(() => {
-        /* _lost() has already scheduled the next attempt or given up */
+      this._retryTimer = undefined;
+      this.reconnects += 1;
+      this._connect(this._resumeToken).catch(() => {
+        /* _socketLost() has scheduled the next attempt, or given up */
       });
-    }, delay);
+    }, backoffDelay(this._attempt));
   }
 
-  /** Close the socket and the peer connection, and end every remote track and participant. */
+  /**
+   * Give up: out of the room (nobody waits for media that cannot come), everything closed.
+   * @param {string} reason
+   */
+  _fail(reason) {
+    this._channel?.send({ type: "leave" });
+    this._teardown();
+    this._setStatus("failed", reason);
+  }
+
+  /**
+   * Our media session cannot go on (the server took us out, or negotiation broke): a fresh
+   * session on the same socket, with a new peer connection and our tracks published again.
+   * @param {string} reason
+   * @param {{leave: boolean}} how whether the server still has us in the room
+   */
+  _startOver(reason, how) {
+    const channel = this._channel;
+    if (!channel || this.status === "closed" || this.status === "failed") return;
+    this._setStatus("reconnecting", reason);
+    if (how.leave) channel.send({ type: "leave" });
+    this._resetMedia();
+    this._resumeToken = null;
+    channel.send({ type: "join", room: this.room, name: this.name, token: this.token });
+  }
+
+  /** Close the socket and the peer connection, end every remote track and participant. */
   _teardown() {
+    clearTimeout(this._retryTimer);
+    clearTimeout(this._resyncTimer);
+    this._retryTimer = this._resyncTimer = undefined;
     const channel = this._channel;
     this._channel = null;
     channel?.close();
+    this._resetMedia();
+    this._resumeToken = null;
+  }
+
+  /** Drop the peer connection and everything received on it; the socket stays. */
+  _resetMedia() {
     const pc = this.pc;
     this.pc = null;
     pc?.close();
@@ -696,6 +781,7 @@ export class SfuClient {
     this.activeSpeakers = [];
     this._trackIds.clear(); // a new connection names our tracks anew
     this._lastBytes.clear();
+    this._lastAnswer = null;
     this.peerId = null;
   }
 
@@ -711,7 +797,7 @@ export class SfuClient {
         // A description that cannot be applied leaves both sides waiting for ever: start over
         // on a new connection rather than stay half-negotiated.
         const message = err instanceof Error ? err.message : String(err);
-        this._lost(`negotiation failed: ${message}`);
+        this._startOver(`negotiation failed: ${message}`, { leave: true });
       }
     });
   }
@@ -727,7 +813,7 @@ export class SfuClient {
   async _handle(msg) {
     switch (msg.type) {
       case "welcome":
-        this._onWelcome(msg);
+        await this._onWelcome(msg);
         break;
       case "participant_joined":
         this._addParticipant(msg.peer_id, msg.name, msg.role);
@@ -749,7 +835,18 @@ export class SfuClient {
       case "error":
         this.log.warn(`aiosfu: server error ${msg.code}: ${msg.message}`);
         this._emit("servererror", { code: msg.code, message: msg.message });
-        if (msg.code === "media_failed") this._lost(`media failed: ${msg.message}`);
+        if (msg.code === "media_failed") {
+          this._startOver(`media failed: ${msg.message}`, { leave: false });
+        } else if (msg.code === "resume_failed") {
+          // The server no longer knows our session (it restarted, or we were away too long).
+          this._startOver("the session could not be resumed", { leave: false });
+        } else if (msg.code === "rate_limited" && this._resyncTimer === undefined) {
+          // What we sent meanwhile may have been dropped: negotiation would wait for ever.
+          this._resyncTimer = setTimeout(() => {
+            this._resyncTimer = undefined;
+            this._enqueue(() => this._resync({ answerToo: true }));
+          }, RATE_LIMIT_RESYNC_MS);
+        }
         break;
       case "layer":
         this._onLayer(msg);
@@ -827,7 +924,16 @@ export class SfuClient {
   }
 
   /** @param {Welcome} welcome */
-  _onWelcome(welcome) {
+  async _onWelcome(welcome) {
+    this._resumeToken = welcome.resume_token ?? null;
+    if (welcome.resumed && this.pc && welcome.peer_id === this.peerId) {
+      await this._onResumed(welcome);
+      return;
+    }
+    if (this.pc) {
+      this.rejoins += 1; // a fresh session after a lost one: start media over
+      this._resetMedia();
+    }
     this.peerId = welcome.peer_id;
     this.simulcast = welcome.simulcast === true;
     this.negotiations = 0;
@@ -840,11 +946,49 @@ export class SfuClient {
     const pc = this._newPeerConnection();
     for (const track of this._published) this._addSender(pc, track);
     // Nothing to publish and nothing to receive yet is a working session too.
-    if (this._published.length === 0 && this.status !== "connected") {
-      this._setStatus("connected");
-      this._everConnected = true;
-      this._attempt = 0;
+    if (this._published.length === 0 && this.status !== "connected") this._connected();
+  }
+
+  /**
+   * The same session, back on a new socket: reconcile who is in the room, and send again an
+   * offer of ours the server may never have got (the server does the same with its own).
+   * @param {Welcome} welcome
+   */
+  async _onResumed(welcome) {
+    this.resumes += 1;
+    const present = new Set(welcome.participants.map((p) => p.peer_id));
+    for (const participant of [...this.participants.values()]) {
+      if (!present.has(participant.peerId)) this._removeParticipant(participant, "disconnected");
     }
+    for (const p of welcome.participants) this._addParticipant(p.peer_id, p.name);
+    this._emit("welcome", welcome);
+    await this._resync({ answerToo: false });
+    const pc = this.pc;
+    if (pc && (pc.connectionState === "connected" || pc.getTransceivers().length === 0)) {
+      this._connected();
+    }
+  }
+
+  /**
+   * Send again what the server may not have got: our pending offer (after a resume or a rate
+   * limit) or, after a rate limit, our latest answer; each with end-of-candidates.
+   * @param {{answerToo: boolean}} what
+   */
+  async _resync(what) {
+    const pc = this.pc;
+    if (!pc) return;
+    if (pc.signalingState === "have-local-offer" && pc.localDescription) {
+      this._send({ type: "offer", sdp: pc.localDescription.sdp });
+      if (pc.iceGatheringState === "complete") this._send({ type: "candidate", candidate: null });
+    } else if (what.answerToo && pc.signalingState === "stable" && this._lastAnswer) {
+      this._send({ type: "answer", sdp: this._lastAnswer });
+      this._send({ type: "candidate", candidate: null });
+    }
+  }
+
+  _connected() {
+    this._attempt = 0;
+    this._setStatus("connected");
   }
 
   /**
@@ -870,10 +1014,7 @@ export class SfuClient {
       // ever: end failed, naming TURN. Not retried: every join gets fresh credentials, so a
       // refusal is the deployment's (secret, URL, firewall), and rejoining cannot fix it.
       watchRelay(pc, (reason) => {
-        if (pc !== this.pc) return;
-        clearTimeout(this._retryTimer);
-        this._teardown();
-        this._setStatus("failed", reason);
+        if (pc === this.pc) this._fail(reason);
       });
     }
     pc.addEventListener("negotiationneeded", () => {
@@ -906,16 +1047,14 @@ export class SfuClient {
     if (pc !== this.pc) return;
     switch (pc.connectionState) {
       case "connected":
-        this._everConnected = true;
-        this._attempt = 0;
-        this._setStatus("connected");
+        if (this._channel && !this._retryTimer) this._connected();
         break;
       case "disconnected":
         // ICE may come back by itself; "failed" is the point of no return.
         this._setStatus("reconnecting", "media connection interrupted");
         break;
       case "failed":
-        this._lost("media connection failed");
+        this._startOver("media connection failed", { leave: true });
         break;
     }
   }
@@ -966,6 +1105,7 @@ export class SfuClient {
     await pc.setLocalDescription();
     const answer = pc.localDescription?.sdp;
     if (!answer) return;
+    this._lastAnswer = answer;
     this._send({ type: "answer", sdp: answer });
     this.negotiations += 1;
     this._releaseCandidates(pc, ufragBefore);

@@ -31,7 +31,7 @@ from typing import Any, Final
 import aiohttp
 from aiortc.mediastreams import MediaStreamError
 
-from sfu.client import Client, ClientError, RemoteTrack
+from sfu.client import Client, ClientError, ClientState, RemoteTrack, StateChange
 from signaling.log import bind
 
 from .participant import SETTLE, FileStatus, ParticipantRecording, TrackRecording
@@ -152,7 +152,23 @@ class Recorder:
             readers.add(task)
             task.add_done_callback(readers.discard)
 
+        def on_state(change: StateChange) -> None:
+            # The client recovers by itself (sfu.client, "Recovery"): a resumed session keeps
+            # its tracks and files; a fresh one ends them and brings new tracks, in new files.
+            if (
+                change.state is ClientState.RECONNECTING
+                and change.previous is ClientState.CONNECTED
+            ):
+                self._emit("disconnected", reason=change.reason or "reconnecting", retry_in=None)
+            elif (
+                change.state is ClientState.CONNECTED
+                and change.previous is ClientState.RECONNECTING
+            ):
+                self.sessions += 1
+                self._emit("connected", peer_id=client.peer_id, room=client.room)
+
         client.on_track(on_track)
+        client.on_state(on_state)
         for remote in list(client.remote_tracks.values()):  # any that came before on_track
             if not remote.ended.is_set():
                 on_track(remote)
@@ -194,7 +210,10 @@ class Recorder:
         except MediaStreamError:
             pass  # the track ended: its publisher left or unpublished it
         if participant is not None and track is not None:
-            reason = "left" if remote.peer_id not in client.participants else "unpublished"
+            if client.state is not ClientState.CONNECTED:
+                reason = "disconnected"  # ended by a fresh rejoin: the old session is gone
+            else:
+                reason = "left" if remote.peer_id not in client.participants else "unpublished"
             participant.end(track, reason)
             if not participant.live:
                 self._participants.pop(remote.peer_id, None)

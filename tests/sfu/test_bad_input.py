@@ -8,6 +8,7 @@ import json
 import socket
 
 import aiohttp
+import pytest
 
 from sfu.client import Client
 from sfu.media import TestPatternTrack
@@ -85,11 +86,12 @@ async def test_messages_before_join_are_refused(server: RunningServer) -> None:
         assert await asyncio.wait_for(ws.receive_json(), 5) == {"type": "pong", "id": 1}
 
 
-async def test_a_closed_socket_removes_the_participant(
+@pytest.mark.server_config(resume_grace=0.5)
+async def test_a_closed_socket_removes_the_participant_after_the_grace_period(
     server: RunningServer, make_client: MakeClient
 ) -> None:
     alice = await make_client("drop", name="alice")
-    bob = Client(server.url, "drop", name="bob", ice_addresses=["127.0.0.1"])
+    bob = Client(server.url, "drop", name="bob", ice_addresses=["127.0.0.1"], reconnect=False)
     await bob.connect()
     await bob.publish(TestPatternTrack(160, 120, fps=15))
     from_bob = await alice.next_track()

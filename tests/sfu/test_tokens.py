@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from sfu import cli
-from sfu.client import Client, ClientError
+from sfu.client import Client, ClientError, ClientState
 from sfu.media import TestPatternTrack
 from sfu.server import RunningServer
 from signaling.auth import admit, mint, verify
@@ -147,8 +147,9 @@ async def test_a_second_join_of_an_identity_replaces_the_first(
         return "" if codes == ["replaced"] else f"the first session got {codes}"
 
     await eventually(replaced)
-    assert first._reader is not None
-    await asyncio.wait_for(first._reader, 5)  # its socket was closed
+    # It does not come back on its own: `replaced` ends it, socket closed, failed.
+    await first.wait_state(ClientState.FAILED, timeout=5)
+    assert first._ws is None and "replaced" in (first.disconnect_reason or "")
     await eventually(
         lambda: "" if set(bob.participants) == {second.peer_id} else f"bob sees {bob.participants}"
     )

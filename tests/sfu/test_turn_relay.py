@@ -148,6 +148,7 @@ async def test_the_servers_own_allocation_failing_is_reported(
         server,
         "bob",
         ice_servers=[IceServer([coturn.url], good.username, good.credential)],
+        reconnect_attempts=1,  # a fresh join meets the same refusal: give up after one
     )
     await bob.connect()
     with pytest.raises(Exception, match="TURN"):

@@ -93,6 +93,12 @@ class FakePeer:
             raise NegotiationError("unknown_track", f"you publish no track {track!r}")
         self.signals.event(PublishedTrack(self.peer_id, track, "video", "camera", muted))
 
+    async def resumed(self) -> None:
+        self.calls.append(("resumed", None))
+        if self.offer_pending:
+            self.signals.send_offer("server-offer-again")
+            self.signals.send_candidate(None)
+
     async def close(self) -> None:
         self.calls.append(("close", None))
         self.closed = True
@@ -212,9 +218,11 @@ ICE = IceConfig(
 
 
 @pytest.fixture
-async def env() -> AsyncIterator[Env]:
+async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
+    marker = request.node.get_closest_marker("hub_config")
+    settings = marker.kwargs if marker is not None else {}
     backend = FakeBackend()
-    hub = Hub(backend, HubConfig(ice=ICE))
+    hub = Hub(backend, HubConfig(ice=ICE, **settings))
     runner = web.AppRunner(create_app(hub))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -354,6 +362,7 @@ async def test_bad_input_gets_its_code_and_changes_nothing_for_anyone(
     assert [m.peer_id for m in env.hub.roster.rooms()["room1"]] == [alice.peer_id, bob.peer_id]
 
 
+@pytest.mark.hub_config(resume_grace=0)
 async def test_absurd_frame_closes_the_socket_with_1009(env: Env) -> None:
     alice, bob = await joined_pair(env)
     await alice.send(json.dumps({"type": "ping", "id": "x" * (1024 * 1024 + 1)}))
@@ -461,6 +470,7 @@ async def test_failed_backend_join_leaves_no_trace(env: Env) -> None:
     await alice.join()
 
 
+@pytest.mark.hub_config(resume_grace=0)
 async def test_closing_the_socket_is_disconnected(env: Env) -> None:
     alice, bob = await joined_pair(env)
     await alice.close()
