@@ -5,7 +5,7 @@ Every flag has an environment variable of the same meaning (flags win): HOST, PO
 ICE_ADDRESSES (comma-separated), ICE_PORT_RANGE, ICE_ANNOUNCED_ADDRESS, ICE_MODE, STUN_URLS,
 TURN_URLS, TURN_SECRET, TURN_TTL, TURN_USERNAME, TURN_PASSWORD, ALLOWED_ORIGINS, MAX_BITRATE,
 RESUME_GRACE, LOG_LEVEL, the limits of signaling.limits (LIMIT_SETTINGS below), ALLOWED_HOSTS,
-TRUSTED_PROXIES, TLS_CERT, TLS_KEY (README, "Configuration").
+TRUSTED_PROXIES, TLS_CERT, TLS_KEY, DRAIN_GRACE, DRAIN_RETRY_AFTER (README, "Configuration").
 A setting that cannot work stops the start with one line on stderr and exit status 2.
 """
 
@@ -54,6 +54,11 @@ def duration(value: str) -> float:
     if seconds <= 0:
         raise argparse.ArgumentTypeError(f"{value!r}: a duration must be positive")
     return seconds
+
+
+def seconds(value: str) -> float:
+    """A duration() that may also be 0."""
+    return 0.0 if value.strip().lower() in ("0", "0s") else duration(value)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -139,6 +144,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=float,
         default=float(env.get("RESUME_GRACE", "30")),
         help="seconds a participant whose socket dropped is kept for its client to resume it",
+    )
+    serve.add_argument(
+        "--drain-grace",
+        type=seconds,
+        default=env.get("DRAIN_GRACE", "5"),  # a string: argparse checks it with `type`
+        help="on SIGTERM: seconds clients, told the server is going away, have before their "
+        "sockets are closed",
+    )
+    serve.add_argument(
+        "--drain-retry-after",
+        type=seconds,
+        default=env.get("DRAIN_RETRY_AFTER", "2"),
+        help="on SIGTERM: the seconds clients are told to wait before connecting again",
     )
     serve.add_argument("--log-level", default=env.get("LOG_LEVEL", "INFO"))
     _add_limit_args(serve)
@@ -284,6 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         tls_cert=args.tls_cert or None,
         tls_key=args.tls_key or None,
         resume_grace=args.resume_grace,
+        drain_grace=args.drain_grace,
+        drain_retry_after=args.drain_retry_after,
     )
     try:
         import uvloop

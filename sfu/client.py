@@ -261,6 +261,10 @@ class Client:
         self.disconnected = asyncio.Event()  # set when the client ends `failed`
         self.disconnect_reason: str | None = None
         self.ice_mode = "all"  # from welcome
+        # The server's `going_away` (it is shutting down), until the next welcome: the next
+        # attempt waits its `retry_after` and joins afresh.
+        self.going_away: proto.GoingAway | None = None
+        self._retry_after: float | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -555,7 +559,13 @@ class Client:
                 # Not ours to close: the server went (a reset, a kill, a 1009...). Said so and
                 # recovered from, never silently.
                 why = ws.close_code if ws.close_code is not None else ws.exception()
-                self._socket_lost(f"signaling socket closed ({why})")
+                reason = f"signaling socket closed ({why})"
+                if self.going_away is not None:
+                    reason += f": the server is going away ({self.going_away.reason})"
+                if not self._welcome.done():  # a join in flight will get no welcome now
+                    self._welcome.set_exception(ConnectionError(reason))
+                    self._welcome.exception()  # retrieved: connect() may not be waiting for it
+                self._socket_lost(reason)
 
     def _socket_lost(self, reason: str) -> None:
         if self._recovery is not None or self.state in (ClientState.FAILED, ClientState.CLOSED):
@@ -575,7 +585,7 @@ class Client:
         try:
             for attempt in range(1, self.reconnect_attempts + 1):
                 await self._drop_socket()
-                await asyncio.sleep(self.backoff.delay(attempt, random.random()))
+                await asyncio.sleep(self._retry_delay(attempt))
                 try:
                     await self._rejoin()
                 except (
@@ -599,11 +609,21 @@ class Client:
         self._recovery = None
         await self._fail(f"{reason}; gave up after {self.reconnect_attempts} attempts ({last})")
 
+    def _retry_delay(self, attempt: int) -> float:
+        delay = self.backoff.delay(attempt, random.random())
+        hint, self._retry_after = self._retry_after, None
+        if hint is not None:  # the server said when to come back (going_away): no sooner
+            delay = max(delay, hint * (1.0 + self.backoff.jitter * random.random()))
+        return delay
+
     async def _rejoin(self, timeout: float = 5.0) -> None:
         self.reconnects += 1
         self._welcome = asyncio.get_running_loop().create_future()
         await self._open_socket(timeout)
-        token = self.welcome.resume_token if self.welcome is not None else None
+        # A server that went away kept no session: join afresh rather than be refused first.
+        token = None
+        if self.welcome is not None and self.going_away is None:
+            token = self.welcome.resume_token
         if not await self._send(self._join_message(resume=token)):
             raise ConnectionError("socket closed before join")
         await asyncio.wait_for(asyncio.shield(self._welcome), timeout)
@@ -644,6 +664,9 @@ class Client:
             self.speakers_changed.set()
         elif isinstance(msg, proto.PublishLayers):
             self.published_layers[msg.track] = list(msg.layers)
+        elif isinstance(msg, proto.GoingAway):
+            self.log.info("the server is going away (%s): back in %gs", msg.reason, msg.retry_after)
+            self.going_away, self._retry_after = msg, msg.retry_after
         elif (
             isinstance(msg, proto.Pong)
             and isinstance(msg.id, int)
@@ -655,6 +678,7 @@ class Client:
         resumed = msg.resumed and self.pc is not None and msg.peer_id == self.peer_id
         self._rejoining = False
         self.welcome = msg
+        self.going_away = None
         self.participants = {p.peer_id: p.name for p in msg.participants}
         self.roles = {p.peer_id: p.role for p in msg.participants}
         self.ice_mode = msg.ice_mode

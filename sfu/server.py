@@ -49,6 +49,9 @@ class ServerConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     resume_grace: float = 30.0
+    # SIGTERM: seconds the told clients have, and the retry hint they get (HubConfig).
+    drain_grace: float = 5.0
+    drain_retry_after: float = 2.0
 
     def hosts(self) -> tuple[str, ...]:
         if self.allowed_hosts:
@@ -77,6 +80,8 @@ def build_app(config: ServerConfig) -> web.Application:
             trusted_proxies=tuple(config.trusted_proxies),
             auth_secret=config.auth_secret,
             resume_grace=config.resume_grace,
+            drain_grace=config.drain_grace,
+            drain_retry_after=config.drain_retry_after,
         ),
     )
     app = web.Application()
@@ -152,19 +157,34 @@ class RunningServer:
         logger.info("room page: open %s in two browser tabs to start a call", self.page_url)
         return self
 
+    async def drain(self) -> None:
+        """Tell every client the server is going away, then close (Hub.drain)."""
+        await self.hub.drain()
+
     async def stop(self) -> None:
         await self._runner.cleanup()
 
 
 async def serve_forever(config: ServerConfig) -> None:
-    """Serve until SIGINT or SIGTERM, then close every session and peer connection."""
-    stop = asyncio.Event()
+    """Serve until SIGINT or SIGTERM, then drain (clients told, `drain_grace` seconds for them
+    to go) and close every session and peer connection. A second signal cuts the drain short."""
+    signalled = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, signalled.set)
     server = await RunningServer(config).start()
     try:
-        await stop.wait()
-        logger.info("shutting down")
+        await signalled.wait()
+        signalled.clear()
+        logger.info("shutting down: draining for up to %gs", config.drain_grace)
+        drain = asyncio.ensure_future(server.drain())
+        again = asyncio.ensure_future(signalled.wait())
+        await asyncio.wait({drain, again}, return_when=asyncio.FIRST_COMPLETED)
+        if not drain.done():
+            logger.info("signalled again: closing now")
+        for task in (drain, again):
+            task.cancel()
+        await asyncio.gather(drain, again, return_exceptions=True)
     finally:
         await server.stop()
+        logger.info("stopped")

@@ -35,6 +35,10 @@ class HubConfig:
     # Seconds a participant whose socket went (without `leave`) stays in its room, media and
     # all, for its client to resume it (signaling.resume); 0 leaves at once.
     resume_grace: float = 30.0
+    # On SIGTERM (Hub.drain): seconds the clients, told `going_away`, have to go by themselves
+    # (media flowing) before their sockets are closed; and the `retry_after` hint they are given.
+    drain_grace: float = 5.0
+    drain_retry_after: float = 2.0
 
     def __post_init__(self) -> None:
         if self.max_message_bytes <= 0:
@@ -47,6 +51,9 @@ class HubConfig:
             raise ValueError(f"heartbeat must be >= 0 seconds, not {self.heartbeat}")
         if self.resume_grace < 0:
             raise ValueError(f"resume_grace must be >= 0 seconds, not {self.resume_grace}")
+        for name in ("drain_grace", "drain_retry_after"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 seconds, not {getattr(self, name)}")
 
     def welcome_ice_mode(self) -> IceMode:
         return self.ice.ice_mode

@@ -12,6 +12,7 @@ admin HTTP API (signaling.admin) is served beside /ws.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 from collections import Counter
@@ -26,6 +27,7 @@ from signaling.hosts import HostPolicy
 from signaling.log import bind
 from signaling.metrics import HubStats
 from signaling.origin import OriginPolicy
+from signaling.protocol import GoingAway
 from signaling.resume import ResumeDesk
 from signaling.roster import Roster
 from signaling.session import Membership, Session
@@ -46,6 +48,8 @@ class Hub:
         self.hosts = HostPolicy(config.allowed_hosts)
         self.addresses = ClientAddress(config.trusted_proxies)
         self._per_address: Counter[str] = Counter()  # open sockets by client address
+        # Set by drain(): what every client is told, and a `join` from then on is answered.
+        self.going_away: GoingAway | None = None
 
     def add_routes(self, app: web.Application) -> None:
         """Mount /ws and /healthz on an app that may serve other things (static files)."""
@@ -106,6 +110,7 @@ class Hub:
             log=bind(logger, conn=next(self._connections), remote=address),
             stats=self.stats,
             desk=self.desk,
+            going_away=lambda: self.going_away,
         )
         self._sessions.add(session)
         session.log.debug("connected")
@@ -141,6 +146,29 @@ class Hub:
         except TimeoutError:
             logger.warning("%d sessions still closing after %.1fs", len(self._sessions), grace)
         await self.desk.close()  # participants waiting to be resumed leave too
+
+    async def drain(self, reason: str = "the server is shutting down") -> None:
+        """Going away (SIGTERM): every client is told (`going_away`, with the retry hint), joins
+        are refused, and the sessions have `drain_grace` seconds to go by themselves, media
+        flowing, before close() closes the rest. Like LiveKit's drain and Janus's shutdown,
+        shortened: a restart should not keep a room waiting."""
+        config = self.config
+        self.going_away = GoingAway(reason=reason, retry_after=config.drain_retry_after)
+        self.desk.closing = True  # a socket that goes from now on leaves at once
+        sessions = list(self._sessions)
+        for session in sessions:
+            session.send(self.going_away)
+        logger.info(
+            "going away (%s): %d sessions told to come back in %gs; closing them in %gs",
+            reason,
+            len(sessions),
+            config.drain_retry_after,
+            config.drain_grace,
+        )
+        finished = asyncio.gather(*(s.wait_finished() for s in sessions))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(finished, config.drain_grace)
+        await self.close()
 
     async def _on_shutdown(self, app: web.Application) -> None:
         await self.close()

@@ -329,6 +329,17 @@ class PublishLayers(Msg, tag="publish_layers"):
     layers: list[LayerName]
 
 
+class GoingAway(Msg, tag="going_away"):
+    """The server is shutting down (SIGTERM): media goes on until it closes this socket, a few
+    seconds from now; a `join` meanwhile is answered with this and the socket closed. Connect
+    again no sooner than `retry_after` seconds after the socket closes (plus a random share of
+    it, so that a room does not come back in one instant): as a fresh session, since a server
+    that restarts keeps none."""
+
+    reason: str
+    retry_after: float
+
+
 ClientMessage = Join | Offer | Answer | Candidate | Leave | Ping | SetLayer | DescribeTrack | Mute
 ServerMessage = (
     Welcome
@@ -345,6 +356,7 @@ ServerMessage = (
     | TrackUnpublished
     | ActiveSpeakers
     | PublishLayers
+    | GoingAway
 )
 
 CLIENT_TYPES: Final[tuple[str, ...]] = (

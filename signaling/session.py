@@ -51,6 +51,7 @@ from signaling.protocol import (
     ClientMessage,
     DescribeTrack,
     ErrorCode,
+    GoingAway,
     GrantInfo,
     IceCandidate,
     IceServers,
@@ -220,12 +221,14 @@ class Session:
         log: ContextLogger,
         stats: HubStats | None = None,
         desk: ResumeDesk[Membership] | None = None,
+        going_away: Callable[[], GoingAway | None] = lambda: None,
     ) -> None:
         self._ws = ws
         self._backend = backend
         self._config = config
         self._roster = roster
         self._desk: ResumeDesk[Membership] = desk if desk is not None else ResumeDesk(0)
+        self._going_away = going_away  # the hub's drain (Hub.drain), once it began
         self._resumable = True  # False once we close the socket for misbehaving
         self.log = log
         self.membership: Membership | None = None
@@ -455,6 +458,12 @@ class Session:
                 ErrorCode.ALREADY_JOINED,
                 f"already in room {current.room!r} as {current.peer_id}; send `leave` first",
             )
+        if (going_away := self._going_away()) is not None:
+            # No new stays on a server that is shutting down: the client is told when to retry.
+            self.log.info("join refused: the server is going away")
+            self.send(going_away)
+            self._spawn(self._close_after_sending(WSCloseCode.GOING_AWAY, b"server shutting down"))
+            return
         if msg.resume is not None:
             await self._resume(msg, msg.resume)
             return

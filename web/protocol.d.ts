@@ -42,6 +42,17 @@ export interface Error {
 /** Stable error codes; docs/protocol.md says when each is sent. */
 export type ErrorCode = "already_joined" | "bad_candidate" | "bad_json" | "bad_message" | "bad_sdp" | "internal_error" | "join_timeout" | "media_failed" | "no_offer_pending" | "not_joined" | "publish_not_allowed" | "rate_limited" | "removed" | "replaced" | "resume_failed" | "room_closed" | "room_full" | "token_expired" | "token_invalid" | "token_not_yet_valid" | "token_required" | "token_wrong_room" | "too_large" | "too_many_candidates" | "too_many_tracks" | "unknown_track" | "unknown_type";
 
+/** The server is shutting down (SIGTERM): media goes on until it closes this socket, a few
+seconds from now; a `join` meanwhile is answered with this and the socket closed. Connect
+again no sooner than `retry_after` seconds after the socket closes (plus a random share of
+it, so that a room does not come back in one instant): as a fresh session, since a server
+that restarts keeps none. */
+export interface GoingAway {
+  type: "going_away";
+  reason: string;
+  retry_after: number;
+}
+
 /** What this participant may do, from its room token. */
 export interface GrantInfo {
   publish: boolean;
@@ -231,4 +242,4 @@ export interface Welcome {
 export type ClientMessage = Join | Offer | Answer | Candidate | Leave | Ping | SetLayer | DescribeTrack | Mute;
 
 /** What the server sends. */
-export type ServerMessage = Welcome | ParticipantJoined | ParticipantLeft | ServerOffer | ServerAnswer | Candidate | Error | Pong | IceServers | LayerChanged | TrackState | TrackUnpublished | ActiveSpeakers | PublishLayers;
+export type ServerMessage = Welcome | ParticipantJoined | ParticipantLeft | ServerOffer | ServerAnswer | Candidate | Error | Pong | IceServers | LayerChanged | TrackState | TrackUnpublished | ActiveSpeakers | PublishLayers | GoingAway;

@@ -35,6 +35,7 @@ import { watchRelay } from "./relay-watch.js";
 /** @typedef {TrackState["source"]} Source */
 /** @typedef {import("./protocol.js").SpeakerInfo} SpeakerInfo */
 /** @typedef {import("./protocol.js").PublishLayers} PublishLayers */
+/** @typedef {import("./protocol.js").GoingAway} GoingAway */
 /** @typedef {"l" | "m" | "h"} LayerName */
 /** @typedef {LayerName | "auto"} LayerChoice */
 /** @typedef {NonNullable<import("./protocol.js").Join["role"]>} Role "participant" or "recorder" */
@@ -79,6 +80,8 @@ import { watchRelay } from "./relay-watch.js";
  * @property {RemoteTrack} trackstate its source or muted state changed (`track_state`)
  * @property {SpeakerInfo[]} activespeakers who speaks now, loudest first (ours included)
  * @property {{code: ErrorCode, message: string}} servererror
+ * @property {GoingAway} goingaway the server is shutting down: the client comes back after
+ *   `retry_after` seconds (plus jitter), as a fresh session
  */
 
 /**
@@ -417,6 +420,8 @@ export class SfuClient {
     this._resyncTimer = undefined;
     /** @type {string | null} from the latest `welcome` */
     this._resumeToken = null;
+    /** @type {number | null} the server's `going_away` hint (ms), for the next attempt */
+    this._retryAfterMs = null;
     /** @type {string | null} our latest answer, until the server's next offer */
     this._lastAnswer = null;
     /** Sockets opened again after a loss; of those, sessions resumed and fresh rejoins. */
@@ -484,6 +489,7 @@ export class SfuClient {
     clearTimeout(this._resyncTimer);
     this._attempt = 0; // a new session: nothing of an earlier one's outages counts
     this._resumeToken = null;
+    this._retryAfterMs = null;
     this._setStatus("connecting");
     return this._connect(null);
   }
@@ -647,6 +653,11 @@ export class SfuClient {
             this._end(msg.code, msg.message);
             return;
           }
+          if (msg.type === "going_away") {
+            // At once, not in turn: the socket may close before the queue gets to it.
+            this._onGoingAway(msg);
+            return;
+          }
           if (msg.type === "welcome" && !welcomed) {
             welcomed = true;
             resolve(msg);
@@ -713,6 +724,12 @@ export class SfuClient {
     }
     this._attempt += 1;
     this._setStatus("reconnecting", reason);
+    let delay = backoffDelay(this._attempt);
+    if (this._retryAfterMs !== null) {
+      // The server said when to come back (going_away): no sooner, spread like the backoff.
+      delay = Math.max(delay, this._retryAfterMs * (1 + 0.5 * Math.random()));
+      this._retryAfterMs = null;
+    }
     clearTimeout(this._retryTimer);
     this._retryTimer = setTimeout(() => {
       this._retryTimer = undefined;
@@ -720,7 +737,19 @@ export class SfuClient {
       this._connect(this._resumeToken).catch(() => {
         /* _socketLost() has scheduled the next attempt, or given up */
       });
-    }, backoffDelay(this._attempt));
+    }, delay);
+  }
+
+  /**
+   * The server is shutting down: media goes on until it closes the socket; then come back no
+   * sooner than its hint, as a fresh session (a restarted server keeps none to resume).
+   * @param {GoingAway} msg
+   */
+  _onGoingAway(msg) {
+    this.log.info(`aiosfu: the server is going away (${msg.reason}): back in ${msg.retry_after}s`);
+    this._retryAfterMs = msg.retry_after * 1000;
+    this._resumeToken = null;
+    this._emit("goingaway", msg);
   }
 
   /**

@@ -78,6 +78,23 @@ async def test_a_socket_closed_by_the_server_is_resumed_and_media_never_stops(
     assert server.hub.stats.resumes == 1
 
 
+async def test_a_socket_the_server_closes_for_a_too_big_frame_is_said_and_resumed(
+    server: RunningServer, make_client: MakeClient
+) -> None:
+    alice = await make_client("too-big", name="alice", backoff=FAST)
+    changes: list[StateChange] = []
+    alice.on_state(changes.append)
+    peer_id = alice.peer_id
+    # Over 4x the frame limit: aiohttp closes the socket with 1009 without reading it.
+    await alice.send_raw("x" * (4 * server.hub.config.max_message_bytes + 1))
+    await alice.wait_state(ClientState.RECONNECTING, timeout=10)
+    await alice.wait_state(ClientState.CONNECTED, timeout=10)
+    reconnecting = changes[0]
+    assert reconnecting.state == ClientState.RECONNECTING
+    assert "1009" in (reconnecting.reason or ""), reconnecting.reason
+    assert alice.peer_id == peer_id and alice.resumes == 1
+
+
 async def test_tracks_ends_and_publish_raises_after_close(make_client: MakeClient) -> None:
     alice = await make_client("close", name="alice")
     seen: list[object] = []
