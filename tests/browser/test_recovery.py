@@ -1,14 +1,17 @@
 """The room page recovers by itself, in real Chromium: a lost WebSocket is resumed (same peer_id,
-media never stops, the others see nothing)."""
+media never stops, the others see nothing); a server gone for good ends `failed` once the retry
+budget is spent, with nothing left running."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 from aiohttp import WSCloseCode
+from playwright.async_api import Browser
 
 from sfu.media import TestPatternTrack
-from sfu.server import RunningServer
+from sfu.server import RunningServer, ServerConfig
 from tests.browser.conftest import OpenPage
 from tests.browser.roompage import (
     RoomPage,
@@ -17,7 +20,7 @@ from tests.browser.roompage import (
     media_flows,
     peer_ids,
 )
-from tests.conftest import MakeClient
+from tests.conftest import LOOPBACK, MakeClient
 from tests.util import eventually, eventually_async, recv
 
 # Counts, in the page, every `track` event of every RTCPeerConnection and the status changes.
@@ -93,3 +96,62 @@ async def test_a_page_whose_socket_the_server_closes_resumes_its_session(
     assert bot.participants == seen_by_bot
     assert await page.status_text() == "Connected"
     assert_no_console_errors(page)
+
+
+# A second client in the page, on the page's own library, with a small retry budget.
+GONE_PROBE = """
+async (url) => {
+  const probe = new sfuClient.constructor({url, room: "gone", name: "probe", reconnectAttempts: 3,
+                                          iceServers: []});
+  globalThis.probe = probe;
+  globalThis.probeStatuses = [];
+  probe.on("status", ({status}) => probeStatuses.push(status));
+  await probe.join();
+}
+"""
+
+PROBE_STATE = """
+() => ({
+  status: probe.status,
+  reason: probe.statusReason,
+  statuses: probeStatuses,
+  retryTimer: probe._retryTimer ?? null,
+  resyncTimer: probe._resyncTimer ?? null,
+  socket: probe._channel !== null,
+  pc: probe.pc !== null,
+})
+"""
+
+
+async def test_a_page_whose_server_is_gone_for_good_ends_failed_with_nothing_left(
+    browser: Browser,
+) -> None:
+    server = await RunningServer(ServerConfig(port=0, ice_addresses=LOOPBACK)).start()
+    context = await browser.new_context()
+    try:
+        page = RoomPage(await context.new_page(), "Alice")
+        await page.open(server.page_url, "gone")
+        await peer_ids(page)
+        await page.page.evaluate(GONE_PROBE, server.url)
+        await server.stop()
+
+        async def failed() -> str:
+            state = await page.page.evaluate(PROBE_STATE)
+            return "" if state["status"] == "failed" else f"probe: {state}"
+
+        await eventually_async(failed, timeout=30)
+        state = await page.page.evaluate(PROBE_STATE)
+        # (each attempt's `status` event says why the previous one failed: one per attempt)
+        statuses = [status for status, _ in itertools.groupby(state["statuses"])]
+        assert statuses == ["connecting", "connected", "reconnecting", "failed"], state
+        assert "gave up after 3 attempts" in state["reason"], state
+        # No timer, socket or peer connection left behind.
+        assert (state["retryTimer"], state["resyncTimer"], state["socket"], state["pc"]) == (
+            None,
+            None,
+            False,
+            False,
+        ), state
+    finally:
+        await context.close()
+        await server.stop()
