@@ -265,6 +265,7 @@ class Client:
         # attempt waits its `retry_after` and joins afresh.
         self.going_away: proto.GoingAway | None = None
         self._retry_after: float | None = None
+        self._lost_at: float | None = None  # loop time we went `reconnecting`, until connected
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -447,7 +448,17 @@ class Client:
         if state == self.state and reason == self.state_reason:
             return
         change = StateChange(state, self.state, reason)
-        self.log.info("%s -> %s%s", self.state, state, f" ({reason})" if reason else "")
+        now = asyncio.get_running_loop().time()
+        if state == ClientState.CONNECTED and self._lost_at is not None:
+            # The one line per recovery: how long it took, and how.
+            resumed = self.welcome is not None and self.welcome.resumed
+            how = "resumed" if resumed else "joined afresh"
+            self.log.info("recovered after %.2fs (%s): %s", now - self._lost_at, how, self.peer_id)
+            self._lost_at = None
+        else:
+            self.log.info("%s -> %s%s", self.state, state, f" ({reason})" if reason else "")
+        if state == ClientState.RECONNECTING and self._lost_at is None:
+            self._lost_at = now
         self.state, self.state_reason = state, reason
         for callback in list(self._state_callbacks):
             try:
@@ -600,7 +611,7 @@ class Client:
                     continue
                 elapsed = asyncio.get_running_loop().time() - started
                 how = "resumed" if self.welcome and self.welcome.resumed else "joined afresh"
-                self.log.info("reconnected after %.2fs (%s, attempt %d)", elapsed, how, attempt)
+                self.log.debug("reconnected after %.2fs (%s, attempt %d)", elapsed, how, attempt)
                 self._recovery = None
                 self._maybe_connected()
                 return

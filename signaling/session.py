@@ -121,6 +121,7 @@ class Membership:
         # Set while parked: ends the stay at once (a media failure, an operator, a new join
         # of the same identity), with this reason.
         self.on_parked_end: Callable[[LeaveReason], None] | None = None
+        self.lost_at: float | None = None  # monotonic time its socket went, until resumed
 
     def send(self, msg: Msg) -> None:
         # While parked, nothing can reach the client: the resumed `welcome` carries who is in
@@ -597,6 +598,7 @@ class Session:
             return False
         self.membership = None
         membership.session = None
+        membership.lost_at = time.monotonic()
         membership.on_parked_end = lambda reason: desk.expire_now(membership, reason)
         membership.log.info("socket gone: kept for %gs for the client to resume", desk.grace)
         return True
@@ -641,7 +643,12 @@ class Session:
             )
         )
         stats.resumes += 1
-        membership.log.info("resumed")
+        # The one line per recovery, with how long the client was away (from when we noticed).
+        lost_at, membership.lost_at = membership.lost_at, None
+        if lost_at is None:
+            membership.log.info("resumed: moved from a socket still open")
+        else:
+            membership.log.info("resumed after %.2fs away", time.monotonic() - lost_at)
         if membership.media is not None:
             await membership.media.resumed()
 

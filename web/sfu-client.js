@@ -420,6 +420,12 @@ export class SfuClient {
     this._resyncTimer = undefined;
     /** @type {string | null} from the latest `welcome` */
     this._resumeToken = null;
+    /** @type {number | null} when (performance.now()) we went `reconnecting`, until connected */
+    this._lostAt = null;
+    /** how the latest welcome came: the session resumed, or a fresh one */
+    this._lastJoin = "joined afresh";
+    /** @type {number | null} how long the latest recovery took, in seconds */
+    this.lastRecoverySeconds = null;
     /** @type {number | null} the server's `going_away` hint (ms), for the next attempt */
     this._retryAfterMs = null;
     /** @type {string | null} our latest answer, until the server's next offer */
@@ -467,6 +473,15 @@ export class SfuClient {
   _setStatus(status, reason = null) {
     if (status === this.status && reason === this.statusReason) return;
     this.log.debug(`aiosfu: ${this.status} -> ${status}${reason ? ` (${reason})` : ""}`);
+    if (status === "reconnecting" && this._lostAt === null) this._lostAt = performance.now();
+    if (status === "connected" && this._lostAt !== null) {
+      // The one line per recovery: how long it took, and how.
+      const seconds = ((performance.now() - this._lostAt) / 1000).toFixed(2);
+      this.log.info(`aiosfu: recovered after ${seconds}s (${this._lastJoin})`);
+      this.lastRecoverySeconds = Number(seconds);
+      this._lostAt = null;
+    }
+    if (status === "failed" || status === "closed") this._lostAt = null;
     this.status = status;
     this.statusReason = reason;
     this._emit("status", { status, reason });
@@ -955,7 +970,9 @@ export class SfuClient {
   /** @param {Welcome} welcome */
   async _onWelcome(welcome) {
     this._resumeToken = welcome.resume_token ?? null;
-    if (welcome.resumed && this.pc && welcome.peer_id === this.peerId) {
+    const resumed = welcome.resumed === true && this.pc !== null && welcome.peer_id === this.peerId;
+    this._lastJoin = resumed ? "resumed" : "joined afresh";
+    if (resumed) {
       await this._onResumed(welcome);
       return;
     }

@@ -95,6 +95,7 @@ async def test_a_page_whose_socket_the_server_closes_resumes_its_session(
     assert await page_value(page, "trackEvents") == tracks_before  # the same peer connection
     assert bot.participants == seen_by_bot
     assert await page.status_text() == "Connected"
+    assert isinstance(await page_value(page, "sfuClient.lastRecoverySeconds"), int | float)
     assert_no_console_errors(page)
 
 

@@ -52,7 +52,7 @@ async def frames_keep_coming(track: object, until: asyncio.Event, gap: float = 2
 
 
 async def test_a_socket_closed_by_the_server_is_resumed_and_media_never_stops(
-    server: RunningServer, make_client: MakeClient
+    server: RunningServer, make_client: MakeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     alice = await make_client("resume", name="alice", backoff=FAST)
     bob = await make_client("resume", name="bob", backoff=FAST)
@@ -84,6 +84,10 @@ async def test_a_socket_closed_by_the_server_is_resumed_and_media_never_stops(
     assert bob.participants == seen_by_bob  # no participant_left / participant_joined for alice
     assert not alice.errors and not bob.errors
     assert server.hub.stats.resumes == 1
+    # One log line for the recovery on each side, with its duration.
+    logged = [r.getMessage() for r in caplog.records]
+    assert len([m for m in logged if "] recovered after" in m]) == 1, logged
+    assert len([m for m in logged if "] resumed after" in m]) == 1, logged
 
 
 async def test_a_socket_the_server_closes_for_a_too_big_frame_is_said_and_resumed(
