@@ -15,6 +15,7 @@ from sfu.media import TestPatternTrack
 from sfu.rtc.probe import ice_connections
 from sfu.server import RunningServer
 from tests.conftest import MakeClient
+from tests.sfu.test_metrics import scrape, value
 from tests.util import eventually, recv
 
 
@@ -40,7 +41,7 @@ async def test_consent_expiry_on_the_server_takes_the_participant_out(
     await eventually(lambda: "" if old_bob not in alice.participants else "bob still listed")
     await eventually(lambda: "" if remote.ended.is_set() else "bob's track still live")
     assert any(e.code == "media_failed" for e in bob.errors)
-    assert server.backend.totals.ice_failures == 1
+    assert value(await scrape(server), "aiosfu_ice_failures_total") == 1
     ids = {p.id for p in server.backend.participants()}
     assert old_bob not in ids
     if not reconnect:

@@ -20,6 +20,7 @@ from sfu.media import TestPatternTrack
 from sfu.server import RunningServer, ServerConfig
 from tests.conftest import LOOPBACK, MakeClient
 from tests.sfu.test_cleanup import udp_sockets
+from tests.sfu.test_metrics import scrape, value
 from tests.util import eventually, recv
 
 FAST = Backoff(first=0.05, cap=0.2)
@@ -83,7 +84,8 @@ async def test_a_socket_closed_by_the_server_is_resumed_and_media_never_stops(
     assert alice.peer_id == peer_id and alice.pc is pc and alice.resumes == 1
     assert bob.participants == seen_by_bob  # no participant_left / participant_joined for alice
     assert not alice.errors and not bob.errors
-    assert server.hub.stats.resumes == 1
+    samples = await scrape(server)
+    assert value(samples, "aiosfu_reconnects_total") == value(samples, "aiosfu_resumes_total") == 1
     # One log line for the recovery on each side, with its duration.
     logged = [r.getMessage() for r in caplog.records]
     assert len([m for m in logged if "] recovered after" in m]) == 1, logged
@@ -191,6 +193,9 @@ async def test_a_restarted_server_gets_everyone_back_publishing() -> None:
         await bob.wait_state(ClientState.CONNECTED, timeout=10)
         assert alice.rejoins == 1 and bob.rejoins == 1
         assert any(e.code == "resume_failed" for e in alice.errors)
+        samples = await scrape(second)
+        assert value(samples, "aiosfu_failed_resumes_total") == 2  # alice's and bob's tokens
+        assert value(samples, "aiosfu_resumes_total") == 0
     finally:
         await alice.close()
         await bob.close()
