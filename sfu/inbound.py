@@ -5,13 +5,18 @@ The receive-side state that aiortc's receiver would otherwise keep, for the lean
 interarrival jitter) for the receiver reports the publisher gets, and the sequence numbers still
 missing, which the publisher is asked to resend (NACK) a few times while they can still help.
 `add()` runs once per packet: arithmetic only, since gaps are rare.
+
+`unrepaired` counts the gaps that are lost for good: a packet asked for NACK_TRIES times (at the
+gap, then on the next report tick, so 0.25-0.5 s after it), or a jump too long to ask for. What
+follows such a gap cannot be decoded: the publication then has its subscribers wait for the next
+keyframe and asks for one (sfu.publication), off the packet path.
 """
 
 from __future__ import annotations
 
 MAX_GAP = 256  # a jump longer than this is a restart of the stream, not loss worth a NACK
 MAX_MISSING = 512  # sequence numbers tracked as missing; the oldest are given up first
-NACK_TRIES = 3  # times one lost packet is asked for: at the gap, then on two report ticks
+NACK_TRIES = 2  # times one lost packet is asked for: at the gap, then on the next report tick
 
 
 class InboundStream:
@@ -28,6 +33,7 @@ class InboundStream:
         "received",
         "received_prior",
         "ssrc",
+        "unrepaired",
     )
 
     def __init__(self, ssrc: int, clock_rate: int, first_seq: int) -> None:
@@ -44,6 +50,7 @@ class InboundStream:
         self.expected_prior = 0
         self.received_prior = 0
         self.missing: dict[int, int] = {}  # sequence number -> NACKs sent for it
+        self.unrepaired = 0  # gaps lost for good (see the module doc)
 
     def add(self, seq: int, timestamp: int, arrival: float) -> list[int] | None:
         """Count a packet that arrived at `arrival` (seconds, any fixed origin).
@@ -74,13 +81,16 @@ class InboundStream:
 
     def _gap(self, delta: int) -> list[int] | None:
         if delta - 1 > MAX_GAP:
+            self.unrepaired += 1
             return None
         lost = [(self.max_seq + i) & 0xFFFF for i in range(1, delta)]
         missing = self.missing
         for s in lost:
             missing[s] = 1
-        while len(missing) > MAX_MISSING:
-            del missing[next(iter(missing))]
+        if len(missing) > MAX_MISSING:
+            self.unrepaired += 1
+            while len(missing) > MAX_MISSING:
+                del missing[next(iter(missing))]
         return lost
 
     def recovered(self, seq: int) -> bool:
@@ -93,12 +103,16 @@ class InboundStream:
     def nack_again(self) -> list[int]:
         """Sequence numbers to ask for once more; those asked for NACK_TRIES times are dropped."""
         again: list[int] = []
+        given_up = 0
         for seq, tries in list(self.missing.items()):
             if tries >= NACK_TRIES:
                 del self.missing[seq]
+                given_up += 1
             else:
                 self.missing[seq] = tries + 1
                 again.append(seq)
+        if given_up:
+            self.unrepaired += 1
         return again
 
     @property

@@ -59,6 +59,7 @@ class Layer:
         "sender_report",
         "sender_report_at",
         "stream",
+        "unrepaired",
     )
 
     def __init__(self, publication: Publication, index: int, rid: str | None) -> None:
@@ -88,6 +89,7 @@ class Layer:
         self.packets = 0  # RTP packets received (read by metrics)
         self.bytes = 0
         self.retransmissions = 0  # of those, RTX packets that filled a hole
+        self.unrepaired = 0  # the stream's `unrepaired` when the publication last looked
 
     @property
     def name(self) -> str:

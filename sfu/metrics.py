@@ -65,6 +65,7 @@ def _count_publication(tally: Tally, pub: Publication) -> None:
     tally["received_bytes", kind] += pub.bytes
     tally["plis_sent", kind] += pub.keyframes.sent
     tally["keyframe_replays", kind] += pub.replays
+    tally["loss_resyncs", kind] += pub.resyncs
 
 
 def _count_subscription(tally: Tally, sub: Subscription) -> None:
@@ -207,6 +208,7 @@ class SfuCollector(Collector):
             ("plis_received", "PLI/FIR keyframe requests from subscribers"),
             ("plis_sent", "PLI keyframe requests sent to publishers (after throttling)"),
             ("keyframe_replays", "subscriptions started on a recent keyframe from the ring"),
+            ("loss_resyncs", "unrepaired losses from publishers: subscribers wait for a keyframe"),
         ):
             values = {kind: tally[name, kind] for kind in KINDS}
             yield _by_kind(CounterMetricFamily, f"aiosfu_{name}", doc, values)

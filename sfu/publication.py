@@ -32,6 +32,11 @@ Layers and subscriptions (the seam sfu.subscription and bandwidth estimation bui
 - `on_layers(callback)`: called (with the publication) whenever `flowing` or `wanted()` may have
   changed; never per packet.
 
+A gap the publisher could not fill (sfu.inbound's `unrepaired`) leaves what follows undecodable
+until the next keyframe: every subscription forwarding that layer then waits for it, going on from
+the last packet it sent, and one is asked for (a subscriber's own request would come later, or,
+from aiortc, never). Checked on the report tick, never per packet.
+
 Keyframe requests from all subscribers are throttled here, per publisher (a PLI for one layer
 makes Chromium send keyframes on all three). Closed by its Participant; close() is idempotent.
 """
@@ -152,6 +157,7 @@ class Publication:
         self.flowing: tuple[int, ...] = ()
         self._listeners: list[Callable[[Publication], None]] = []
         self.replays = 0  # subscriptions started on a replayed keyframe
+        self.resyncs = 0  # unrepaired gaps that made subscriptions wait for a keyframe
         self.next_report = 0.0  # event-loop time of our next RR (+ REMB) to the publisher
         self.lean = True  # False once something subscribed to frames: aiortc receives
         self.log = bind(log, track=self.id[:8], kind=self.kind)
@@ -339,10 +345,13 @@ class Publication:
         streams = [(layer, layer.stream) for layer in self.layers if layer.stream is not None]
         if not self.lean or not streams:
             return
-        for _, stream in streams:
+        for layer, stream in streams:
             again = stream.nack_again()
             if again and self.nack:
                 self.send_nack(stream.ssrc, again)
+            if stream.unrepaired != layer.unrepaired:
+                layer.unrepaired = stream.unrepaired
+                self._resync(layer)
         if now < self.next_report:
             return
         self.next_report = now + random.uniform(0.5, 1.5)
@@ -368,6 +377,16 @@ class Publication:
             # One REMB for all the layers: Chromium takes each REMB as a cap on its total rate.
             packet += rtcp.remb(self.rtcp_ssrc, self.max_bitrate, [s.ssrc for _, s in streams])
         self._send_rtcp(packet)
+
+    def _resync(self, layer: Layer) -> None:
+        """The layer lost packets for good: its subscribers wait for its next keyframe."""
+        if self.kind != "video" or self.muted:
+            return
+        waiting = [sub for sub in self.subscriptions if sub.current is layer and sub.live]
+        for sub in waiting:
+            sub.resync()
+        self.resyncs += bool(waiting)
+        self.log.debug("layer %s: loss not repaired, %d resync", layer.name, len(waiting))
 
     def send_nack(self, media_ssrc: int, lost: list[int]) -> None:
         self._send_rtcp(rtcp.nack(self.rtcp_ssrc, media_ssrc, lost))

@@ -261,6 +261,16 @@ class Subscription:
         if self.ready:
             self.publication.request_keyframe(target)
 
+    def resync(self) -> None:
+        """The layer forwarded lost packets that no one can resend: nothing the subscriber gets
+        until the next keyframe can be decoded. Stop forwarding and wait for that keyframe (asked
+        for now); the stream then goes on from the last packet sent, as after a mute, so the
+        subscriber sees no second hole."""
+        if self.closed or not self.live or self.current is None:
+            return
+        self.pause()
+        self.resume()
+
     # --- until a keyframe ----------------------------------------------------------------------
 
     def try_start(

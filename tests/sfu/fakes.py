@@ -44,6 +44,11 @@ class FakePublication:
     _flowing_changed: Any = Publication._flowing_changed
     wanted: Any = Publication.wanted
     set_muted: Any = Publication.set_muted
+    report: Any = Publication.report
+    _check_flowing: Any = Publication._check_flowing
+    _resync: Any = Publication._resync
+    lean = True
+    next_report = float("inf")  # report(): NACKs and loss only, no receiver reports
 
     def __init__(self, rids: tuple[str, ...] = (), *, keyframe_start: Any = is_key) -> None:
         self.keyframes = KeyframeThrottle(0.15)
@@ -59,6 +64,7 @@ class FakePublication:
         self.requests: list[int] = []  # layer masks asked for
         self.nacks: list[tuple[int, list[int]]] = []
         self.changes = 0
+        self.resyncs = 0
 
     def add(self, sub: Subscription) -> None:
         self.subscriptions = (*self.subscriptions, sub)

@@ -58,6 +58,7 @@ def test_a_long_jump_is_a_restart_not_loss_to_nack() -> None:
     stream = InboundStream(1, 90000, 0)
     assert feed(stream, [0, 1, 2 + MAX_GAP + 1]) == []
     assert stream.missing == {}
+    assert stream.unrepaired == 1  # what follows cannot be decoded: a keyframe is needed
 
 
 def test_missing_packets_are_asked_for_a_bounded_number_of_times() -> None:
@@ -66,6 +67,16 @@ def test_missing_packets_are_asked_for_a_bounded_number_of_times() -> None:
     asked = [stream.nack_again() for _ in range(NACK_TRIES + 1)]
     assert asked == [[1, 2]] * (NACK_TRIES - 1) + [[], []]
     assert stream.missing == {}
+    assert stream.unrepaired == 1  # one gap given up, whatever its length
+
+
+def test_a_gap_filled_in_time_is_not_unrepaired() -> None:
+    stream = InboundStream(1, 90000, 0)
+    feed(stream, [0, 3])
+    assert stream.recovered(1) and stream.recovered(2)
+    for _ in range(NACK_TRIES + 1):
+        assert stream.nack_again() == []
+    assert stream.unrepaired == 0
 
 
 def test_the_missing_set_is_bounded() -> None:

@@ -233,3 +233,30 @@ async def test_a_switch_waits_for_the_new_layers_clock_pair() -> None:
     src["h"].frame(key=True)  # ...and switches on it
     assert sub.current is pub.layer("h")
     assert_one_stream(sent)
+
+
+async def test_a_loss_the_publisher_cannot_repair_waits_for_the_next_keyframe() -> None:
+    pub = FakePublication()
+    layer = pub.layers[0]
+    layer.latch(0x1234, 96, 1)  # the lean path's reception state: NACKs and loss
+    sent: list[bytes] = []
+    sub = ready_subscription(pub, sent)
+    for seq in (1, 2, 3, 5, 6):  # 4 is lost on the way in
+        pub.deliver(seq, 90 * seq, 1, b"key" if seq == 1 else b"delta")
+    assert len(sent) == 5 and pub.nacks == [(0x1234, [4])]
+    pub.report(0.0)  # asked for again: not given up yet
+    assert pub.nacks[-1] == (0x1234, [4]) and pub.resyncs == 0 and layer.forwarders
+    requests = len(pub.requests)
+    pub.report(0.25)  # never came: what follows cannot be decoded
+    assert pub.resyncs == 1 and len(pub.requests) == requests + 1  # a keyframe asked for
+    pub.deliver(7, 630, 1, b"delta")  # waits for the keyframe
+    assert len(sent) == 5
+    pub.deliver(8, 720, 1, b"key")
+    pub.deliver(9, 810, 1, b"delta")
+    assert len(sent) == 7 and sent[5][12:] == b"key"
+    seqs = [header(packet)[2] for packet in sent]
+    # The subscriber sees the hole the publisher made (its NACK gets nothing) and no other: the
+    # stream goes on from the last packet sent.
+    assert [(b - a) & 0xFFFF for a, b in itertools.pairwise(seqs)] == [1, 1, 2, 1, 1, 1]
+    pub.report(0.5)  # nothing new lost: no second resync
+    assert pub.resyncs == 1
