@@ -73,8 +73,10 @@ from signaling.backend import IceServer
 from signaling.log import bind
 
 from .backoff import Backoff
+from .payload import keyframe_check
 from .peerconfig import rtc_configuration
 from .rtc import fastpath
+from .rtc import jitter as rtc_jitter
 from .rtc import receiver as rtc_receiver
 from .rtc import sender as rtc_sender
 from .rtc import simulcast as rtc_simulcast
@@ -987,6 +989,9 @@ class Client:
         transceiver = next(t for t in pc.getTransceivers() if t.receiver.track is track)
         if not self.decode:
             rtc_receiver.capture_encoded_frames(transceiver.receiver)
+        if track.kind == "video":
+            # A loss no retransmission repairs would hold aiortc's jitter buffer for seconds.
+            rtc_jitter.skip_lost_packets(transceiver.receiver, keyframe_check)
 
     def _end_remote_tracks(self, pc: RTCPeerConnection | None) -> None:
         for remote in self.remote_tracks.values():

@@ -35,7 +35,8 @@ def test_a_recording_goes_through_packet_loss(tmp_path: Path) -> None:
     # aiortc's audio jitter buffer, once a hole sits near its head, drops good packets too).
     assert seen["ends"]["audio"] > recorded - 1.5 and seen["gaps"]["audio"] < 1.0, seen
     # Video: repaired by NACK, or a short gap. A packet lost and then lost again when resent
-    # stalls aiortc's video jitter buffer until it overflows (seconds: the Python client's
-    # receive side, issue 10's to fix), so its end is only printed here.
+    # would stall aiortc's video jitter buffer until it overflows (seconds); the Python
+    # client's receive side skips to a keyframe instead (sfu.rtc.jitter): video goes on too.
     assert seen["gaps"]["video"] < 1.0 and seen["frames"]["video"] > 0.5 * 15 * recorded, seen
+    assert seen["ends"]["video"] > recorded - 1.5, seen
     print(f"video recorded to {seen['ends']['video']:.1f} s of {seen['ends']['audio']:.1f} s")

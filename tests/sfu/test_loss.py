@@ -4,16 +4,19 @@ A lost video packet that is never resent stalls aiortc's jitter buffer (it waits
 until it overflows, seconds later): the subscriber would stop decoding. Here every 15th packet
 the subscriber receives is dropped before its SRTP layer, as the network would; it must
 keep decoding, and the server must have resent what was asked for (under the same sequence
-number: the subscriber's SRTP never saw the lost original).
+number: the subscriber's SRTP never saw the lost original). A loss nobody repairs holds the
+Python client's jitter buffer only briefly (sfu.rtc.jitter).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import struct
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from aiortc.mediastreams import AudioStreamTrack
 
 from sfu.media import TestPatternTrack
@@ -147,3 +150,57 @@ async def test_a_retransmission_nobody_asked_for_is_not_forwarded(
         await recv(remote.track, 3)
     assert publication.retransmissions == before
     assert publication.layers[0].stream.received > 0 and not publication.layers[0].stream.missing
+
+
+def drop_unrepairable(transceiver: Any, every: int) -> list[int]:
+    """Drop every `every`-th media packet of this subscriber's forwarded track, and again each
+    time the server resends it (under its own sequence number: sfu.rtc.fastpath): losses nothing
+    repairs. Returns the sequence numbers lost."""
+    codec = fastpath.negotiated_codec(transceiver)
+    assert codec is not None
+    dropped: list[int] = []
+    count = 0
+
+    def lossy(receive: Callable[[bytes, Any], None]) -> Callable[[bytes, Any], None]:
+        def datagram_received(data: bytes, addr: Any) -> None:
+            nonlocal count
+            if len(data) > 12 and 127 < data[0] < 192 and data[1] & 0x7F == codec.payloadType:
+                seq = int.from_bytes(data[2:4], "big")
+                if seq in dropped:
+                    return  # the retransmission
+                count += 1
+                if count % every == 0:
+                    dropped.append(seq)
+                    return
+            receive(data, addr)
+
+        return datagram_received
+
+    for protocol in rtc_probe.sockets(rtc_probe.ice_connection(transceiver.receiver.transport)):
+        protocol.datagram_received = lossy(protocol.datagram_received)
+    return dropped
+
+
+@pytest.mark.parametrize("decode", [False, True])
+async def test_a_loss_nobody_repairs_holds_a_python_subscriber_briefly(
+    server: RunningServer, make_client: MakeClient, decode: bool
+) -> None:
+    # aiortc's jitter buffer alone would wait at the hole until 512 packets piled up behind it
+    # (seconds); sfu.rtc.jitter skips to a keyframe, asked for by PLI.
+    alice = await make_client("unrepaired", name="alice")
+    await alice.publish(TestPatternTrack(320, 240, fps=30))
+    bob = await make_client("unrepaired", name="bob", decode=decode)
+    remote = await bob.next_track()
+    await recv(remote.track, 5)
+    assert bob.pc is not None
+    (transceiver,) = [t for t in bob.pc.getTransceivers() if t.receiver.track is remote.track]
+    dropped = drop_unrepairable(transceiver, 150)
+
+    loop = asyncio.get_running_loop()
+    arrivals = [loop.time()]
+    while arrivals[-1] - arrivals[0] < 6.0:
+        await recv(remote.track, 5)  # aiortc alone: stalled here
+        arrivals.append(loop.time())
+    longest = max(b - a for a, b in itertools.pairwise(arrivals))
+    print(f"{len(dropped)} losses not repaired; longest wait for a frame {longest:.2f} s")
+    assert len(dropped) >= 2 and len(arrivals) > 60

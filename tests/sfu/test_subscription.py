@@ -249,6 +249,7 @@ async def test_a_loss_the_publisher_cannot_repair_waits_for_the_next_keyframe() 
     requests = len(pub.requests)
     pub.report(0.25)  # never came: what follows cannot be decoded
     assert pub.resyncs == 1 and len(pub.requests) == requests + 1  # a keyframe asked for
+    assert sub in layer.pending and not layer.forwarders
     pub.deliver(7, 630, 1, b"delta")  # waits for the keyframe
     assert len(sent) == 5
     pub.deliver(8, 720, 1, b"key")
