@@ -133,3 +133,9 @@ def skip_lost_packets(
     buffer = SkippingJitterBuffer(old.capacity, by_payload_type)
     receiver._RTCRtpReceiver__jitter_buffer = buffer  # type: ignore[attr-defined]
     return buffer
+
+
+def installed(receiver: RTCRtpReceiver) -> SkippingJitterBuffer | None:
+    """The receiver's skipping buffer, if it has one."""
+    buffer = receiver._RTCRtpReceiver__jitter_buffer  # type: ignore[attr-defined]
+    return buffer if isinstance(buffer, SkippingJitterBuffer) else None

@@ -101,7 +101,7 @@ async def test_the_hook_replaces_the_video_receivers_buffer() -> None:
     try:
         receiver = pc.addTransceiver("video").receiver
         buf = jitter.skip_lost_packets(receiver, keyframe_check)
-        assert receiver._RTCRtpReceiver__jitter_buffer is buf  # type: ignore[attr-defined]
+        assert jitter.installed(receiver) is buf
         assert buf.capacity == jitter.VIDEO_CAPACITY  # aiortc's own, kept
     finally:
         await pc.close()
