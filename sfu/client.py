@@ -60,7 +60,6 @@ import aiohttp
 from aiortc import (
     MediaStreamTrack,
     RTCPeerConnection,
-    RTCRtpReceiver,
     RTCRtpSender,
     RTCRtpTransceiver,
     RTCSessionDescription,
@@ -931,9 +930,7 @@ class Client:
             await self._send(proto.Answer(sdp=self._last_answer))
             await self._send(proto.Candidate(candidate=None))
             self.negotiations += 1
-            for receiver in self._update_remote_tracks():
-                # Its RTCP task would otherwise run until the connection closes.
-                await receiver.stop()
+            self._update_remote_tracks()
         await self._offer_publications()
 
     def _describe(self, sdp: str) -> str:
@@ -987,6 +984,11 @@ class Client:
 
     def _on_pc_track(self, pc: RTCPeerConnection, track: MediaStreamTrack) -> None:
         transceiver = next(t for t in pc.getTransceivers() if t.receiver.track is track)
+        if rtc_receiver.decoding_started(transceiver.receiver):
+            # An m-line the server reused for another track: its receiver goes on, into this
+            # new track (its encoded-frame sink and jitter buffer stay).
+            rtc_receiver.follow_new_track(transceiver.receiver)
+            return
         if not self.decode:
             rtc_receiver.capture_encoded_frames(transceiver.receiver)
         if track.kind == "video":
@@ -1000,13 +1002,13 @@ class Client:
             for transceiver in pc.getTransceivers():
                 rtc_receiver.end_track(transceiver.receiver)
 
-    def _update_remote_tracks(self) -> list[RTCRtpReceiver]:
+    def _update_remote_tracks(self) -> None:
         """After applying a server offer: announce new forwarded tracks, end removed ones.
 
-        Returns the receivers of the removed tracks, to be stopped.
+        The server reuses the m-line of a track that ended for a later one (a new msid): the
+        receiver is kept, and its next track is a new RemoteTrack.
         """
         assert self.pc is not None
-        ended: list[RTCRtpReceiver] = []
         description = aiortc_sdp.SessionDescription.parse(self.pc.remoteDescription.sdp)
         by_mid: dict[str, Any] = {m.rtp.muxId: m for m in description.media}
         for transceiver in self.pc.getTransceivers():
@@ -1017,7 +1019,7 @@ class Client:
                 continue
             sending = media.direction in ("sendonly", "sendrecv")
             known = self.remote_tracks.get(mid)
-            if sending and known is None:
+            if sending and (known is None or known.ended.is_set()):
                 stream_id, _, track_id = (media.msid or "").partition(" ")
                 remote = self._remote_track(stream_id, media, transceiver)
                 remote.track_id = track_id
@@ -1032,9 +1034,8 @@ class Client:
                     callback(remote)
             elif not sending and known is not None and not known.ended.is_set():
                 known.ended.set()
-                rtc_receiver.end_track(transceiver.receiver)
-                ended.append(transceiver.receiver)
-        return ended
+                # aiortc gives the receiver a new track (and a `track` event) when it is reused.
+                rtc_receiver.release_track(transceiver.receiver)
 
     def _remote_track(
         self, peer_id: str, media: Any, transceiver: RTCRtpTransceiver
@@ -1048,7 +1049,8 @@ class Client:
         )
         mid = transceiver.mid
         assert mid is not None
-        fastpath.tap_sender_reports(receiver, partial(self._on_sender_report, mid))
+        if mid not in self.remote_tracks:  # a reused m-line's receiver is tapped already
+            fastpath.tap_sender_reports(receiver, partial(self._on_sender_report, mid))
         return RemoteTrack(
             peer_id,
             media.kind,

@@ -7,7 +7,7 @@ missing, which the publisher is asked to resend (NACK) a few times while they ca
 `add()` runs once per packet: arithmetic only, since gaps are rare.
 
 `unrepaired` counts the gaps that are lost for good: a packet asked for NACK_TRIES times (at the
-gap, then on the next report tick, so 0.25-0.5 s after it), or a jump too long to ask for. What
+gap, then on two report ticks, so 0.5-0.75 s after it), or a jump too long to ask for. What
 follows such a gap cannot be decoded: the publication then has its subscribers wait for the next
 keyframe and asks for one (sfu.publication), off the packet path.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 MAX_GAP = 256  # a jump longer than this is a restart of the stream, not loss worth a NACK
 MAX_MISSING = 512  # sequence numbers tracked as missing; the oldest are given up first
-NACK_TRIES = 2  # times one lost packet is asked for: at the gap, then on the next report tick
+NACK_TRIES = 3  # times one lost packet is asked for: at the gap, then on two report ticks
 
 
 class InboundStream:

@@ -39,10 +39,12 @@ from signaling.log import bind
 from .config import SfuConfig
 from .downlink import Downlink
 from .dynacast import Dynacast
+from .payload import keyframe_check
 from .peerconfig import rtc_configuration
 from .publication import Publication, source_for
 from .rtc import dtls as rtc_dtls
 from .rtc import fastpath, rtcp
+from .rtc import jitter as rtc_jitter
 from .rtc import receiver as rtc_receiver
 from .rtc import simulcast as rtc_simulcast
 from .rtc.audiolevel import audio_level_id
@@ -53,7 +55,7 @@ from .rtc.simulcast import LAYERS, SimulcastNegotiation
 from .rtc.transportcc import accept_transport_cc
 from .rtc.twcc import TransportFeedback
 from .sdpcheck import answer_with_no_m_lines, check_description, drop_empty_bundle
-from .subscription import Subscription
+from .subscription import ResumePoint, Subscription
 
 if TYPE_CHECKING:
     from aiortc import RTCIceCandidate
@@ -107,6 +109,12 @@ class Participant:
         self._publication_transceivers: dict[str, RTCRtpTransceiver] = {}
         self._to_add: list[Subscription] = []
         self._to_remove: list[Subscription] = []
+        # M-lines whose forwarded track ended, with where its stream stopped: the next track
+        # of that kind and codec takes one over once the client has taken it as inactive (a
+        # long call's SDP stays the size of what it carries). Those taken over in the offer
+        # in flight start sending once it is answered.
+        self._free_lines: list[tuple[RTCRtpTransceiver, ResumePoint | None]] = []
+        self._reused: list[Subscription] = []
         self._new_tracks: list[
             tuple[MediaStreamTrack, RTCRtpReceiver, rtc_receiver.EncodedFrameSink]
         ] = []
@@ -190,6 +198,9 @@ class Participant:
                 raise NegotiationError("no_offer_pending", "there is no server offer to answer")
             self._discarding_candidates = False
             await self._set_remote(sdp, "answer")
+            reused, self._reused = self._reused, []
+            for sub in reused:
+                sub.sender_started()
         self._schedule_renegotiation()
 
     async def candidate(self, candidate: CandidateInit | None) -> None:
@@ -397,6 +408,10 @@ class Participant:
         # Emitted inside setRemoteDescription, before the receiver can start a decoder.
         receiver = next(t.receiver for t in self.pc.getTransceivers() if t.receiver.track is track)
         sink = rtc_receiver.capture_encoded_frames(receiver)
+        if track.kind == "video":
+            # Once a bot takes frames (aiortc's receiver assembles them), a loss nothing repairs
+            # would hold them for seconds (sfu.rtc.jitter).
+            rtc_jitter.skip_lost_packets(receiver, keyframe_check)
         self._new_tracks.append((track, receiver, sink))
 
     def _ingress(self, dtls: RTCDtlsTransport) -> RtpIngress:
@@ -488,19 +503,53 @@ class Participant:
             removed, self._to_remove = self._to_remove, []
             added, self._to_add = self._to_add, []
             for sub in removed:
+                resume = sub.resume_point()
                 sub.close()
                 if sub.transceiver is not None:
                     sub.transceiver.direction = "inactive"
-                    await sub.transceiver.stop()
+                    self._free_lines.append((sub.transceiver, resume))
+            reused = 0
             for sub in added:
-                sub.attach(self.pc.addTransceiver(sub.track, direction="sendonly"))
+                line = self._take_free_line(sub)
+                if line is None:
+                    sub.attach(self.pc.addTransceiver(sub.track, direction="sendonly"))
+                    continue
+                transceiver, sub.resume_from = line
+                transceiver.direction = "sendonly"
+                transceiver.sender.replaceTrack(sub.track)  # its msid: the new track's
+                sub.attach(transceiver)
+                self._reused.append(sub)
+                reused += 1
             await self.pc.setLocalDescription(await create_offer(self.pc))
             if self._relay_failed():
                 return
             self._lean_rtcp()
-            self.log.debug("offering +%d -%d forwarded tracks", len(added), len(removed))
+            self.log.debug(
+                "offering +%d -%d forwarded tracks (%d on m-lines reused)",
+                len(added),
+                len(removed),
+                reused,
+            )
             self.signals.send_offer(self._simulcast.describe(self.pc.localDescription.sdp))
             self.signals.send_candidate(None)
+
+    def _take_free_line(
+        self, sub: Subscription
+    ) -> tuple[RTCRtpTransceiver, ResumePoint | None] | None:
+        """An m-line whose track ended, negotiated inactive, of the subscription's kind and
+        codec (its negotiated codecs are kept in later offers: sfu.rtc.offer)."""
+        pub = sub.publication
+        for i, (transceiver, resume) in enumerate(self._free_lines):
+            codec = fastpath.negotiated_codec(transceiver)
+            if (
+                transceiver.kind == pub.kind
+                and transceiver.currentDirection == "inactive"
+                and codec is not None
+                and codec.mimeType.lower() == pub.codec.mimeType.lower()
+            ):
+                del self._free_lines[i]
+                return transceiver, resume
+        return None
 
     def _relay_failed(self) -> bool:
         """In turn-only mode our own TURN allocation must work, or the client waits for ever."""

@@ -61,6 +61,16 @@ TOP = len(LAYERS) - 1
 Forward = Callable[[int, int, int, bytes], bool]
 
 
+class ResumePoint(NamedTuple):
+    """Where a subscriber's stream on an m-line stopped: the last packet's sequence number and
+    timestamp as sent, and when it arrived (time.monotonic()). A track that takes the m-line
+    over goes on from there, on the same SSRC (Participant reuses ended m-lines)."""
+
+    seq: int
+    timestamp: int
+    at: float
+
+
 class Span(NamedTuple):
     """A run of the subscriber's stream taken from one layer, from sequence number `start` on."""
 
@@ -89,6 +99,7 @@ class Subscription:
         "preferred",
         "publication",
         "ready",
+        "resume_from",
         "retransmitted",
         "subscriber_id",
         "switches",
@@ -103,7 +114,7 @@ class Subscription:
         # Forwarded under the publisher's own msid track id: every participant names a track
         # the same way, which track_state messages rely on.
         self.track = fastpath.IdleTrack(
-            publication.kind, on_start=self._on_sender_started, track_id=publication.id
+            publication.kind, on_start=self.sender_started, track_id=publication.id
         )
         self.transceiver: RTCRtpTransceiver | None = None
         self.ready = False  # the subscriber's connection is up: we can send
@@ -128,6 +139,9 @@ class Subscription:
         self.plis = 0  # PLI/FIR from the subscriber
         self.padded = 0  # bytes sent to probe the subscriber's bandwidth (sfu.downlink)
         self.switches = 0  # layer switches done (not counting the start)
+        # Set when this subscription takes over an m-line whose track ended: its stream goes
+        # on from that one's (same SSRC), instead of random origins.
+        self.resume_from: ResumePoint | None = None
         publication.add(self)
         self.retarget()
 
@@ -141,9 +155,13 @@ class Subscription:
         fastpath.on_retransmit_request(sender, self.on_nack)
         rtcp.stop_sender_reports(sender)  # report() sends them, from our own counts
 
-    def _on_sender_started(self) -> None:
-        # aiortc starts the sender once DTLS is up and the m-line negotiated.
-        if self.closed or self.transceiver is None:
+    def sender_started(self) -> None:
+        """The m-line is negotiated to send and the connection is up: bind an output to it.
+
+        aiortc starts the sender (its first recv() of our IdleTrack) once DTLS is up and the
+        m-line negotiated. A reused m-line's sender ran already, and its RTP loop ended with the
+        old track: the participant calls this once the subscriber has taken the offer."""
+        if self.closed or self.ready or self.transceiver is None:
             return
         codec = fastpath.negotiated_codec(self.transceiver)
         pt = codec.payloadType if codec is not None else None
@@ -313,7 +331,16 @@ class Subscription:
         assert entry is not None, "a keyframe's first packet is in its layer's ring"
         _, timestamp, _, payload = entry
         old = self.current
-        if old is None:
+        resume = self.resume_from
+        if old is None and resume is not None:
+            # The m-line's previous track stopped there: one stream goes on, on the same SSRC
+            # (a jump back would fall in the subscriber's SRTP replay window).
+            elapsed = int(max(0.0, time.monotonic() - resume.at) * self.publication.clock_rate)
+            offsets = Offsets(
+                (resume.seq + 1 - first) & 0xFFFF,
+                (resume.timestamp + max(1, elapsed) - timestamp) & 0xFFFFFFFF,
+            )
+        elif old is None:
             # Random origins, as a sender of its own would pick (RFC 3550 5.1); the first
             # sequence number stays low so a long stream never wraps into SRTP's replay window
             # trouble. The picture numbering stays the source's.
@@ -453,10 +480,28 @@ class Subscription:
         )
         output.send_rtcp(packet)
 
+    def resume_point(self) -> ResumePoint | None:
+        """Where the subscriber's stream stands: the last packet sent (None before any)."""
+        output, layer = self._output, self.current
+        if output is None or layer is None or not self.live:
+            return self.resume_from
+        newest: RingEntry | None
+        if self._stopped_at is not None:
+            newest, at = self._stopped_at
+        else:
+            newest, at = layer.newest(), layer.last_arrival
+        if newest is None:
+            return self.resume_from
+        return ResumePoint(
+            (newest[0] + output.seq_offset) & 0xFFFF,
+            (newest[1] + output.ts_offset) & 0xFFFFFFFF,
+            at,
+        )
+
     def close(self) -> None:
         """Stop forwarding. The transceiver stays in the subscriber's connection (aiortc cannot
-        remove an m-line), so it must not keep this subscription, and through it the
-        publisher's receiver and connection, alive."""
+        remove an m-line; the participant reuses it for a later track), so it must not keep
+        this subscription, and through it the publisher's receiver and connection, alive."""
         if self.closed:
             return
         self.closed = True

@@ -49,7 +49,8 @@ import { watchRelay } from "./relay-watch.js";
 
 /**
  * @typedef {object} RemoteTrack
- * @property {string} mid the m-line it arrives on (the server never reuses one)
+ * @property {string} mid the m-line it arrives on (the server reuses the m-line of a track that
+ *   ended for a later one, under a new msid)
  * @property {"audio" | "video"} kind
  * @property {MediaStreamTrack} track
  * @property {Participant} participant
@@ -257,6 +258,22 @@ function msidTrackIds(sdp) {
 }
 
 /**
+ * The msid stream id of each m-line of a server description, by mid: whose track it carries.
+ * @param {string | undefined} sdp
+ * @returns {Map<string, string>}
+ */
+function msidStreamIds(sdp) {
+  /** @type {Map<string, string>} */
+  const ids = new Map();
+  for (const section of (sdp ?? "").split(/\r?\nm=/).slice(1)) {
+    const mid = section.match(/^a=mid:(\S+)/m)?.[1];
+    const stream = section.match(/^a=msid:(\S+) \S+/m)?.[1];
+    if (mid && stream) ids.set(mid, stream);
+  }
+  return ids;
+}
+
+/**
  * Offer only the header extensions the server uses. Chromium keeps the extension ids of a
  * rolled-back offer for the whole bundle: after glare on a running connection, an id our offer
  * gave to an extension the server does not use (video-orientation, say) can be the id the
@@ -396,8 +413,9 @@ export class SfuClient {
     this._endOfCandidatesHeld = false;
     /** @type {Map<string, RemoteTrack>} by mid */
     this._remote = new Map();
-    /** @type {Set<string>} mids announced once already: m-lines are never reused */
-    this._seenMids = new Set();
+    /** @type {Map<string, string | null>} mid -> the msid track id it was announced with: an
+     * m-line the server reuses for another track announces that one */
+    this._seenMids = new Map();
     /** @type {Map<string, string>} mid -> peer_id, from the msid of each `track` event */
     this._midOwner = new Map();
     /** @type {Map<string, LayerName>} msid track id -> the layer the server last said */
@@ -1254,25 +1272,27 @@ export class SfuClient {
   // --- remote tracks and participants -------------------------------------------------------
 
   /**
-   * After each exchange: a forwarded m-line that now sends to us is a new track (once per mid);
-   * one that stopped sending has been removed by the server.
+   * After each exchange: a forwarded m-line that now sends to us is a new track (once per mid
+   * and msid: the server reuses the m-line of a track that ended); one that stopped sending has
+   * been removed by the server.
    * @param {RTCPeerConnection} pc
    */
   _syncRemoteTracks(pc) {
     const trackIds = msidTrackIds(pc.remoteDescription?.sdp);
+    const owners = msidStreamIds(pc.remoteDescription?.sdp);
     for (const transceiver of pc.getTransceivers()) {
       const mid = transceiver.mid;
       if (mid === null) continue;
       const direction = transceiver.currentDirection;
       const receiving = direction === "recvonly" || direction === "sendrecv";
       const known = this._remote.get(mid);
-      if (receiving && !known && !this._seenMids.has(mid)) {
-        const owner = this._midOwner.get(mid);
+      const trackId = trackIds.get(mid) ?? null;
+      if (receiving && !known && this._seenMids.get(mid) !== trackId) {
+        const owner = owners.get(mid) ?? this._midOwner.get(mid);
         if (!owner) continue; // not a forwarded track (no msid): nothing to show
-        this._seenMids.add(mid);
+        this._seenMids.set(mid, trackId);
         const track = transceiver.receiver.track;
         const participant = this.participants.get(owner) ?? this._addParticipant(owner, null);
-        const trackId = trackIds.get(mid) ?? null;
         const state = trackId === null ? undefined : this.trackStates.get(trackId);
         /** @type {RemoteTrack} */
         const remote = {

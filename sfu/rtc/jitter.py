@@ -26,7 +26,7 @@ from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtpPacket
 from aiortc.utils import uint16_add
 
-HOLE_DEADLINE = 0.3  # seconds a hole may hold the buffer: several round trips for a NACK
+HOLE_DEADLINE = 0.5  # seconds a hole may hold the buffer: NACKs answered, also on a busy machine
 PLI_INTERVAL = 0.5  # seconds between keyframe requests while waiting for one
 VIDEO_CAPACITY = 512  # aiortc's, for video
 
@@ -64,7 +64,10 @@ class SkippingJitterBuffer(JitterBuffer):
         if newest is None or uint16_add(seq, -newest) < 0x8000:
             self._newest = seq
         pli, frame = super().add(packet)
-        if frame is not None or not self._stuck(now):
+        if frame is not None:
+            self._stuck_since = None  # the head moved: a hole from now on is a new one
+            return pli, frame
+        if not self._stuck(now):
             return pli, frame
         return self._skip(now)
 

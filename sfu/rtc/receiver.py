@@ -106,6 +106,36 @@ def end_track(receiver: RTCRtpReceiver) -> None:
         track._queue.put_nowait(None)
 
 
+def release_track(receiver: RTCRtpReceiver) -> None:
+    """End the receiver's track and let it go: the m-line stopped sending (the server ended
+    that forwarded track). If the server reuses the m-line for another track, aiortc makes the
+    receiver a new one (it does when the receiver has none) and fires a `track` event."""
+    end_track(receiver)
+    # What the jitter buffer holds is the old track's: the next track starts empty.
+    buffer: Any = receiver._RTCRtpReceiver__jitter_buffer  # type: ignore[attr-defined]
+    buffer.remove(buffer.capacity)
+    buffer._origin = None
+    track: Any = receiver.track
+    if track is not None:
+        # The decoder thread (decoded frames) writes to the queue of the receiver's first
+        # track for good: remember it, follow_new_track() points it at the next one.
+        if getattr(receiver, _DECODED_INTO, None) is None:
+            setattr(receiver, _DECODED_INTO, track._queue)
+        receiver._track = None
+
+
+def follow_new_track(receiver: RTCRtpReceiver) -> None:
+    """Frames from now on go to the receiver's new track (after release_track()): encoded
+    frames do already (the sink reads `receiver.track`); decoded ones are redirected here."""
+    track: Any = receiver.track
+    first: Any = getattr(receiver, _DECODED_INTO, None)
+    if track is not None and first is not None and first is not track._queue:
+        first.put = track._queue.put
+
+
+_DECODED_INTO = "_aiosfu_decoded_into"
+
+
 def decoding_started(receiver: RTCRtpReceiver) -> bool:
     """Whether `receive()` has run (and started aiortc's decoder thread)."""
     return getattr(receiver, "_RTCRtpReceiver__decoder_thread", None) is not None

@@ -68,6 +68,21 @@ def test_a_hole_filled_in_time_is_waited_for() -> None:
     assert frames == [3, 4, 5, 6, 7, 8] and plis == 0 and buf.skips == 0
 
 
+def test_each_hole_gets_its_own_deadline() -> None:
+    buf, clock = buffer()
+    packets = stream(0, 40, key_at=0)
+    late = packets.pop(7)  # frame 3's second packet, resent 0.05 s later
+    frames, _ = feed(buf, clock, [*packets[:12], late, *packets[12:20]])
+    assert frames == list(range(10)) and buf.skips == 0
+    clock.now += 10.0  # a long quiet while, then another hole: it waits its own deadline
+    second = packets[20:]
+    lost = second.pop(3)
+    frames, _ = feed(buf, clock, second[:6])
+    assert buf.skips == 0, "skipped at once, on the first hole's clock"
+    frames, plis = feed(buf, clock, [lost, *second[6:]])
+    assert buf.skips == 0 and plis == 0
+
+
 def test_a_hole_never_filled_goes_on_from_the_next_keyframe() -> None:
     buf, clock = buffer()
     packets = stream(0, 30, key_at=0)
@@ -93,7 +108,7 @@ def test_while_waiting_for_a_keyframe_it_asks_again_now_and_then() -> None:
     packets = stream(0, 100, key_at=0)
     del packets[7]
     frames, plis = feed(buf, clock, packets)  # 2 s of deltas behind the hole
-    assert frames == [0, 1, 2] and plis == 4  # at 0.3 s, then every 0.5 s
+    assert frames == [0, 1, 2] and plis == 3  # 0.5 s after the hole, then every 0.5 s
 
 
 async def test_the_hook_replaces_the_video_receivers_buffer() -> None:

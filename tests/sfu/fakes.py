@@ -111,7 +111,7 @@ def ready_subscription(publication: FakePublication, sent: list[bytes]) -> Subsc
     dtls = SimpleNamespace(state="connected", _tx_srtp=tx, transport=ice)
     output = RtpOutput(SimpleNamespace(transport=dtls, _ssrc=0xABCD), 96)  # type: ignore[arg-type]
     assert output.bind()
-    # What _on_sender_started does once the subscriber's connection is up (it needs aiortc).
+    # What sender_started does once the subscriber's connection is up (it needs aiortc).
     sub.ready_with(output)
     return sub
 
