@@ -307,17 +307,27 @@ async def test_a_chromium_subscriber_picks_layers_of_a_python_simulcast_publishe
             return ""
 
         await eventually_async(decoding, timeout=30)
+        # Freezes judged as in the test above: only after a quiet stretch with none, the
+        # machine under SATURATED cores busy all along.
+        quiet = await tile(bob, alice_id)
+        with MachineLoad() as baseline_load:
+            await asyncio.sleep(3.0)
         before = await tile(bob, alice_id)
+        baseline = before["freezeCount"] - quiet["freezeCount"]
         with MachineLoad() as load:
             for layer in ("h", "l", "m", "h"):
                 await pick(bob, alice_id, layer, encoded)
                 since = (await tile(bob, alice_id))["framesDecoded"]
                 await eventually_async(lambda: decoding(since + 10), timeout=20)  # noqa: B023
         freezes = (await tile(bob, alice_id))["freezeCount"] - before["freezeCount"]
-        if load.cores < SATURATED:
-            assert freezes == 0, f"{freezes} freezes over 4 switches ({load.cores:.1f} cores busy)"
+        busy = max(baseline_load.cores, load.cores)
+        if baseline == 0 and busy < SATURATED:
+            assert freezes == 0, f"{freezes} freezes over 4 switches ({busy:.1f} cores busy)"
         else:
-            print(f"freezes not judged ({load.cores:.1f} cores busy): {freezes} over 4 switches")
+            print(
+                f"freezes not judged: {baseline} without switches, the machine {busy:.1f} cores "
+                f"busy; {freezes} over 4 switches"
+            )
         # The server asked the Python publisher for keyframes on the layers it switched to.
         assert track.streams["l"].keyframe_requests >= 1
         assert track.streams["m"].keyframe_requests >= 1
