@@ -87,6 +87,9 @@ class ServerProcess(ChildProcess):
             "0",
             "--max-participants",
             "0",
+            # stop() (SIGTERM) ends a measurement: no drain for peers still connected.
+            "--drain-grace",
+            "0",
             *self.extra_args,
         ]
 
