@@ -74,12 +74,13 @@ from signaling.log import bind
 from .backoff import Backoff
 from .payload import keyframe_check
 from .peerconfig import rtc_configuration
-from .rtc import fastpath
+from .rtc import fastpath, icerestart
 from .rtc import jitter as rtc_jitter
 from .rtc import receiver as rtc_receiver
 from .rtc import sender as rtc_sender
 from .rtc import simulcast as rtc_simulcast
 from .rtc.ice import harden_stun, set_ice_addresses, turn_failure
+from .rtc.icerestart import IceRestart
 from .rtc.iceservers import set_ice_servers
 from .rtc.offer import create_offer
 from .rtc.rollback import ice_role_set, rollback_offer
@@ -267,6 +268,9 @@ class Client:
         self.going_away: proto.GoingAway | None = None
         self._retry_after: float | None = None
         self._lost_at: float | None = None  # loop time we went `reconnecting`, until connected
+        self.ice_restart: IceRestart | None = None  # with the connection (sfu.rtc.icerestart)
+        self.ice_restarts = 0  # completed in place, whoever began them
+        self._ice_restarted: asyncio.Future[bool] | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -493,6 +497,8 @@ class Client:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self.ice_restart is not None:
+            await self.ice_restart.abandon()
         if self.pc is not None:
             await self.pc.close()
         self._end_remote_tracks(self.pc)
@@ -717,6 +723,7 @@ class Client:
         pc = self.pc = RTCPeerConnection(rtc_configuration(servers, msg.ice_mode))
         pc.on("track", lambda track: self._on_pc_track(pc, track))
         pc.on("connectionstatechange", lambda: self._on_connection_state(pc))
+        self.ice_restart = IceRestart(pc, on_done=self._on_ice_restart_done)
 
     def _servers(self, offered: Sequence[proto.IceServerInfo]) -> list[IceServer]:
         servers = [
@@ -758,6 +765,8 @@ class Client:
             self._published = []
             self._end_remote_tracks(old)
             self.remote_tracks.clear()
+            if self.ice_restart is not None:
+                await self.ice_restart.abandon()
             if old is not None:
                 await old.close()
 
@@ -922,7 +931,12 @@ class Client:
                 self._to_publish = offer.tracks + self._to_publish
                 self.rollbacks += 1
                 self.log.info("glare: rolled back our offer to answer the server's")
+            ice = self.ice_restart
+            if ice is not None and ice.is_restart(sdp) and await ice.begin():
+                self.log.info("the server restarts ICE: answering with new credentials")
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            if ice is not None:
+                ice.remote_description(sdp)
             await pc.setLocalDescription(await pc.createAnswer())
             if await self._relay_failed():
                 return
@@ -951,6 +965,8 @@ class Client:
                 self.log.warning("answer without an offer of ours: ignored")
                 return
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+            if self.ice_restart is not None:
+                self.ice_restart.remote_description(sdp)
             self.negotiations += 1
             if self._offer is not None:
                 self._published.extend(self._offer.tracks)
@@ -979,6 +995,54 @@ class Client:
         parsed.sdpMid = None
         parsed.sdpMLineIndex = 0
         await self.pc.addIceCandidate(parsed)
+
+    # --- ICE restart ------------------------------------------------------------------------
+
+    async def restart_ice(self, attempts: int = 3, backoff: float = 0.5) -> bool:
+        """Restart ICE in place (new credentials and candidates, same DTLS and tracks): for a
+        path that died or a network that changed. Up to `attempts` offers, `backoff` seconds
+        doubling between them; True once a new pair carries the media. The server restarts ICE
+        by itself when it stops hearing from us (its DEAD_PATH_TIMEOUT), so this is for what
+        only the client can know."""
+        for attempt in range(attempts):
+            if attempt:
+                await asyncio.sleep(backoff * 2 ** (attempt - 1))
+            if self._closed or self.disconnected.is_set():
+                return False
+            done = await self._offer_ice_restart()
+            if done is None:
+                continue
+            try:  # the server's answer may never come: the checks' own deadline, and some
+                if await asyncio.wait_for(done, icerestart.DEADLINE + 5.0):
+                    return True
+            except TimeoutError:
+                if self.ice_restart is not None:
+                    await self.ice_restart.abandon()
+        return False
+
+    async def _offer_ice_restart(self) -> asyncio.Future[bool] | None:
+        async with self._lock:
+            pc, ice = self.pc, self.ice_restart
+            if pc is None or ice is None or pc.signalingState != "stable":
+                return None
+            if not await ice.begin():
+                self.log.warning("ICE restart impossible in place (the connection is gone)")
+                return None
+            self._ice_restarted = asyncio.get_running_loop().create_future()
+            self.log.info("restarting ICE")
+            await pc.setLocalDescription(await create_offer(pc))
+            await self._send(proto.Offer(sdp=self._describe(pc.localDescription.sdp)))
+            await self._send(proto.Candidate(candidate=None))
+            return self._ice_restarted
+
+    def _on_ice_restart_done(self, succeeded: bool, seconds: float) -> None:
+        if succeeded:
+            self.ice_restarts += 1
+            self.log.info("recovered: ICE restart in place took %.3f s", seconds)
+        else:
+            self.log.warning("ICE restart failed after %.3f s", seconds)
+        if self._ice_restarted is not None and not self._ice_restarted.done():
+            self._ice_restarted.set_result(succeeded)
 
     # --- remote tracks ---------------------------------------------------------------------------
 

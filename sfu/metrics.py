@@ -91,7 +91,9 @@ class MediaTotals:
         self.joined = 0
         self.ice_completed: Counter[tuple[str, str]] = Counter()  # by (local, remote) type
         self.ice_failures = 0
-        self.ice_restarts = 0  # no ICE restart yet; exposed so dashboards need no change later
+        self.ice_restarts: Counter[tuple[str, str]] = Counter()  # by (side, path)
+        self.ice_restart_failures: Counter[str] = Counter()  # by side
+        self.dead_paths = 0  # clients gone silent while connected (sfu.participant)
         self.speaker_changes = 0  # rankings sent by rooms that closed (sfu.speakers)
         # Out of the room tree, not yet closed: their counts still count. Keyed by id() because
         # the media objects use __slots__ without __weakref__ (and need not be hashable).
@@ -103,6 +105,7 @@ class MediaTotals:
     def watch(self, participant: Participant) -> None:
         """Count a join, and the ICE outcome of its connection."""
         self.joined += 1
+        participant.totals = self
         pc = participant.pc
         completed = failed = False
 
@@ -233,8 +236,27 @@ class SfuCollector(Collector):
         yield CounterMetricFamily(
             "aiosfu_ice_failures", "Connections whose ICE failed", value=totals.ice_failures
         )
+        restarts = CounterMetricFamily(
+            "aiosfu_ice_restarts",
+            "ICE restarts, by who began them (client, server) and how (in_place, rebuilt)",
+            labels=["side", "path"],
+        )
+        for side in ("client", "server"):
+            for path in ("in_place", "rebuilt"):
+                restarts.add_metric([side, path], totals.ice_restarts[(side, path)])
+        yield restarts
+        failures = CounterMetricFamily(
+            "aiosfu_ice_restart_failures",
+            "ICE restarts whose new checks failed (the old connection was kept)",
+            labels=["side"],
+        )
+        for side in ("client", "server"):
+            failures.add_metric([side], totals.ice_restart_failures[side])
+        yield failures
         yield CounterMetricFamily(
-            "aiosfu_ice_restarts", "ICE restarts (not implemented yet)", value=totals.ice_restarts
+            "aiosfu_dead_paths",
+            "Clients silent for DEAD_PATH_TIMEOUT while connected (the server restarted ICE)",
+            value=totals.dead_paths,
         )
         yield CounterMetricFamily(
             "aiosfu_active_speaker_changes",

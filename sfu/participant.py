@@ -49,6 +49,7 @@ from .rtc import receiver as rtc_receiver
 from .rtc import simulcast as rtc_simulcast
 from .rtc.audiolevel import audio_level_id
 from .rtc.ice import turn_failure
+from .rtc.icerestart import IceRestart
 from .rtc.ingress import RtpIngress
 from .rtc.offer import create_offer
 from .rtc.simulcast import LAYERS, SimulcastNegotiation
@@ -60,9 +61,15 @@ from .subscription import ResumePoint, Subscription
 if TYPE_CHECKING:
     from aiortc import RTCIceCandidate
 
+    from .metrics import MediaTotals
     from .room import Room
 
 logger = logging.getLogger(__name__)
+
+# No RTP or RTCP from a client for this long while its connection is up: its path is taken for
+# dead and the server restarts ICE itself (Chromium alone takes ~6.4 s to notice, aiortc ~30 s).
+DEAD_PATH_TIMEOUT = 2.5
+DEAD_PATH_RETRIES = 3  # server restarts after one whose checks failed, while still silent
 
 
 def parse_candidate(init: CandidateInit) -> RTCIceCandidate:
@@ -137,6 +144,13 @@ class Participant:
         self._tasks: set[asyncio.Task[None]] = set()
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_connection_state)
+        self.ice_restart = IceRestart(self.pc, self._on_ice_switched, self._on_ice_restart_done)
+        self._restart_side = "client"  # who began the restart in progress
+        self.totals: MediaTotals | None = None  # where recoveries are counted (sfu.metrics)
+        self._heard = (0, 0)  # what the client had sent when last looked (_watch_path)
+        self._heard_at = 0.0
+        self._path_armed = False  # traffic seen since the last restart: silence means something
+        self._path_retries = 0  # server restarts in a row whose checks failed
 
     # --- MediaPeer -------------------------------------------------------------------------
 
@@ -152,6 +166,8 @@ class Participant:
                 self.glare_ignored += 1
                 self._discarding_candidates = True
                 return
+            if self.ice_restart.is_restart(sdp):
+                await self._begin_ice_restart("client")
             await self._set_remote(sdp, "offer")
             self._accept_transport_cc()
             answer = await self.pc.createAnswer()
@@ -288,6 +304,7 @@ class Participant:
         self._dynacast.clear()
         self._to_add.clear()
         self._to_remove.clear()
+        await self.ice_restart.abandon()  # its new connection is not the transport's yet
         await self.pc.close()
         self.log.info("left")
 
@@ -356,6 +373,7 @@ class Participant:
             self.log.info("rejected %s: %s", kind, exc)
             raise NegotiationError("bad_sdp", f"cannot apply the {kind}: {exc}") from None
         self._simulcast.remote(sdp, kind)
+        self.ice_restart.remote_description(sdp)  # the new credentials' checks, if restarting
         for media in description.media:
             stream_and_track = (media.msid or "").split()
             if len(stream_and_track) == 2:
@@ -471,6 +489,7 @@ class Participant:
         self.downlink.tick(now)
         for pub in list(self.publications.values()):
             self._update_dynacast(pub, now)
+        self._watch_path(now)
 
     def _update_dynacast(self, pub: Publication, now: float | None = None) -> None:
         dynacast = self._dynacast.get(pub.id)
@@ -550,6 +569,90 @@ class Participant:
                 del self._free_lines[i]
                 return transceiver, resume
         return None
+
+    # --- ICE restarts -----------------------------------------------------------------------
+
+    def _watch_path(self, now: float) -> None:
+        """Restart ICE from our side when the client has gone silent (counters read, no cost
+        per packet): its RTP, and its RTCP, which every client sends each second or so while
+        it sends or receives anything."""
+        heard = (
+            sum(pub.packets for pub in self.publications.values()),
+            sum(ingress.heard for ingress in self._ingresses),
+        )
+        if heard != self._heard or self.pc.connectionState != "connected":
+            if heard != self._heard:
+                self._path_armed, self._path_retries = True, 0
+            else:
+                self._path_armed = False
+            self._heard, self._heard_at = heard, now
+            return
+        if not self._path_armed or now - self._heard_at < DEAD_PATH_TIMEOUT:
+            return
+        self._path_armed = False  # one restart per silence: a client with nothing to say is fine
+        if self.ice_restart.in_progress or self.closed:
+            return
+        self.log.info(
+            "no media or RTCP from the client for %.1f s: restarting ICE", now - self._heard_at
+        )
+        if self.totals is not None:
+            self.totals.dead_paths += 1
+        task = asyncio.ensure_future(self._restart_ice())
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    async def _restart_ice(self) -> None:
+        """Offer new ICE credentials (we may: we offer the forwarded tracks anyway)."""
+        async with self._lock:
+            if self.closed or self.pc.signalingState != "stable":
+                return  # a negotiation is under way: the client's checks will tell
+            if not await self._begin_ice_restart("server"):
+                return
+            await self.pc.setLocalDescription(await create_offer(self.pc))
+            self._lean_rtcp()
+            self.signals.send_offer(self._simulcast.describe(self.pc.localDescription.sdp))
+            self.signals.send_candidate(None)
+
+    async def _begin_ice_restart(self, side: str) -> bool:
+        self._restart_side = side
+        if await self.ice_restart.begin():
+            self.log.info("ICE restart (%s side): new credentials, in place", side)
+            return True
+        # DTLS or ICE already gone: nothing to keep. The client builds a new connection (it
+        # joins again on a media failure) and its subscriptions come back with it.
+        self.log.warning("ICE restart (%s side): impossible in place, the client rebuilds", side)
+        self._count_restart(side, "rebuilt")
+        self.signals.media_failed("the media connection is lost and cannot be restarted in place")
+        return False
+
+    def _on_ice_switched(self) -> None:
+        # Follow the new pair at once, rather than at the next report tick.
+        for ingress in self._ingresses:
+            ingress.install()
+        now = asyncio.get_running_loop().time()
+        self._path_armed, self._heard_at = True, now  # the new path gets its own silence
+        for sub in list(self.subscriptions.values()):
+            sub.report(now)
+        for pub in list(self.publications.values()):
+            pub.request_keyframe()  # what subscribers lost while the path was dead
+
+    def _on_ice_restart_done(self, succeeded: bool, seconds: float) -> None:
+        side = self._restart_side
+        if succeeded:
+            self.log.info("recovered: ICE restart (%s side, in place) took %.3f s", side, seconds)
+            self._count_restart(side, "in_place")
+        else:
+            self.log.warning("ICE restart (%s side) failed after %.3f s", side, seconds)
+            if self.totals is not None:
+                self.totals.ice_restart_failures[side] += 1
+            if side == "server" and self._path_retries < DEAD_PATH_RETRIES:
+                # Still silent: try again after another DEAD_PATH_TIMEOUT.
+                self._path_retries += 1
+                self._path_armed, self._heard_at = True, asyncio.get_running_loop().time()
+
+    def _count_restart(self, side: str, path: str) -> None:
+        if self.totals is not None:
+            self.totals.ice_restarts[(side, path)] += 1
 
     def _relay_failed(self) -> bool:
         """In turn-only mode our own TURN allocation must work, or the client waits for ever."""

@@ -347,6 +347,14 @@ const ENDS_SESSION = new Set([
 ]);
 
 /**
+ * ICE restart when the media connection goes `disconnected`: after this grace (it may come back
+ * by itself), then up to ICE_RESTART_ATTEMPTS times, the wait doubling. The server restarts ICE
+ * itself after 2.5 s of silence from us; this covers what only the browser sees first.
+ */
+const ICE_RESTART_GRACE_MS = 1000;
+const ICE_RESTART_ATTEMPTS = 3;
+
+/**
  * A room session: join, publish, receive everyone else, and recover from losses by itself.
  *
  * Status: `connecting -> connected -> reconnecting -> connected | failed` (`closed` after
@@ -393,6 +401,10 @@ export class SfuClient {
     this._layerUpdates = Promise.resolve();
     /** Glare seen: offers of ours rolled back to answer the server's. */
     this.rollbacks = 0;
+    /** ICE restarts we began (`pc.restartIce()`), after a `disconnected` connection. */
+    this.iceRestarts = 0;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this._iceRestartTimer = undefined;
     /** Offer/answer exchanges completed on the current connection. */
     this.negotiations = 0;
     /** @type {Map<keyof ClientEvents, Set<(detail: any) => void>>} */
@@ -828,6 +840,8 @@ export class SfuClient {
     const pc = this.pc;
     this.pc = null;
     pc?.close();
+    clearTimeout(this._iceRestartTimer);
+    this._iceRestartTimer = undefined;
     for (const participant of [...this.participants.values()]) {
       this._removeParticipant(participant, "disconnected");
     }
@@ -1116,11 +1130,34 @@ export class SfuClient {
       case "disconnected":
         // ICE may come back by itself; "failed" is the point of no return.
         this._setStatus("reconnecting", "media connection interrupted");
+        this._restartIceSoon(pc);
         break;
       case "failed":
         this._startOver("media connection failed", { leave: true });
         break;
     }
+  }
+
+  /**
+   * Restart ICE while the connection stays `disconnected` (bounded, with backoff): new
+   * credentials in an offer (negotiationneeded); the server restarts in place, keeping DTLS,
+   * tracks and subscriptions.
+   * @param {RTCPeerConnection} pc
+   */
+  _restartIceSoon(pc) {
+    if (this._iceRestartTimer !== undefined) return;
+    let attempt = 0;
+    const tick = () => {
+      this._iceRestartTimer = undefined;
+      if (pc !== this.pc || pc.connectionState !== "disconnected") return;
+      if (attempt >= ICE_RESTART_ATTEMPTS) return;
+      attempt += 1;
+      this.iceRestarts += 1;
+      this.log.info(`aiosfu: media connection disconnected: restarting ICE (${attempt})`);
+      pc.restartIce();
+      this._iceRestartTimer = setTimeout(tick, ICE_RESTART_GRACE_MS * 2 ** attempt);
+    };
+    this._iceRestartTimer = setTimeout(tick, ICE_RESTART_GRACE_MS);
   }
 
   // --- negotiation (polite peer) ----------------------------------------------------------
@@ -1228,7 +1265,12 @@ export class SfuClient {
       const generation = init.usernameFragment ?? ufrag;
       if (generation === current) this._send({ type: "candidate", candidate: toWire(init) });
     }
-    if (pc.iceGatheringState === "complete") this._send({ type: "candidate", candidate: null });
+    // After the server's ICE restart our new generation gathers anew (the state may still say
+    // "complete" of the old one): its end-of-candidates comes after its candidates, as an event.
+    const restarted = ufrag !== undefined && ufrag !== current;
+    if (pc.iceGatheringState === "complete" && !restarted) {
+      this._send({ type: "candidate", candidate: null });
+    }
   }
 
   /** @param {IceCandidate | null} candidate */

@@ -69,6 +69,7 @@ class RtpIngress:
         "dropped",
         "feedback",
         "reports",
+        "rtcp",
         "twcc",
     )
 
@@ -81,6 +82,7 @@ class RtpIngress:
         self._tasks: set[asyncio.Task[None]] = set()  # RTCP on its way through aiortc
         self.dropped = 0  # datagrams dropped: failed SRTP (forged, replayed), malformed, oversized
         self.reports = 0  # compound RTCP packets of receiver reports only, ended here
+        self.rtcp = 0  # the other compound RTCP packets (handed on to aiortc)
         self._twcc_id = 0  # the transport-wide sequence number's extension id (0: not negotiated)
         self.twcc: TransportFeedback | None = None  # fed with it, when negotiated
         self._early: dict[int, float] = {}  # transport-wide number -> arrival, for aiortc's path
@@ -116,6 +118,12 @@ class RtpIngress:
     @property
     def dtls(self) -> RTCDtlsTransport:
         return self._dtls
+
+    @property
+    def heard(self) -> int:
+        """Datagrams taken here so far, but RTP (its handlers count that): the remote's RTCP,
+        and what failed to decrypt. Read a few times a second to tell a path gone silent."""
+        return self.reports + self.rtcp + self.dropped
 
     def register(self, ssrc: int, handler: Handler, level: AudioLevel | None = None) -> None:
         self._handlers[ssrc] = handler
@@ -215,6 +223,7 @@ class RtpIngress:
         if not (read_feedback(plain, sink) if sink is not None else not only_reports(plain)):
             self.reports += 1
         else:
+            self.rtcp += 1
             task = asyncio.ensure_future(self._dtls._handle_rtcp_data(plain))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

@@ -102,6 +102,25 @@ def nominated_address(connection: Connection) -> tuple[str, int]:
     return candidate.host, candidate.port
 
 
+def gathering_connection(dtls: RTCDtlsTransport) -> Connection:
+    """The aioice connection whose credentials and candidates our next description carries
+    (another than ice_connection() while an ICE restart is under way: sfu.rtc.icerestart)."""
+    connection: Connection = dtls.transport.iceGatherer._connection
+    return connection
+
+
+def consent_checked(connection: Connection) -> bool:
+    """Whether the connection's consent freshness checks (RFC 7675) are running."""
+    task = connection._query_consent_task
+    return task is not None and not task.done()
+
+
+def srtp_sessions(dtls: RTCDtlsTransport) -> tuple[Any, Any]:
+    """The (receive, send) SRTP sessions DTLS keyed: the same objects as long as no new DTLS
+    handshake took place."""
+    return dtls._rx_srtp, dtls._tx_srtp
+
+
 # --- a peer that is not aiortc ---------------------------------------------------------------
 
 

@@ -173,13 +173,17 @@ async def test_fixed_series_exist_at_zero_and_the_loop_lag_is_measured(
         "aiosfu_reconnects_total",
         "aiosfu_resumes_total",
         "aiosfu_rate_limit_rejections_total",
-        "aiosfu_ice_restarts_total",
         "aiosfu_ice_failures_total",
+        "aiosfu_dead_paths_total",
         "aiosfu_active_speaker_changes_total",
     ):
         assert value(samples, name) == 0, name
     for limit in LIMITS:
         assert value(samples, "aiosfu_limit_refusals_total", limit=limit) == 0, limit
+    for side in ("client", "server"):
+        assert value(samples, "aiosfu_ice_restart_failures_total", side=side) == 0
+        for path in ("in_place", "rebuilt"):
+            assert value(samples, "aiosfu_ice_restarts_total", side=side, path=path) == 0
     assert value(samples, "process_resident_memory_bytes") > 0
     url = f"http://127.0.0.1:{server.port}/healthz"
     async with aiohttp.ClientSession() as session, session.get(url) as response:
