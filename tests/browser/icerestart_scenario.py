@@ -176,6 +176,10 @@ async def scenario() -> dict[str, Any]:
             await eventually(lambda: "" if len(frames.times) > 5 else "carol: no frames", 20)
 
             # 1. The page restarts ICE on a healthy path.
+            async def keyed() -> str:  # getStats() lists the certificate a little after
+                return "" if (await read(bob))["fingerprint"] else "bob: no remote certificate"
+
+            await eventually_async(keyed, timeout=10)
             before = await read(bob)
             began = time.monotonic()
             await bob.evaluate("() => globalThis.sfuClient.pc.restartIce()")
