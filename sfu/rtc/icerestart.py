@@ -21,9 +21,11 @@ call. In steps, and the order is what makes it work:
    get `DEADLINE` seconds, since Chromium sends no end-of-candidates after a restart.
 3. Once a pair is nominated: the new connection becomes the transport's `_connection`,
    `_send`, `_recv`, with an ICE-state monitor of its own; `on_switched` runs (the caller
-   re-hooks the ingress and refreshes its outputs at once); then the old one is closed with a
-   receive queue of its own, so its end-of-queue sentinel never reaches the DTLS reader
-   (`_send` pointing at a closed connection would end aiortc's RTP sender loop for good).
+   re-hooks the ingress and refreshes its outputs at once). The old one still receives for
+   OLD_PAIR_GRACE seconds, handing its datagrams to the new one (a remote may keep sending on
+   the old pair a while), then is closed; from the switch on it has a receive queue of its own,
+   so its end-of-queue sentinel never reaches the DTLS reader (`_send` pointing at a closed
+   connection would end aiortc's RTP sender loop for good).
 4. When the checks fail or time out, the old connection is put back (its consent checks too):
    if its path still works nothing was lost.
 
@@ -48,6 +50,7 @@ from aiortc.rtcicetransport import candidate_to_aioice
 logger = logging.getLogger(__name__)
 
 DEADLINE = 10.0  # seconds for the new generation's checks to nominate a pair
+OLD_PAIR_GRACE = 5.0  # seconds the replaced connection still receives after a switch
 
 _closing: set[asyncio.Task[None]] = set()  # old connections being closed after a switch
 _UFRAG = re.compile(r"^a=ice-ufrag:(\S+)", re.MULTILINE)
@@ -88,6 +91,7 @@ class IceRestart:
         self._started_at = 0.0
         self._task: asyncio.Task[None] | None = None
         self._candidate_added = asyncio.Event()  # for the new generation (its checks wait)
+        self._retiring: set[Any] = set()  # replaced connections, closed after OLD_PAIR_GRACE
 
     @property
     def in_progress(self) -> bool:
@@ -180,6 +184,9 @@ class IceRestart:
         self._task = None
         if self._pending is not None:
             await self._give_up(self._pending)
+        retiring, self._retiring = self._retiring, set()
+        for old in retiring:
+            await _close_quietly(old)
 
     async def _add_remote_candidate(self, candidate: RTCIceCandidate | None) -> None:
         # RTCIceTransport.addRemoteCandidate, for the new generation.
@@ -228,9 +235,20 @@ class IceRestart:
         self.restarts += 1
         if self.on_switched is not None:
             self.on_switched()
-        closing = asyncio.ensure_future(_close_quietly(old))
-        _closing.add(closing)
-        closing.add_done_callback(_closing.discard)
+        # The remote may take a moment to move to the pair we nominated (Chromium, controlled,
+        # was seen sending its RTCP on the old pair for seconds): the old one keeps answering
+        # checks and hands what it receives to the new one, for OLD_PAIR_GRACE.
+        old._queue = asyncio.Queue()  # its end-of-queue sentinel must not reach DTLS
+        old.data_received = lambda data, component: new.data_received(data, component)
+        self._retiring.add(old)
+        asyncio.get_running_loop().call_later(OLD_PAIR_GRACE, self._retire, old)
+
+    def _retire(self, old: Any) -> None:
+        if old in self._retiring:
+            self._retiring.discard(old)
+            closing = asyncio.ensure_future(_close_quietly(old))
+            _closing.add(closing)
+            closing.add_done_callback(_closing.discard)
 
     async def _give_up(self, new: Any) -> None:
         ice, old = self._ice, self._old

@@ -89,7 +89,10 @@ def kill_path(pc: RTCPeerConnection) -> None:
         protocol.datagram_received = lambda data, addr: None
 
 
-async def test_restart_on_a_healthy_path_keeps_dtls_tracks_and_media() -> None:
+async def test_restart_on_a_healthy_path_keeps_dtls_tracks_and_media(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(icerestart, "OLD_PAIR_GRACE", 0.5)
     call = Call()
     try:
         await call.start()
@@ -99,6 +102,7 @@ async def test_restart_on_a_healthy_path_keeps_dtls_tracks_and_media() -> None:
         assert before[0] is not None and before[1] is not None
         ufrag = remote_ufrag(call.b.localDescription.sdp)
         keys = probe.srtp_sessions(dtls_a), probe.srtp_sessions(dtls_b)
+        old = probe.ice_connection(dtls_a)
         await call.restart()
         await eventually(lambda: "" if call.done["a"] and call.done["b"] else str(call.done), 15)
         assert call.done == {"a": [True], "b": [True]}
@@ -114,6 +118,9 @@ async def test_restart_on_a_healthy_path_keeps_dtls_tracks_and_media() -> None:
         assert len(call.tracks) == 1
         await call.frames_flow()
         assert call.a.connectionState == call.b.connectionState == "connected"
+        # The replaced connection kept receiving for a grace period, then closed its sockets.
+        await eventually(lambda: "" if not probe.sockets(old) else "old sockets still open", 5)
+        await call.frames_flow()
     finally:
         await call.close()
 
