@@ -194,6 +194,11 @@ class IceRestart:
         if new is None or gatherer._remote_candidates_end:
             return
         if candidate is None:
+            if not new._remote_candidates:
+                # Before any candidate of the new generation: the old generation's (Chromium,
+                # answered fast, still says its gathering is complete). DEADLINE ends a
+                # generation that truly has none.
+                return
             gatherer._remote_candidates_end = True
             await new.add_remote_candidate(None)
         else:
