@@ -241,10 +241,13 @@ class IceRestart:
         if self.on_switched is not None:
             self.on_switched()
         # The remote may take a moment to move to the pair we nominated (Chromium, controlled,
-        # was seen sending its RTCP on the old pair for seconds): the old one keeps answering
-        # checks and hands what it receives to the new one, for OLD_PAIR_GRACE.
+        # was seen sending its RTCP on the old pair for seconds): the old one hands what it
+        # receives to the new one, for OLD_PAIR_GRACE.
         old._queue = asyncio.Queue()  # its end-of-queue sentinel must not reach DTLS
         old.data_received = lambda data, component: new.data_received(data, component)
+        # But it answers no more checks: a remote that sees the old pair still answer keeps it
+        # (Chromium, controlled, stayed on it until it closed).
+        old.request_received = lambda message, addr, protocol: None
         self._retiring.add(old)
         asyncio.get_running_loop().call_later(OLD_PAIR_GRACE, self._retire, old)
 
