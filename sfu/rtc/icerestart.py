@@ -50,7 +50,7 @@ from aiortc.rtcicetransport import candidate_to_aioice
 logger = logging.getLogger(__name__)
 
 DEADLINE = 10.0  # seconds for the new generation's checks to nominate a pair
-OLD_PAIR_GRACE = 5.0  # seconds the replaced connection still receives after a switch
+OLD_PAIR_GRACE = 8.0  # seconds the replaced connection still receives after a switch
 
 _closing: set[asyncio.Task[None]] = set()  # old connections being closed after a switch
 _UFRAG = re.compile(r"^a=ice-ufrag:(\S+)", re.MULTILINE)
