@@ -7,8 +7,9 @@ had not got it either), holds every later frame until 512 packets have piled up 
 keyframe_check)` replaces a video receiver's buffer (the private `__jitter_buffer`, made in its
 `__init__`) with one that, once its head has been stuck at a hole for HOLE_DEADLINE seconds while
 packets keep coming, goes on from the next keyframe it holds, dropping what is before it; holding
-none, it drops everything and keeps only what starts at a keyframe, asking the sender for one
-(the receiver sends a PLI when `add()` says so) at once and every PLI_INTERVAL while it waits.
+none, it drops everything and starts again at the next keyframe's first packet (what came
+meanwhile is kept: that packet may come last, resent), asking the sender for one (the receiver
+sends a PLI when `add()` says so) at once and every PLI_INTERVAL while it waits.
 A decoder then never sees a frame whose references were lost.
 
 The check runs on the receiving side's event loop, once per packet: a walk over the packets from
@@ -56,10 +57,7 @@ class SkippingJitterBuffer(JitterBuffer):
         now = self._clock()
         seq = packet.sequence_number
         if self._waiting:
-            if not self._keyframe_start(packet.payload_type)(packet.payload):
-                return self._pli_due(now), None
-            self._waiting = False
-            self._origin = seq  # the buffer is empty: start here
+            return self._add_waiting(packet, now)
         newest = self._newest
         if newest is None or uint16_add(seq, -newest) < 0x8000:
             self._newest = seq
@@ -105,6 +103,28 @@ class SkippingJitterBuffer(JitterBuffer):
         self._waiting = True
         self._last_pli = float("-inf")
         return self._pli_due(now), None
+
+    def _add_waiting(self, packet: RtpPacket, now: float) -> tuple[bool, JitterFrame | None]:
+        """Waiting for a keyframe: packets are kept (a keyframe's first packet may come last,
+        resent), and the buffer starts again at the first packet of a keyframe."""
+        seq, origin = packet.sequence_number, self._origin
+        assert origin is not None
+        delta = uint16_add(seq, -origin)
+        if delta >= 0x8000:
+            return self._pli_due(now), None  # from before the skip
+        if delta >= self._capacity:
+            self.remove(delta - self._capacity + 1)
+            delta = self._capacity - 1
+        self._packets[seq % self._capacity] = packet
+        newest = self._newest
+        if newest is None or uint16_add(seq, -newest) < 0x8000:
+            self._newest = seq
+        if not self._keyframe_start(packet.payload_type)(packet.payload):
+            return self._pli_due(now), None
+        self.remove(delta)
+        self._waiting = False
+        self._stuck_since = None
+        return False, self._remove_frame(seq)
 
     def _pli_due(self, now: float) -> bool:
         if now - self._last_pli < PLI_INTERVAL:

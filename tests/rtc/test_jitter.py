@@ -103,6 +103,17 @@ def test_a_hole_with_a_keyframe_behind_it_skips_to_it() -> None:
     assert frames[:3] == [0, 1, 2] and frames[3] == 5 and buf.skips == 1 and plis == 0
 
 
+def test_a_keyframe_whose_first_packet_comes_last_starts_the_buffer() -> None:
+    buf, clock = buffer()
+    packets = stream(0, 30, key_at=0)
+    del packets[7]
+    feed(buf, clock, packets)  # skipped: waiting for a keyframe
+    key = stream(30, 10, key_at=30)
+    first = key.pop(0)  # lost on the way, resent after the rest of the keyframe came
+    frames, _ = feed(buf, clock, [*key[:3], first, *key[3:]])
+    assert frames[:1] == [30] and frames == list(range(30, 39))
+
+
 def test_while_waiting_for_a_keyframe_it_asks_again_now_and_then() -> None:
     buf, clock = buffer()
     packets = stream(0, 100, key_at=0)
