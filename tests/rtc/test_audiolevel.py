@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack
 
 from sfu.rtc.audiolevel import URI, audio_level_id
 from sfu.sdpcheck import check_description
 
+# aiortc would otherwise gather from Google's STUN server.
+NO_ICE_SERVERS = RTCConfiguration(iceServers=[])
+
 
 async def test_the_publishers_id_is_kept_and_found() -> None:
-    client, server = RTCPeerConnection(), RTCPeerConnection()
+    client, server = RTCPeerConnection(NO_ICE_SERVERS), RTCPeerConnection(NO_ICE_SERVERS)
     try:
         client.addTransceiver(AudioStreamTrack(), direction="sendonly")
         await client.setLocalDescription(await client.createOffer())

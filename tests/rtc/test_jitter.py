@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from aiortc import RTCPeerConnection
+from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtp import RtpPacket
 
 from sfu.payload import keyframe_check
 from sfu.rtc import jitter
+
+# aiortc would otherwise gather from Google's STUN server.
+NO_ICE_SERVERS = RTCConfiguration(iceServers=[])
 
 KEY = b"key"
 DELTA = b"delta"
@@ -123,7 +126,7 @@ def test_while_waiting_for_a_keyframe_it_asks_again_now_and_then() -> None:
 
 
 async def test_the_hook_replaces_the_video_receivers_buffer() -> None:
-    pc = RTCPeerConnection()
+    pc = RTCPeerConnection(NO_ICE_SERVERS)
     try:
         receiver = pc.addTransceiver("video").receiver
         buf = jitter.skip_lost_packets(receiver, keyframe_check)
