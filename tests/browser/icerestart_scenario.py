@@ -179,7 +179,7 @@ async def scenario() -> dict[str, Any]:
             async def keyed() -> str:  # getStats() lists the certificate a little after
                 return "" if (await read(bob))["fingerprint"] else "bob: no remote certificate"
 
-            await eventually_async(keyed, timeout=10)
+            await eventually_async(keyed, timeout=30)
             before = await read(bob)
             began = time.monotonic()
             await bob.evaluate("() => globalThis.sfuClient.pc.restartIce()")
