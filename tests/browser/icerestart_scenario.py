@@ -60,9 +60,18 @@ globalThis.RTCPeerConnection = class extends Native {
 };
 """
 
-# The page's connection as getStats() and the DOM see it.
+# The page's connection as getStats() and the DOM see it. The server's certificate comes from the
+# DTLS transport itself: getStats() caches certificate stats, and a first call made before DTLS was
+# up left bob's without the remote certificate for longer than 10 s in a loaded CI run.
 READ = """
 async () => {
+  async function remoteFingerprint(pc) {
+    const dtls = pc.getReceivers().map((r) => r.transport).find((t) => t);
+    const [der] = dtls?.getRemoteCertificates() ?? [];
+    if (!der) return null;
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", der));
+    return [...digest].map((b) => b.toString(16).padStart(2, "0")).join(":");
+  }
   const pc = globalThis.sfuClient?.pc;
   if (!pc) return null;
   const byId = new Map();
@@ -80,7 +89,7 @@ async () => {
   return {
     ufrag: transport?.iceLocalUsernameFragment ?? null,
     dtls: transport?.dtlsState ?? null,
-    fingerprint: byId.get(transport?.remoteCertificateId)?.fingerprint ?? null,
+    fingerprint: await remoteFingerprint(pc),
     pair, decoded, sent,
     tracks: globalThis.__trackEvents,
     state: pc.connectionState,
@@ -176,7 +185,7 @@ async def scenario() -> dict[str, Any]:
             await eventually(lambda: "" if len(frames.times) > 5 else "carol: no frames", 20)
 
             # 1. The page restarts ICE on a healthy path.
-            async def keyed() -> str:  # getStats() lists the certificate a little after
+            async def keyed() -> str:
                 return "" if (await read(bob))["fingerprint"] else "bob: no remote certificate"
 
             await eventually_async(keyed, timeout=30)
