@@ -50,6 +50,7 @@ from .rtc import simulcast as rtc_simulcast
 from .rtc.audiolevel import audio_level_id
 from .rtc.ice import turn_failure
 from .rtc.icerestart import IceRestart
+from .rtc.iceservers import set_ice_servers
 from .rtc.ingress import RtpIngress
 from .rtc.offer import create_offer
 from .rtc.simulcast import LAYERS, SimulcastNegotiation
@@ -615,6 +616,7 @@ class Participant:
 
     async def _begin_ice_restart(self, side: str) -> bool:
         self._restart_side = side
+        self._fresh_ice_servers()
         if await self.ice_restart.begin():
             self.log.info("ICE restart (%s side): new credentials, in place", side)
             return True
@@ -624,6 +626,13 @@ class Participant:
         self._count_restart(side, "rebuilt")
         self.signals.media_failed("the media connection is lost and cannot be restarted in place")
         return False
+
+    def _fresh_ice_servers(self) -> None:
+        """Turn-only: a restart makes a new TURN allocation, and the credentials our connection
+        was made with may have expired (TURN_TTL) while their allocation lived on."""
+        servers = self.config.ice.server_servers(self.id, time.time())
+        if servers:
+            set_ice_servers(self.pc, rtc_configuration(servers, self.config.ice.mode))
 
     def _on_ice_switched(self) -> None:
         # Follow the new pair at once, rather than at the next report tick.

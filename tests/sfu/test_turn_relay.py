@@ -209,3 +209,36 @@ async def allocates(coturn: Coturn, username: str | None, credential: str | None
         return any(c.type == "relay" for c in connection.local_candidates)
     finally:
         await connection.close()
+
+
+async def test_an_ice_restart_after_the_credentials_expired_allocates_afresh(
+    turn_server: StartServer, coturn: Coturn, clients: list[Client]
+) -> None:
+    # TURN_TTL 4 s: past it, the credentials the connections were made with are refused. An ICE
+    # restart then makes new allocations, the server's own included: with fresh credentials.
+    server = await turn_server(ttl=4)
+    alice, bob = client(clients, server, "alice"), client(clients, server, "bob")
+    welcome = await alice.connect()
+    await bob.connect()
+    await alice.publish(TestPatternTrack(320, 240, fps=15))
+    remote = await bob.next_track(timeout=15)
+    await recv(remote.track, 15)
+    [participant] = [p for p in server.backend.participants() if p.id == alice.peer_id]
+    [before] = probe.ice_connections(participant.pc)
+    expires = int(str(welcome.ice_servers[0].username).split(":")[0])
+    await asyncio.sleep(max(0.0, expires + 1.1 - time.time()))  # coturn counts whole seconds
+    assert await allocates(coturn, before.turn_username, before.turn_password) is False
+
+    assert await alice.restart_ice()
+    assert alice.pc is not None
+    for pc in (alice.pc, participant.pc):
+        assert selected_pair_types(pc) == ("relay", "relay")
+    [mine] = probe.ice_connections(alice.pc)  # the refresh's (ice_servers), not the welcome's
+    assert mine.turn_username != welcome.ice_servers[0].username
+    [after] = probe.ice_connections(participant.pc)
+    assert after is not before and verifies(after.turn_username, after.turn_password)
+    assert int(str(after.turn_username).split(":")[0]) > expires
+    # Video goes on reaching bob over the new relays.
+    for _ in range(10):
+        frame = await recv(remote.track, 5)
+    assert (frame.width, frame.height) == (320, 240)
