@@ -38,8 +38,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from loadtest import netns
+from loadtest.chromium import CHROMIUM, CHROMIUM_ARGS
 from loadtest.options import parser as make_parser
-from loadtest.ramp import CAMERA_720P, CHROMIUM, CHROMIUM_ARGS
+from loadtest.ramp import CAMERA_720P
 
 HERE, THERE = "10.78.0.1", "10.78.0.2"
 VETH = ("aiosfu-bwe0", "aiosfu-bwe1")

@@ -22,23 +22,9 @@ from collections.abc import Sequence
 from urllib.parse import urlencode
 
 from loadtest import netns
+from loadtest.chromium import CHROMIUM, CHROMIUM_ARGS
 from loadtest.options import parser as make_parser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [  # ../shared/testing.md; the same as tests/browser/conftest.py
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--allow-loopback-in-peer-connection",
-]
 # The page asks for 640x480; a 720p camera gives l/m/h their own sizes (320x180 ... 1280x720).
 CAMERA_720P = """
 const original = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
@@ -78,7 +64,7 @@ async def one_run(transport_cc: bool, timeout: float) -> tuple[float | None, int
             await client.connect()
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
             )
             try:
                 page = await (await browser.new_context()).new_page()

@@ -18,25 +18,12 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, async_playwright
 
+from loadtest.chromium import CHROMIUM as CHROMIUM
+from loadtest.chromium import CHROMIUM_ARGS as CHROMIUM_ARGS
 from sfu.server import RunningServer
 from tests.browser.firefox import FIREFOX, BidiSession, FirefoxPage, FirefoxProcess
 from tests.browser.roompage import RoomPage
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--allow-loopback-in-peer-connection",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 
 OpenPage = Callable[..., Awaitable[RoomPage]]

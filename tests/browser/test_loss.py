@@ -6,30 +6,14 @@ assertion, on a shared machine)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 
-import pytest
-
-from loadtest.netns import can_make_namespace, namespace_id
 from tests.browser.conftest import CHROMIUM, require
+from tests.scenario import run_scenario
 
 
 def test_a_call_goes_on_through_random_loss() -> None:
     require(CHROMIUM, "chromium")
-    reason = can_make_namespace() or (None if shutil.which("iptables") else "no iptables")
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    argv = [sys.executable, "-m", "tests.browser.loss_scenario", namespace_id()]
-    result = subprocess.run(
-        ["unshare", "--net", "--", *argv], capture_output=True, text=True, timeout=180
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    seen = json.loads(result.stdout.splitlines()[-1])
+    seen = run_scenario("tests.browser.loss_scenario", timeout=180)
     print(json.dumps(seen))
     for receiver in ("chromium", "py1", "py2"):
         streams = seen[receiver]

@@ -4,31 +4,13 @@ iptables DNAT/SNAT, in a network namespace the test makes for itself (tests/sfu/
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 
-import pytest
-
-from loadtest.netns import can_make_namespace, namespace_id
+from tests.scenario import run_scenario
 from tests.sfu import nat_scenario as scenario
 
 
 def test_a_call_through_the_announced_address_on_the_port_range() -> None:
-    reason = can_make_namespace() or (None if shutil.which("iptables") else "no iptables")
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    result = subprocess.run(
-        ["unshare", "--net", "--", sys.executable, "-m", "tests.sfu.nat_scenario", namespace_id()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    seen = json.loads(result.stdout.splitlines()[-1])
+    seen = run_scenario("tests.sfu.nat_scenario", timeout=120)
 
     assert seen["frame"] == [320, 240]
     first, last = scenario.PORTS
