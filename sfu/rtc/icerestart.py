@@ -92,6 +92,7 @@ class IceRestart:
         self._task: asyncio.Task[None] | None = None
         self._candidate_added = asyncio.Event()  # for the new generation (its checks wait)
         self._retiring: set[Any] = set()  # replaced connections, closed after OLD_PAIR_GRACE
+        self._old_candidates_end = False  # the old generation's end-of-candidates, put back
 
     @property
     def in_progress(self) -> bool:
@@ -160,6 +161,7 @@ class IceRestart:
         self._pending, self._old, self._ice = new, old, ice
         self._candidate_added.clear()
         ice.iceGatherer._connection = new  # our next description carries its credentials
+        self._old_candidates_end = ice.iceGatherer._remote_candidates_end
         ice.iceGatherer._remote_candidates_end = False
         ice.addRemoteCandidate = self._add_remote_candidate
         return True
@@ -265,6 +267,9 @@ class IceRestart:
         with contextlib.suppress(AttributeError):
             del ice.addRemoteCandidate
         ice.iceGatherer._connection = old
+        # Or the next description's candidates (a renegotiation) would go to the old
+        # connection after its end-of-candidates, which aioice refuses (ValueError).
+        ice.iceGatherer._remote_candidates_end = self._old_candidates_end
         if ice._connection is old and not old._closed and old._nominated:
             old._query_consent_task = asyncio.ensure_future(old.query_consent())
         await _close_quietly(new)
