@@ -40,6 +40,9 @@ connection end and the new ones arrive through `tracks()` as usual. Once `reconn
 attempts have failed, the client ends `failed` with the reason; `tracks()` then ends and
 `publish()` raises, as after `close()`. `disconnected` (an asyncio.Event, with
 `disconnect_reason`) is set when the client ends `failed`: the session is over without close().
+A media path that goes silent while the socket lives (nothing received for `dead_path_timeout`
+while something is expected; aiortc never says `disconnected`) is restarted in place
+(restart_ice()); only when that fails does the client start over on a new connection.
 """
 
 from __future__ import annotations
@@ -72,9 +75,10 @@ from signaling.backend import IceServer
 from signaling.log import bind
 
 from .backoff import Backoff
+from .pathwatch import PathWatch
 from .payload import keyframe_check
 from .peerconfig import rtc_configuration
-from .rtc import fastpath, icerestart
+from .rtc import fastpath, icerestart, liveness
 from .rtc import jitter as rtc_jitter
 from .rtc import receiver as rtc_receiver
 from .rtc import sender as rtc_sender
@@ -111,6 +115,13 @@ TERMINAL = frozenset(
 OFFER_REFUSALS = frozenset(
     {"bad_sdp", "media_failed", "too_large", "too_many_tracks", "publish_not_allowed"}
 )
+# Dead-path detection of our own (aiortc never says `disconnected`): nothing received for this
+# long while connected and receiving before -> restart ICE. Longer than the server's 2.5 s
+# (sfu.participant.DEAD_PATH_TIMEOUT): when both sides see the silence the server's restart
+# comes first, and we answer it rather than cross it with ours.
+DEAD_PATH_TIMEOUT = 3.0  # seconds
+DEAD_PATH_TICK = 0.25  # seconds between looks at what arrived
+DEAD_PATH_RESTARTS = 3  # ICE restarts tried before starting over on a new connection
 
 
 class ConnectionFailed(ConnectionError):
@@ -193,6 +204,7 @@ class Client:
         reconnect_attempts: int = 10,
         backoff: Backoff | None = None,
         heartbeat: float = 10.0,
+        dead_path_timeout: float | None = DEAD_PATH_TIMEOUT,
     ) -> None:
         self.url = url
         # For wss:// with a certificate the system does not trust (a LAN's self-signed one).
@@ -206,6 +218,7 @@ class Client:
         self.reconnect_attempts = reconnect_attempts
         self.backoff = backoff or Backoff()
         self.heartbeat = heartbeat
+        self.dead_path_timeout = dead_path_timeout  # None: rely on the server's detection
         self.peer_id: str | None = None
         self.welcome: proto.Welcome | None = None
         self.participants: dict[str, str | None] = {}
@@ -271,6 +284,11 @@ class Client:
         self.ice_restart: IceRestart | None = None  # with the connection (sfu.rtc.icerestart)
         self.ice_restarts = 0  # completed in place, whoever began them
         self._ice_restarted: asyncio.Future[bool] | None = None
+        self.dead_paths = 0  # silences we took for a dead path (and restarted ICE for)
+        # Seconds from noticing a dead path to media on a new pair, for each one we recovered
+        # from in place (the figure the recovery log line gives).
+        self.path_recoveries: list[float] = []
+        self._path_watch: asyncio.Task[None] | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -497,6 +515,7 @@ class Client:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        await self._stop_path_watch()
         if self.ice_restart is not None:
             await self.ice_restart.abandon()
         if self.pc is not None:
@@ -724,6 +743,8 @@ class Client:
         pc.on("track", lambda track: self._on_pc_track(pc, track))
         pc.on("connectionstatechange", lambda: self._on_connection_state(pc))
         self.ice_restart = IceRestart(pc, on_done=self._on_ice_restart_done)
+        if self.dead_path_timeout is not None:
+            self._path_watch = asyncio.ensure_future(self._watch_path(pc, self.dead_path_timeout))
 
     def _servers(self, offered: Sequence[proto.IceServerInfo]) -> list[IceServer]:
         servers = [
@@ -765,6 +786,7 @@ class Client:
             self._published = []
             self._end_remote_tracks(old)
             self.remote_tracks.clear()
+            await self._stop_path_watch()
             if self.ice_restart is not None:
                 await self.ice_restart.abandon()
             if old is not None:
@@ -932,8 +954,19 @@ class Client:
                 self.rollbacks += 1
                 self.log.info("glare: rolled back our offer to answer the server's")
             ice = self.ice_restart
+            if pc.signalingState == "have-local-offer" and ice is not None and ice.in_progress:
+                # Glare with our ICE restart: the server ignored our offer. Roll it back (it
+                # added no transceiver), answer the server's; restart_ice() tries again.
+                await rollback_offer(pc, [], ice_role_was_set=True)
+                await ice.abandon()
+                self.rollbacks += 1
+                self.log.info("glare: dropped our ICE restart to answer the server's offer")
+                if self._ice_restarted is not None and not self._ice_restarted.done():
+                    self._ice_restarted.set_result(False)
             if ice is not None and ice.is_restart(sdp) and await ice.begin():
                 self.log.info("the server restarts ICE: answering with new credentials")
+                if self._ice_restarted is None or self._ice_restarted.done():
+                    self._ice_restarted = asyncio.get_running_loop().create_future()
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             if ice is not None:
                 ice.remote_description(sdp)
@@ -1001,9 +1034,11 @@ class Client:
     async def restart_ice(self, attempts: int = 3, backoff: float = 0.5) -> bool:
         """Restart ICE in place (new credentials and candidates, same DTLS and tracks): for a
         path that died or a network that changed. Up to `attempts` offers, `backoff` seconds
-        doubling between them; True once a new pair carries the media. The server restarts ICE
-        by itself when it stops hearing from us (its DEAD_PATH_TIMEOUT), so this is for what
-        only the client can know."""
+        doubling between them; True once a new pair carries the media. The client calls it
+        itself when it stops hearing from the server (`dead_path_timeout`), and the server
+        restarts ICE by itself when it stops hearing from us (its DEAD_PATH_TIMEOUT); this is
+        also for what only the application knows (a network change). A restart the server
+        began meanwhile counts as ours: we wait for its outcome."""
         for attempt in range(attempts):
             if attempt:
                 await asyncio.sleep(backoff * 2 ** (attempt - 1))
@@ -1023,7 +1058,12 @@ class Client:
     async def _offer_ice_restart(self) -> asyncio.Future[bool] | None:
         async with self._lock:
             pc, ice = self.pc, self.ice_restart
-            if pc is None or ice is None or pc.signalingState != "stable":
+            if pc is None or ice is None:
+                return None
+            restarted = self._ice_restarted
+            if ice.in_progress and restarted is not None and not restarted.done():
+                return restarted  # the server's: its outcome is ours
+            if pc.signalingState != "stable":
                 return None
             if not await ice.begin():
                 self.log.warning("ICE restart impossible in place (the connection is gone)")
@@ -1043,6 +1083,56 @@ class Client:
             self.log.warning("ICE restart failed after %.3f s", seconds)
         if self._ice_restarted is not None and not self._ice_restarted.done():
             self._ice_restarted.set_result(succeeded)
+
+    async def _watch_path(self, pc: RTCPeerConnection, timeout: float) -> None:
+        """Our own dead-path detection (sfu.pathwatch): what the connection has received,
+        looked at every DEAD_PATH_TICK; a silence of `timeout` while connected restarts ICE,
+        and when DEAD_PATH_RESTARTS restarts cannot bring the path back, we start over on a new
+        connection (the recovery of a failed one). Only while we expect to hear the server
+        (`_expecting`): a publisher-only client still gets its receiver reports (every
+        0.5-1.5 s), a subscriber its media."""
+        loop = asyncio.get_running_loop()
+        watch = PathWatch(timeout)
+        while pc is self.pc and not self._closed:
+            await asyncio.sleep(DEAD_PATH_TICK)
+            now = loop.time()
+            if not watch.observe(liveness.datagrams_received(pc), self._expecting(pc), now):
+                continue
+            self.dead_paths += 1
+            self.log.warning(
+                "nothing received for %.1f s: the path looks dead, restarting ICE",
+                watch.silent_for(now),
+            )
+            if await self.restart_ice(attempts=DEAD_PATH_RESTARTS):
+                took = loop.time() - now
+                self.path_recoveries.append(took)
+                self.log.info("recovered from a dead path: ICE restart in place, %.3f s", took)
+                watch.rearm(loop.time())
+            elif pc is self.pc and not self._closed:
+                self._start_over(
+                    f"media path dead; {DEAD_PATH_RESTARTS} ICE restarts failed", leave=True
+                )
+                return
+
+    def _expecting(self, pc: RTCPeerConnection) -> bool:
+        """Whether the server should be sending us something every second or so: its receiver
+        reports while we publish, media (and sender reports) while it forwards us a track that
+        is not muted. Not during a restart, nor while the socket is being recovered."""
+        ice = self.ice_restart
+        if self.state != ClientState.CONNECTED or pc.connectionState != "connected":
+            return False
+        if ice is not None and ice.in_progress:
+            return False
+        return bool(self._published) or any(
+            not r.ended.is_set() and not r.muted for r in self.remote_tracks.values()
+        )
+
+    async def _stop_path_watch(self) -> None:
+        task, self._path_watch = self._path_watch, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     # --- remote tracks ---------------------------------------------------------------------------
 
