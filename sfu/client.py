@@ -283,12 +283,15 @@ class Client:
         self._lost_at: float | None = None  # loop time we went `reconnecting`, until connected
         self.ice_restart: IceRestart | None = None  # with the connection (sfu.rtc.icerestart)
         self.ice_restarts = 0  # completed in place, whoever began them
+        self.rebuilds = 0  # peer connections the server replaced, the session kept (`rebuild`)
+        self._recovering_by: str | None = None  # how the recovery in progress goes, if known
         self._ice_restarted: asyncio.Future[bool] | None = None
         self.dead_paths = 0  # silences we took for a dead path (and restarted ICE for)
         # Seconds from noticing a dead path to media on a new pair, for each one we recovered
         # from in place (the figure the recovery log line gives).
         self.path_recoveries: list[float] = []
         self._path_watch: asyncio.Task[None] | None = None
+        self._restart_by_rebuild: asyncio.Future[bool] | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -475,7 +478,8 @@ class Client:
         if state == ClientState.CONNECTED and self._lost_at is not None:
             # The one line per recovery: how long it took, and how.
             resumed = self.welcome is not None and self.welcome.resumed
-            how = "resumed" if resumed else "joined afresh"
+            how = self._recovering_by or ("resumed" if resumed else "joined afresh")
+            self._recovering_by = None
             self.log.info("recovered after %.2fs (%s): %s", now - self._lost_at, how, self.peer_id)
             self._lost_at = None
         else:
@@ -701,6 +705,8 @@ class Client:
             self.speakers_changed.set()
         elif isinstance(msg, proto.PublishLayers):
             self.published_layers[msg.track] = list(msg.layers)
+        elif isinstance(msg, proto.Rebuild):
+            await self._on_rebuild(msg)
         elif isinstance(msg, proto.GoingAway):
             self.log.info("the server is going away (%s): back in %gs", msg.reason, msg.retry_after)
             self.going_away, self._retry_after = msg, msg.retry_after
@@ -730,16 +736,16 @@ class Client:
                 await self._rebuild()
             self.peer_id = msg.peer_id
             self.log = bind(logger, room=self.room, peer=msg.peer_id)
-            self._new_peer_connection(msg)
+            self._new_peer_connection(msg.ice_servers)
         if not self._welcome.done():
             self._welcome.set_result(msg)
         if not resumed and self._to_publish:
             await self._offer_publications()
         self._maybe_connected()
 
-    def _new_peer_connection(self, msg: proto.Welcome) -> None:
-        servers = self._servers(msg.ice_servers)
-        pc = self.pc = RTCPeerConnection(rtc_configuration(servers, msg.ice_mode))
+    def _new_peer_connection(self, ice_servers: Sequence[proto.IceServerInfo]) -> None:
+        servers = self._servers(ice_servers)
+        pc = self.pc = RTCPeerConnection(rtc_configuration(servers, self.ice_mode))
         pc.on("track", lambda track: self._on_pc_track(pc, track))
         pc.on("connectionstatechange", lambda: self._on_connection_state(pc))
         self.ice_restart = IceRestart(pc, on_done=self._on_ice_restart_done)
@@ -792,6 +798,25 @@ class Client:
             if old is not None:
                 await old.close()
 
+    async def _on_rebuild(self, msg: proto.Rebuild) -> None:
+        """The server replaces our peer connection, keeping the session (same peer_id): a new
+        one with the ICE servers it gives, our tracks published again on it (same track ids:
+        our publications and their subscribers carry on); what we received comes again on it
+        as new remote tracks."""
+        if self.pc is None or self.state in (ClientState.FAILED, ClientState.CLOSED):
+            return
+        self.log.warning("the server rebuilds our media connection: %s", msg.reason)
+        self.rebuilds += 1
+        self._recovering_by = "rebuilt"
+        self._set_state(ClientState.RECONNECTING, f"media connection rebuilt: {msg.reason}")
+        # An ICE restart of ours in flight (the server found it impossible): the new
+        # connection coming up is what it waits for.
+        self._restart_by_rebuild, self._ice_restarted = self._ice_restarted, None
+        await self._rebuild()
+        self._new_peer_connection(msg.ice_servers)
+        await self._offer_publications()
+        self._maybe_connected()
+
     def _maybe_connected(self) -> None:
         if self.state not in (ClientState.CONNECTING, ClientState.RECONNECTING):
             return
@@ -826,6 +851,9 @@ class Client:
         state = pc.connectionState
         self.log.debug("connection %s", state)
         if state == "connected":
+            waiting, self._restart_by_rebuild = self._restart_by_rebuild, None
+            if waiting is not None and not waiting.done():
+                waiting.set_result(True)
             if self.connected_at is None:
                 self.connected_at = asyncio.get_running_loop().time()
                 self.connected.set()

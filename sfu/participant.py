@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 from aiortc import (
     MediaStreamTrack,
@@ -49,7 +51,7 @@ from .rtc import receiver as rtc_receiver
 from .rtc import simulcast as rtc_simulcast
 from .rtc.audiolevel import audio_level_id
 from .rtc.ice import turn_failure
-from .rtc.icerestart import IceRestart
+from .rtc.icerestart import IceRestart, remote_ufrag
 from .rtc.iceservers import set_ice_servers
 from .rtc.ingress import RtpIngress
 from .rtc.offer import create_offer
@@ -71,6 +73,14 @@ logger = logging.getLogger(__name__)
 # dead and the server restarts ICE itself (Chromium alone takes ~6.4 s to notice, aiortc ~30 s).
 DEAD_PATH_TIMEOUT = 2.5
 DEAD_PATH_RETRIES = 3  # server restarts after one whose checks failed, while still silent
+# Where ICE cannot restart in place (our side of the connection is gone) the connection is
+# rebuilt, the session kept: at most this many times in REBUILD_WINDOW seconds, and a rebuilt
+# connection must be up within REBUILD_DEADLINE seconds; beyond, the client is told
+# `media_failed` and leaves the room, as before.
+REBUILD_ATTEMPTS = 3
+REBUILD_WINDOW = 60.0
+REBUILD_DEADLINE = 15.0
+_CANDIDATE_UFRAG = re.compile(r"\sufrag\s+(\S+)")
 
 
 def parse_candidate(init: CandidateInit) -> RTCIceCandidate:
@@ -104,8 +114,7 @@ class Participant:
         self.signals = signals
         self.config = config
         self.log = bind(room.log, peer=peer_id)
-        servers = config.ice.server_servers(peer_id, time.time())
-        self.pc = RTCPeerConnection(rtc_configuration(servers, config.ice.mode))
+        self.pc = self._new_peer_connection()
         self.publications: dict[str, Publication] = {}
         self.subscriptions: dict[str, Subscription] = {}  # by publication id
         self.closed = False
@@ -143,21 +152,26 @@ class Participant:
         rtc_simulcast.install()  # RID extensions negotiated, packets routed by MID
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
-        self.pc.on("track", self._on_track)
-        self.pc.on("connectionstatechange", self._on_connection_state)
-        self.ice_restart = IceRestart(self.pc, self._on_ice_switched, self._on_ice_restart_done)
         self._restart_side = "client"  # who began the restart in progress
         self.totals: MediaTotals | None = None  # where recoveries are counted (sfu.metrics)
         self._heard = (0, 0)  # what the client had sent when last looked (_watch_path)
         self._heard_at = 0.0
         self._path_armed = False  # traffic seen since the last restart: silence means something
         self._path_retries = 0  # server restarts in a row whose checks failed
+        # Rebuilds (see rebuild()): when each began; the one in progress (side, start); the
+        # publications waiting for their track on the new connection, by id; the ICE
+        # credentials of connections replaced, whose descriptions and candidates are dropped.
+        self._rebuilds: list[float] = []
+        self._rebuilding: tuple[str, float] | None = None
+        self._replaced: dict[str, Publication] = {}
+        self._retired_ufrags: set[str] = set()
+        self._awaiting_rebuilt = False  # no remote description on the new connection yet
 
     # --- MediaPeer -------------------------------------------------------------------------
 
     async def offer(self, sdp: str) -> None:
         async with self._lock:
-            if self.closed:
+            if self.closed or self._retired(sdp, "offer"):
                 return
             if self.pc.signalingState == "have-local-offer":
                 if self._answer_empty_offer_in_glare(sdp):
@@ -167,8 +181,10 @@ class Participant:
                 self.glare_ignored += 1
                 self._discarding_candidates = True
                 return
-            if self.ice_restart.is_restart(sdp):
-                await self._begin_ice_restart("client")
+            if self.ice_restart.is_restart(sdp) and not await self._begin_ice_restart(
+                "client", retire=sdp
+            ):
+                return  # its connection is being rebuilt: the client offers on the new one
             await self._set_remote(sdp, "offer")
             self._accept_transport_cc()
             answer = await self.pc.createAnswer()
@@ -209,7 +225,7 @@ class Participant:
 
     async def answer(self, sdp: str) -> None:
         async with self._lock:
-            if self.closed:
+            if self.closed or self._retired(sdp, "answer"):
                 return
             if self.pc.signalingState != "have-local-offer":
                 raise NegotiationError("no_offer_pending", "there is no server offer to answer")
@@ -226,6 +242,9 @@ class Participant:
             return
         if parsed is not None:
             self._count_candidate()
+        if self._awaiting_rebuilt and self._of_replaced_connection(candidate):
+            self.log.debug("dropped a candidate of the replaced connection: %s", candidate)
+            return
         if self._discarding_candidates:
             # The client sends its candidates after its offer, and before its answer to ours.
             self.log.debug("dropped a candidate of the client's abandoned offer: %s", candidate)
@@ -277,7 +296,13 @@ class Participant:
             if pub.publisher_id != self.id:
                 self.tell(pub.state())
         async with self._lock:
-            if self.closed or self.pc.signalingState != "have-local-offer":
+            if self.closed:
+                return
+            if self._awaiting_rebuilt:
+                # Our `rebuild` went down with the old socket (parked, nothing reaches it).
+                self.log.info("resumed while rebuilding: telling the client again")
+                self._tell_rebuild("the media connection is being rebuilt")
+            if self.pc.signalingState != "have-local-offer":
                 return
             # Our offer may have gone down with the old socket: the same one again. Should the
             # client have answered it already, it answers this repeat too, which changes nothing.
@@ -307,6 +332,7 @@ class Participant:
         self._to_remove.clear()
         await self.ice_restart.abandon()  # its new connection is not the transport's yet
         await self.pc.close()
+        self._replaced.clear()  # closed with the publications
         self.log.info("left")
 
     def tracks(self) -> list[TrackInfo]:
@@ -373,6 +399,7 @@ class Participant:
         except Exception as exc:  # aiortc raises ValueError, InvalidStateError, OperationError...
             self.log.info("rejected %s: %s", kind, exc)
             raise NegotiationError("bad_sdp", f"cannot apply the {kind}: {exc}") from None
+        self._awaiting_rebuilt = False
         self._simulcast.remote(sdp, kind)
         self.ice_restart.remote_description(sdp)  # the new credentials' checks, if restarting
         for media in description.media:
@@ -447,9 +474,14 @@ class Participant:
         for track, receiver, sink in new:
             transceiver = next(t for t in self.pc.getTransceivers() if t.receiver is receiver)
             track_id = self._msid_tracks.get(transceiver.mid or "", track.id)
-            if any(track_id in p.publications for p in self.room.participants.values()):
+            replaced = self._replaced.pop(track_id, None)
+            if replaced is None and any(
+                track_id in p.publications for p in self.room.participants.values()
+            ):
                 track_id = track.id  # an msid taken in the room: aiortc's own id is unique
             source, muted = self._described.pop(track_id, (None, False))
+            if replaced is not None:
+                source, muted = replaced.source, replaced.muted
             pub = Publication(
                 track_id=track_id,
                 publisher_id=self.id,
@@ -464,13 +496,23 @@ class Participant:
                 source=source,
                 muted=muted,
             )
+            if replaced is not None and not _same_codec(replaced, pub):
+                self._drop_publication(replaced)  # its subscribers' m-lines cannot take it
+                replaced = None
             self.publications[pub.id] = pub
             self._publication_transceivers[pub.id] = transceiver
             if pub.simulcast:
                 self._dynacast[pub.id] = Dynacast(tuple(layer.index for layer in pub.layers))
                 pub.on_layers(self._update_dynacast)
-            pub.log.info("published")
-            self.room.publish(pub)
+            else:
+                self._dynacast.pop(pub.id, None)
+            if replaced is None:
+                pub.log.info("published")
+                self.room.publish(pub)
+                continue
+            pub.log.info("published again, on the rebuilt connection")
+            self.room.republish(replaced, pub)
+            replaced.close()
 
     def _unpublish_stopped_tracks(self) -> None:
         for pub_id, transceiver in list(self._publication_transceivers.items()):
@@ -505,7 +547,10 @@ class Participant:
     def _schedule_renegotiation(self) -> None:
         if self.closed or not (self._to_add or self._to_remove):
             return
-        task = asyncio.ensure_future(self._renegotiate())
+        self._spawn(self._renegotiate())
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
@@ -598,9 +643,7 @@ class Participant:
         )
         if self.totals is not None:
             self.totals.dead_paths += 1
-        task = asyncio.ensure_future(self._restart_ice())
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
+        self._spawn(self._restart_ice())
 
     async def _restart_ice(self) -> None:
         """Offer new ICE credentials (we may: we offer the forwarded tracks anyway)."""
@@ -614,17 +657,18 @@ class Participant:
             self.signals.send_offer(self._simulcast.describe(self.pc.localDescription.sdp))
             self.signals.send_candidate(None)
 
-    async def _begin_ice_restart(self, side: str) -> bool:
+    async def _begin_ice_restart(self, side: str, retire: str | None = None) -> bool:
+        """Under the lock. False when ICE cannot restart in place: the connection is rebuilt
+        (`retire`: a description of the old connection, whose credentials to drop)."""
         self._restart_side = side
         self._fresh_ice_servers()
         if await self.ice_restart.begin():
             self.log.info("ICE restart (%s side): new credentials, in place", side)
             return True
-        # DTLS or ICE already gone: nothing to keep. The client builds a new connection (it
-        # joins again on a media failure) and its subscriptions come back with it.
-        self.log.warning("ICE restart (%s side): impossible in place, the client rebuilds", side)
-        self._count_restart(side, "rebuilt")
-        self.signals.media_failed("the media connection is lost and cannot be restarted in place")
+        # DTLS or ICE already gone: nothing to restart. A new connection, the session kept.
+        if retire is not None and (ufrag := remote_ufrag(retire)) is not None:
+            self._retired_ufrags.add(ufrag)
+        await self._rebuild(side, "ICE cannot restart in place (the connection is gone)")
         return False
 
     def _fresh_ice_servers(self) -> None:
@@ -663,6 +707,164 @@ class Participant:
         if self.totals is not None:
             self.totals.ice_restarts[(side, path)] += 1
 
+    # --- rebuilds: a new peer connection, the session kept ----------------------------------------
+
+    def _new_peer_connection(self) -> RTCPeerConnection:
+        servers = self.config.ice.server_servers(self.id, time.time())
+        pc = RTCPeerConnection(rtc_configuration(servers, self.config.ice.mode))
+        pc.on("track", self._on_track)
+        pc.on("connectionstatechange", lambda: self._on_connection_state(pc))
+        self.ice_restart = IceRestart(pc, self._on_ice_switched, self._on_ice_restart_done)
+        self._connected_once = False  # a connection that never came up is not rebuilt
+        return pc
+
+    async def _rebuild_soon(self, reason: str) -> None:
+        async with self._lock:
+            if self._connected_once:
+                await self._rebuild("server", reason)
+            elif not self.closed:
+                # Its path never worked (a firewall, a refused relay): a new connection would
+                # meet the same; the client starts over, with its own backoff.
+                self.signals.media_failed(reason)
+
+    async def _rebuild(self, side: str, reason: str) -> None:
+        """Under the lock. Replace the peer connection, keeping the session, as LiveKit's full
+        reconnect does but with the same peer_id and nothing seen by the others: the client
+        is told (`rebuild`) and makes a new connection of its own; its publications wait for
+        their tracks to come back on it (Publication ids are msid track ids: the same tracks
+        keep them, and their subscribers keep their m-lines); what it received is offered
+        again on the new connection. Bounded (REBUILD_ATTEMPTS); beyond, `media_failed`."""
+        if self.closed:
+            return
+        now = time.monotonic()
+        self._rebuilds = [t for t in self._rebuilds if now - t < REBUILD_WINDOW]
+        if len(self._rebuilds) >= REBUILD_ATTEMPTS:
+            self.log.warning(
+                "%s; %d rebuilds in %g s: giving up", reason, len(self._rebuilds), REBUILD_WINDOW
+            )
+            self.signals.media_failed(reason)
+            return
+        self._rebuilds.append(now)
+        if self._rebuilding is None:
+            self._rebuilding = (side, now)
+        self.log.warning("%s: rebuilding the peer connection (%s side)", reason, side)
+        old, old_restart = self.pc, self.ice_restart
+        if old.remoteDescription is not None and (ufrag := remote_ufrag(old.remoteDescription.sdp)):
+            self._retired_ufrags.add(ufrag)
+        # Its publications stay in the room, silent, until their tracks come back.
+        self._replaced.update(self.publications)
+        self._publication_transceivers.clear()
+        for ingress in self._ingresses:
+            ingress.close()
+        self._ingresses.clear()
+        # What it receives: offered again, on the new connection.
+        for sub in self._to_remove:
+            sub.close()
+        self._to_remove.clear()
+        self._to_add.clear()
+        for pub_id, sub in list(self.subscriptions.items()):
+            self.subscriptions[pub_id] = self._renewed(sub, sub.publication)
+            sub.close()
+            self._to_add.append(self.subscriptions[pub_id])
+        self._free_lines.clear()
+        self._reused.clear()
+        self._new_tracks.clear()
+        self._early_candidates.clear()
+        self._discarding_candidates = False
+        self._candidates = 0
+        self._simulcast = SimulcastNegotiation()
+        self._msid_tracks.clear()
+        self._awaiting_rebuilt = True
+        await old_restart.abandon()
+        self.pc = self._new_peer_connection()
+        self._tell_rebuild(reason)
+        await old.close()
+        asyncio.get_running_loop().call_later(REBUILD_DEADLINE, self._rebuild_overdue, self.pc)
+        self._schedule_renegotiation()
+
+    def _tell_rebuild(self, reason: str) -> None:
+        servers = self.config.ice.client_servers(self.id, time.time())  # fresh TURN credentials
+        self.signals.rebuild(reason, servers)
+
+    def _renewed(self, sub: Subscription, publication: Publication) -> Subscription:
+        """A subscription taking `sub`'s place, with what the subscriber asked of it."""
+        fresh = Subscription(publication, self.id)
+        fresh.on_layer = self._on_layer
+        if sub.preferred is not None:
+            fresh.set_preferred(sub.preferred)
+        return fresh
+
+    def _rebuilt(self) -> None:
+        """The connection is up: the end of a rebuild, if one was in progress."""
+        if self._rebuilding is None:
+            return
+        side, began = self._rebuilding
+        self._rebuilding = None
+        seconds = time.monotonic() - began
+        self.log.info("recovered: ICE restart (%s side, rebuilt) took %.3f s", side, seconds)
+        self._count_restart(side, "rebuilt")
+
+    def _rebuild_overdue(self, pc: RTCPeerConnection) -> None:
+        if pc is not self.pc or self.closed:
+            return
+        # Publications whose tracks did not come back: gone.
+        for pub in list(self._replaced.values()):
+            self._replaced.pop(pub.id)
+            self._drop_publication(pub)
+        if (
+            self._rebuilding is not None
+            and pc.connectionState != "connected"
+            and (pc.getTransceivers())
+        ):
+            self.signals.media_failed("the rebuilt media connection did not come up")
+
+    def _drop_publication(self, pub: Publication) -> None:
+        if self.publications.get(pub.id) is pub:
+            del self.publications[pub.id]
+        self._publication_transceivers.pop(pub.id, None)
+        self._dynacast.pop(pub.id, None)
+        self.room.unpublish(pub)
+        pub.close()
+
+    def resubscribe(self, old: Publication, new: Publication) -> None:
+        """`old`'s publisher rebuilt its connection and `new` carries the same track: forward
+        it on the m-line `old` had, the stream going on where it stopped (same SSRC)."""
+        sub = self.subscriptions.get(old.id)
+        if self.closed or sub is None or sub.publication is not old:
+            self.subscribe(new)
+            return
+        fresh = self.subscriptions[new.id] = self._renewed(sub, new)
+        if sub in self._to_add:  # never offered: offer the new one instead
+            self._to_add[self._to_add.index(sub)] = fresh
+            sub.close()
+            return
+        transceiver, resume, ready = sub.transceiver, sub.resume_point(), sub.ready
+        pending = sub in self._reused
+        sub.close()
+        if transceiver is None:
+            return
+        fresh.resume_from = resume
+        transceiver.sender.replaceTrack(fresh.track)
+        fresh.attach(transceiver)
+        if pending:
+            self._reused[self._reused.index(sub)] = fresh
+        elif ready:
+            fresh.sender_started()  # its m-line sends already: no negotiation
+
+    def _retired(self, sdp: str, kind: str) -> bool:
+        """A description of a connection a rebuild replaced (it crossed our `rebuild`)."""
+        if remote_ufrag(sdp) not in self._retired_ufrags:
+            return False
+        self.log.info("ignored an %s for the replaced connection", kind)
+        return True
+
+    def _of_replaced_connection(self, candidate: CandidateInit | None) -> bool:
+        # Its end-of-candidates would end the new connection's before it began.
+        if candidate is None:
+            return True
+        match = _CANDIDATE_UFRAG.search(candidate.candidate)
+        return match is not None and match.group(1) in self._retired_ufrags
+
     def _relay_failed(self) -> bool:
         """In turn-only mode our own TURN allocation must work, or the client waits for ever."""
         reason = turn_failure(self.pc)
@@ -672,15 +874,24 @@ class Participant:
         self.signals.media_failed(f"the server's TURN relay is unavailable: {reason}")
         return True
 
-    def _on_connection_state(self) -> None:
-        state = self.pc.connectionState
+    def _on_connection_state(self, pc: RTCPeerConnection) -> None:
+        if pc is not self.pc:
+            return  # a connection replaced by a rebuild
+        state = pc.connectionState
         self.log.info("connection %s", state)
         if self.closed:
             return
+        if state == "connected":
+            self._connected_once = True
+            self._rebuilt()
         # aioice ends a connection whose consent expired (~30 s without answers) by closing it,
         # and aiortc then closes the whole peer connection: `closed`, never `failed`. Either way
-        # the participant has no media left.
-        if state == "failed":
-            self.signals.media_failed("the media connection failed (ICE or DTLS)")
+        # this connection has no media left: a new one, while the session lives.
+        elif state == "failed":
+            self._spawn(self._rebuild_soon("the media connection failed (ICE or DTLS)"))
         elif state == "closed":
-            self.signals.media_failed("the media connection closed (ICE consent expired)")
+            self._spawn(self._rebuild_soon("the media connection closed (ICE consent expired)"))
+
+
+def _same_codec(old: Publication, new: Publication) -> bool:
+    return old.kind == new.kind and old.codec.mimeType.lower() == new.codec.mimeType.lower()

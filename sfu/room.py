@@ -68,6 +68,14 @@ class Room:
             if participant.id != publication.publisher_id:
                 participant.tell(ended)
 
+    def republish(self, old: Publication, new: Publication) -> None:
+        """`new` takes `old`'s place (same id: its publisher rebuilt its connection): the
+        subscribers forward it where they forwarded `old`, and nobody is told anything."""
+        self._on_retire([old, *self._subscriptions_to(old)])
+        for participant in self.participants.values():
+            if participant.id != new.publisher_id:
+                participant.resubscribe(old, new)
+
     def leave(self, participant: Participant) -> None:
         if self.participants.pop(participant.id, None) is None:
             return

@@ -118,6 +118,11 @@ class PeerSignals(Protocol):
         """The peer connection failed or closed on its own; the hub ends the session."""
         ...
 
+    def rebuild(self, reason: str, ice_servers: list[IceServer]) -> None:
+        """The client's peer connection is replaced, its session kept: it makes a new one with
+        these ICE servers and publishes the same tracks on it."""
+        ...
+
     def layer_changed(self, track: str, layer: str, requested: str) -> None:
         """The simulcast layer (`l`, `m`, `h`) forwarded on one of the client's tracks (its
         msid track id) changed; `requested` is what the client asked for (or `auto`)."""

@@ -340,6 +340,18 @@ class GoingAway(Msg, tag="going_away"):
     retry_after: float
 
 
+class Rebuild(Msg, tag="rebuild"):
+    """Your media connection is replaced, your session kept (the server could not restart ICE
+    in place: its side of the connection is gone). Close your RTCPeerConnection and make a new
+    one with these ICE servers (fresh TURN credentials); publish the same tracks on it (same
+    track ids: they keep their publications, and their subscribers their m-lines) and answer
+    the server's offer, which brings back what you receive. Same `peer_id`: the others see
+    nothing. What you send about the old connection after this is ignored."""
+
+    reason: str
+    ice_servers: list[IceServerInfo]
+
+
 ClientMessage = Join | Offer | Answer | Candidate | Leave | Ping | SetLayer | DescribeTrack | Mute
 ServerMessage = (
     Welcome
@@ -357,6 +369,7 @@ ServerMessage = (
     | ActiveSpeakers
     | PublishLayers
     | GoingAway
+    | Rebuild
 )
 
 CLIENT_TYPES: Final[tuple[str, ...]] = (

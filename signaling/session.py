@@ -33,6 +33,7 @@ from signaling.backend import (
     ALL_GRANTS,
     CandidateInit,
     Grants,
+    IceServer,
     MediaBackend,
     MediaPeer,
     NegotiationError,
@@ -54,6 +55,7 @@ from signaling.protocol import (
     GoingAway,
     GrantInfo,
     IceCandidate,
+    IceServerInfo,
     IceServers,
     Join,
     LayerChanged,
@@ -65,6 +67,7 @@ from signaling.protocol import (
     Pong,
     ProtocolError,
     PublishLayers,
+    Rebuild,
     Role,
     ServerAnswer,
     ServerOffer,
@@ -190,6 +193,17 @@ class Membership:
         elif self.on_parked_end is not None:
             self.log.info("ended by the server while away (%s): %s", code, message)
             self.on_parked_end(reason)
+
+    def rebuild(self, reason: str, ice_servers: list[IceServer]) -> None:
+        self._signal(
+            Rebuild(
+                reason=reason,
+                ice_servers=[
+                    IceServerInfo(urls=list(s.urls), username=s.username, credential=s.credential)
+                    for s in ice_servers
+                ],
+            )
+        )
 
     def layer_changed(self, track: str, layer: str, requested: str) -> None:
         self._signal(

@@ -175,6 +175,18 @@ export interface PublishLayers {
   layers: Array<"h" | "l" | "m">;
 }
 
+/** Your media connection is replaced, your session kept (the server could not restart ICE
+in place: its side of the connection is gone). Close your RTCPeerConnection and make a new
+one with these ICE servers (fresh TURN credentials); publish the same tracks on it (same
+track ids: they keep their publications, and their subscribers their m-lines) and answer
+the server's offer, which brings back what you receive. Same `peer_id`: the others see
+nothing. What you send about the old connection after this is ignored. */
+export interface Rebuild {
+  type: "rebuild";
+  reason: string;
+  ice_servers: IceServerInfo[];
+}
+
 /** The server's answer to a client offer. */
 export interface ServerAnswer {
   type: "answer";
@@ -242,4 +254,4 @@ export interface Welcome {
 export type ClientMessage = Join | Offer | Answer | Candidate | Leave | Ping | SetLayer | DescribeTrack | Mute;
 
 /** What the server sends. */
-export type ServerMessage = Welcome | ParticipantJoined | ParticipantLeft | ServerOffer | ServerAnswer | Candidate | Error | Pong | IceServers | LayerChanged | TrackState | TrackUnpublished | ActiveSpeakers | PublishLayers | GoingAway;
+export type ServerMessage = Welcome | ParticipantJoined | ParticipantLeft | ServerOffer | ServerAnswer | Candidate | Error | Pong | IceServers | LayerChanged | TrackState | TrackUnpublished | ActiveSpeakers | PublishLayers | GoingAway | Rebuild;

@@ -36,6 +36,7 @@ import { watchRelay } from "./relay-watch.js";
 /** @typedef {import("./protocol.js").SpeakerInfo} SpeakerInfo */
 /** @typedef {import("./protocol.js").PublishLayers} PublishLayers */
 /** @typedef {import("./protocol.js").GoingAway} GoingAway */
+/** @typedef {import("./protocol.js").Rebuild} Rebuild */
 /** @typedef {"l" | "m" | "h"} LayerName */
 /** @typedef {LayerName | "auto"} LayerChoice */
 /** @typedef {NonNullable<import("./protocol.js").Join["role"]>} Role "participant" or "recorder" */
@@ -403,6 +404,8 @@ export class SfuClient {
     this.rollbacks = 0;
     /** ICE restarts we began (`pc.restartIce()`), after a `disconnected` connection. */
     this.iceRestarts = 0;
+    /** peer connections the server replaced, the session kept (`rebuild`) */
+    this.rebuilds = 0;
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     this._iceRestartTimer = undefined;
     /** Offer/answer exchanges completed on the current connection. */
@@ -837,28 +840,33 @@ export class SfuClient {
 
   /** Drop the peer connection and everything received on it; the socket stays. */
   _resetMedia() {
+    for (const participant of [...this.participants.values()]) {
+      this._removeParticipant(participant, "disconnected");
+    }
+    this._dropConnection();
+    this._queue = Promise.resolve();
+    this._layers.clear();
+    this.trackStates.clear();
+    this.activeSpeakers = [];
+    this._trackIds.clear(); // a new connection names our tracks anew
+    this.peerId = null;
+  }
+
+  /** Close the peer connection, ending what it received; the session and participants stay. */
+  _dropConnection() {
     const pc = this.pc;
     this.pc = null;
     pc?.close();
     clearTimeout(this._iceRestartTimer);
     this._iceRestartTimer = undefined;
-    for (const participant of [...this.participants.values()]) {
-      this._removeParticipant(participant, "disconnected");
-    }
-    this._queue = Promise.resolve();
+    for (const remote of [...this._remote.values()]) this._removeTrack(remote);
     this._remoteCandidates = [];
     this._heldCandidates = [];
     this._endOfCandidatesHeld = false;
-    this._remote.clear();
     this._seenMids.clear();
     this._midOwner.clear();
-    this._layers.clear();
-    this.trackStates.clear();
-    this.activeSpeakers = [];
-    this._trackIds.clear(); // a new connection names our tracks anew
     this._lastBytes.clear();
     this._lastAnswer = null;
-    this.peerId = null;
   }
 
   /** @param {() => Promise<void>} step */
@@ -944,6 +952,9 @@ export class SfuClient {
         break;
       case "ice_servers":
         this._onIceServers(msg.ice_servers);
+        break;
+      case "rebuild":
+        this._onRebuild(msg);
         break;
     }
   }
@@ -1081,6 +1092,28 @@ export class SfuClient {
       this._iceServers,
     );
     this.pc?.setConfiguration(this._configuration);
+  }
+
+  /**
+   * The server replaces our peer connection, keeping the session (it could not restart ICE in
+   * place): a new one with the ICE servers it gives, our tracks on it again (same track ids:
+   * our publications and their subscribers carry on). What we received ends and comes back on
+   * the new connection; the participants stay.
+   * @param {Rebuild} msg
+   */
+  _onRebuild(msg) {
+    if (!this.pc || !this._welcome) return;
+    this.log.warn(`aiosfu: the server rebuilds our media connection: ${msg.reason}`);
+    this.rebuilds += 1;
+    this._lastJoin = "rebuilt";
+    this._setStatus("reconnecting", `media connection rebuilt: ${msg.reason}`);
+    this._dropConnection();
+    this._configuration = rtcConfiguration(
+      { ...this._welcome, ice_servers: msg.ice_servers },
+      this._iceServers,
+    );
+    const pc = this._newPeerConnection();
+    for (const track of this._published) this._addSender(pc, track);
   }
 
   /** A new RTCPeerConnection, now `this.pc`, with our listeners and no sender yet. */

@@ -9,7 +9,7 @@ from aiortc import sdp as aiortc_sdp
 
 from sfu.backend import SfuBackend
 from sfu.config import SfuConfig
-from signaling.backend import CandidateInit, RoomEvent
+from signaling.backend import CandidateInit, IceServer, RoomEvent
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
@@ -20,6 +20,7 @@ class Recorder:
         self.offers: list[str] = []
         self.candidates: list[CandidateInit | None] = []
         self.failures: list[str] = []
+        self.rebuilds: list[str] = []
         self.layers: list[tuple[str, str, str]] = []
         self.events: list[RoomEvent] = []
         self.published_layers: list[tuple[str, list[str]]] = []
@@ -35,6 +36,9 @@ class Recorder:
 
     def media_failed(self, reason: str) -> None:
         self.failures.append(reason)
+
+    def rebuild(self, reason: str, ice_servers: list[IceServer]) -> None:
+        self.rebuilds.append(reason)
 
     def layer_changed(self, track: str, layer: str, requested: str) -> None:
         self.layers.append((track, layer, requested))

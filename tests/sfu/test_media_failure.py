@@ -2,7 +2,9 @@
 
 aioice ends a connection whose consent expired (after ~30 s without answers) by closing it, and
 aiortc then closes the peer connection: `closed`, not `failed`. Here the server's aioice
-connection of one participant is closed the same way, at once.
+connection of one participant is closed the same way, at once. The server first rebuilds such a
+connection in the same session (tests/sfu/test_rebuild.py); here it has no rebuild left
+(REBUILD_ATTEMPTS 0), which is how a connection that keeps dying ends.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import pytest
 from aioice import Connection
 
+from sfu import participant as participant_module
 from sfu.client import ClientState
 from sfu.media import TestPatternTrack
 from sfu.rtc.probe import ice_connections
@@ -27,8 +30,12 @@ def server_connection(server: RunningServer, peer_id: str | None) -> Connection:
 
 @pytest.mark.parametrize("reconnect", [False, True], ids=["stays-out", "rejoins"])
 async def test_consent_expiry_on_the_server_takes_the_participant_out(
-    server: RunningServer, make_client: MakeClient, reconnect: bool
+    server: RunningServer,
+    make_client: MakeClient,
+    reconnect: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(participant_module, "REBUILD_ATTEMPTS", 0)
     alice = await make_client("zombie", name="alice")
     bob = await make_client("zombie", name="bob", reconnect=reconnect)
     await bob.publish(TestPatternTrack(160, 120, fps=15))
