@@ -12,6 +12,12 @@ meanwhile is kept: that packet may come last, resent), asking the sender for one
 sends a PLI when `add()` says so) at once and every PLI_INTERVAL while it waits.
 A decoder then never sees a frame whose references were lost.
 
+After an outage (nothing for OUTAGE seconds, then a packet that leaves a hole behind it: a
+blackout, a dead path restarted) it does not wait the deadline: what was lost meanwhile is
+seconds of video that retransmissions would bring back late if at all, so it goes on from a
+keyframe at once, asking for one, as libwebrtc's receiver does when its NACK list overflows.
+Waiting cost a Python receiver 0.5 s after each outage, before its first frame.
+
 The check runs on the receiving side's event loop, once per packet: a walk over the packets from
 the head, which the buffer itself does too (a few packets: one frame's, normally).
 """
@@ -29,6 +35,7 @@ from aiortc.utils import uint16_add
 
 HOLE_DEADLINE = 0.5  # seconds a hole may hold the buffer: NACKs answered, also on a busy machine
 PLI_INTERVAL = 0.5  # seconds between keyframe requests while waiting for one
+OUTAGE = 1.0  # seconds without a packet after which a hole is not waited for
 VIDEO_CAPACITY = 512  # aiortc's, for video
 
 KeyframeStart = Callable[[bytes], bool]  # an RTP payload: the first packet of a keyframe?
@@ -51,38 +58,49 @@ class SkippingJitterBuffer(JitterBuffer):
         self._stuck_since: float | None = None
         self._waiting = False  # everything dropped: only a keyframe starts the buffer again
         self._last_pli = float("-inf")
+        self._last_arrival: float | None = None
         self.skips = 0  # holes given up on (read by tests)
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         now = self._clock()
         seq = packet.sequence_number
+        after_outage = self._last_arrival is not None and now - self._last_arrival >= OUTAGE
+        self._last_arrival = now
         if self._waiting:
             return self._add_waiting(packet, now)
         newest = self._newest
-        if newest is None or uint16_add(seq, -newest) < 0x8000:
+        ahead = 0 if newest is None else uint16_add(seq, -newest)
+        if newest is None or ahead < 0x8000:
             self._newest = seq
         pli, frame = super().add(packet)
         if frame is not None:
             self._stuck_since = None  # the head moved: a hole from now on is a new one
             return pli, frame
+        if after_outage and 1 < ahead < 0x8000 and self._hole():
+            return self._skip(now)  # the outage's hole: not worth waiting for
         if not self._stuck(now):
             return pli, frame
         return self._skip(now)
 
     def _stuck(self, now: float) -> bool:
         """Whether a hole has held the head, with packets behind it, for the deadline."""
+        if not self._hole():  # a frame still coming in
+            self._stuck_since = None
+            return False
+        if self._stuck_since is None:
+            self._stuck_since = now
+        return now - self._stuck_since >= self._deadline
+
+    def _hole(self) -> bool:
+        """Whether a packet is missing between the head and the newest packet (not so when
+        aiortc's buffer, overrun by a long outage, started again at the newest)."""
         origin, newest = self._origin, self._newest
         assert origin is not None and newest is not None
         span = uint16_add(newest, -origin) + 1
         held = 0
         while held < span and self._packets[(origin + held) % self._capacity] is not None:
             held += 1
-        if held >= span:  # no hole: a frame still coming in
-            self._stuck_since = None
-            return False
-        if self._stuck_since is None:
-            self._stuck_since = now
-        return now - self._stuck_since >= self._deadline
+        return held < span
 
     def _skip(self, now: float) -> tuple[bool, JitterFrame | None]:
         origin, newest = self._origin, self._newest

@@ -134,3 +134,35 @@ async def test_the_hook_replaces_the_video_receivers_buffer() -> None:
         assert buf.capacity == jitter.VIDEO_CAPACITY  # aiortc's own, kept
     finally:
         await pc.close()
+
+
+def test_after_an_outage_a_hole_is_not_waited_for() -> None:
+    buf, clock = buffer()
+    packets = stream(0, 60, key_at=0)
+    frames, _ = feed(buf, clock, packets[:20])
+    assert frames == list(range(9))
+    clock.now += 5.0  # a blackout: frames 10-29 lost, and the rest of frame 9
+    frames, plis = feed(buf, clock, packets[60:62])
+    assert buf.skips == 1 and plis == 1, "a keyframe asked for with the first packet back"
+    packets += stream(60, 3, key_at=61)
+    frames, plis = feed(buf, clock, packets[120:])
+    assert frames == [61] and buf.skips == 1  # 62 goes out with the next frame
+
+
+def test_after_an_outage_a_keyframe_behind_the_hole_is_decoded_at_once() -> None:
+    buf, clock = buffer()
+    packets = stream(0, 40, key_at=0)
+    packets += stream(40, 3, key_at=40)
+    frames, _ = feed(buf, clock, packets[:20])
+    clock.now += 2.0
+    frames, plis = feed(buf, clock, packets[80:])
+    assert frames == [40, 41] and plis == 0 and buf.skips == 1
+
+
+def test_after_an_outage_longer_than_the_buffer_a_keyframe_at_the_head_just_plays() -> None:
+    buf, clock = buffer()
+    packets = stream(0, 10, key_at=0)
+    frames, _ = feed(buf, clock, packets)
+    clock.now += 5.0  # the stream comes back 2000 packets on: aiortc's buffer starts there
+    frames, _ = feed(buf, clock, stream(1000, 3, key_at=1000))
+    assert frames == [1000, 1001] and buf.skips == 0
