@@ -244,7 +244,15 @@ class Subscription:
         if old is not None:
             old.remove_pending(self)
         self.target = target
-        if target is None or target is self.current:
+        if target is not None and target is self.current:
+            if self.forward not in target.forwarders and not self.publication.muted:
+                # Back to the layer a resync stopped (it waited for another's keyframe since):
+                # wait for this one's, or nothing would ever be forwarded again.
+                target.add_pending(self)
+                if self.live:
+                    self.publication.request_keyframe(target)
+            return
+        if target is None:
             return
         if self.publication.muted:
             return  # resume() starts it

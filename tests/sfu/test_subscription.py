@@ -262,3 +262,28 @@ async def test_a_loss_the_publisher_cannot_repair_waits_for_the_next_keyframe() 
     assert [(b - a) & 0xFFFF for a, b in itertools.pairwise(seqs)] == [1, 1, 2, 1, 1, 1]
     pub.report(0.75)  # nothing new lost: no second resync
     assert pub.resyncs == 1
+
+
+async def test_back_to_the_layer_a_resync_stopped_it_waits_for_its_keyframe() -> None:
+    pub, src = simulcast()
+    sent: list[bytes] = []
+    src["m"].frame(key=True)
+    sub = ready_subscription(pub, sent)  # auto: m, the highest flowing
+    src["m"].frame(key=True)
+    assert sub.current is pub.layer("m")
+    src["h"].frame()  # h starts: the subscription waits for its keyframe, m goes on
+    assert sub.target is pub.layer("h")
+    sub.resync()  # m lost what nobody can resend (after an outage): forwarding stops
+    assert not pub.layer("m").forwarders
+    # h stops before its keyframe came (a publisher cutting its top layer after the outage).
+    pub.layer("m").last_arrival = 1e12
+    Publication._check_flowing(pub, 1e12)  # type: ignore[arg-type]
+    assert sub.target is sub.current is pub.layer("m")
+    assert sub in pub.layer("m").pending and pub.requests[-1] == M
+    before = len(sent)
+    src["m"].frame()
+    assert len(sent) == before, "nothing before the keyframe"
+    src["m"].frame(key=True)
+    src["m"].frame()
+    assert len(sent) == before + 4 and pub.layer("m").forwarders
+    assert_one_stream(sent)
