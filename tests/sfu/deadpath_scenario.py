@@ -13,9 +13,11 @@ media flowing again on a new pair, with the same DTLS session and the same peer_
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from sfu import participant as sfu_participant
@@ -24,6 +26,7 @@ from sfu.media import TestPatternTrack
 from sfu.rtc import probe
 from sfu.rtc.candidates import selected_pair_addresses
 from sfu.rtc.icerestart import dtls_transport
+from sfu.server import RunningServer
 from tests.conftest import LOOPBACK, serving
 from tests.netfault import block_port, enter_own_namespace
 from tests.util import eventually
@@ -32,15 +35,22 @@ ROOM = "deadpath"
 
 
 class Frames:
-    """Arrival times of a remote track's decoded frames."""
+    """Arrival times of the decoded frames bob gets from alice, on her track and on any that
+    replaces it (a fresh join after a failed recovery brings a new one)."""
 
-    def __init__(self, remote: RemoteTrack) -> None:
+    def __init__(self, bob: Client, first: RemoteTrack) -> None:
         self.times: list[float] = []
         self.size: tuple[int, int] | None = None
-        self._task = asyncio.ensure_future(self._run(remote))
+        self.tracks = 1
+        self._tasks = [asyncio.ensure_future(self._run(first))]
+        bob.on_track(self._new)
+
+    def _new(self, remote: RemoteTrack) -> None:
+        self.tracks += 1
+        self._tasks.append(asyncio.ensure_future(self._run(remote)))
 
     async def _run(self, remote: RemoteTrack) -> None:
-        while True:
+        while not remote.ended.is_set():
             frame: Any = await remote.track.recv()
             self.size = (frame.width, frame.height)
             self.times.append(time.monotonic())
@@ -48,8 +58,33 @@ class Frames:
     def after(self, moment: float) -> int:
         return sum(1 for t in self.times if t > moment)
 
+    def first_after(self, moment: float) -> float | None:
+        """Seconds from `moment` to the first frame after it (None: none yet)."""
+        return next((t - moment for t in self.times if t > moment), None)
+
     def close(self) -> None:
-        self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+
+
+@contextlib.asynccontextmanager
+async def call(server: RunningServer) -> AsyncIterator[tuple[Client, Client, Frames]]:
+    """alice publishes a 320x240 test pattern, bob receives it (frames flowing)."""
+    alice = Client(server.url, ROOM, name="alice", ice_addresses=LOOPBACK)
+    bob = Client(server.url, ROOM, name="bob", ice_addresses=LOOPBACK)
+    frames: Frames | None = None
+    try:
+        await alice.connect()
+        await alice.publish(TestPatternTrack(320, 240, fps=15))
+        await bob.connect()
+        frames = Frames(bob, await bob.next_track(20))
+        await eventually(lambda: "" if len(frames.times) > 5 else "bob: no frames", 20)
+        yield alice, bob, frames
+    finally:
+        if frames is not None:
+            frames.close()
+        await bob.close()
+        await alice.close()
 
 
 async def kill_path(victim: Client, frames: Frames, server: Any) -> dict[str, float]:
@@ -88,27 +123,12 @@ async def kill_path(victim: Client, frames: Frames, server: Any) -> dict[str, fl
 async def scenario() -> dict[str, Any]:
     figures: dict[str, Any] = {}
     sfu_participant.DEAD_PATH_TIMEOUT = 3600.0  # the server's own detection off
-    async with serving() as server:
-        alice = Client(server.url, ROOM, name="alice", ice_addresses=LOOPBACK)
-        bob = Client(server.url, ROOM, name="bob", ice_addresses=LOOPBACK)
-        frames: Frames | None = None
-        try:
-            await alice.connect()
-            await alice.publish(TestPatternTrack(320, 240, fps=15))
-            await bob.connect()
-            remote = await bob.next_track(20)
-            frames = Frames(remote)
-            await eventually(lambda: "" if len(frames.times) > 5 else "bob: no frames", 20)
-            figures["subscriber"] = await kill_path(bob, frames, server)
-            figures["publisher"] = await kill_path(alice, frames, server)
-            assert frames.size == (320, 240), frames.size
-            assert len(bob.remote_tracks) == 1, "no new track"
-            assert {p.id for p in server.backend.participants()} == {alice.peer_id, bob.peer_id}
-        finally:
-            if frames is not None:
-                frames.close()
-            await bob.close()
-            await alice.close()
+    async with serving() as server, call(server) as (alice, bob, frames):
+        figures["subscriber"] = await kill_path(bob, frames, server)
+        figures["publisher"] = await kill_path(alice, frames, server)
+        assert frames.size == (320, 240), frames.size
+        assert frames.tracks == 1 and len(bob.remote_tracks) == 1, "no new track"
+        assert {p.id for p in server.backend.participants()} == {alice.peer_id, bob.peer_id}
     return figures
 
 

@@ -17,13 +17,13 @@ from sfu.media import TestPatternTrack
 from sfu.server import RunningServer
 from signaling import protocol as proto
 from tests.conftest import MakeClient
-from tests.netfault import run_scenario
+from tests.scenario import run_scenario
 from tests.sfu.test_ice_restart import call, kill_path
 from tests.util import eventually, recv
 
 
 def test_the_client_restarts_ice_when_its_path_dies() -> None:
-    figures = run_scenario("tests.sfu.deadpath_scenario")
+    figures = run_scenario("tests.sfu.deadpath_scenario", timeout=180)
     print("client dead-path figures (seconds):", json.dumps(figures, indent=1))
     assert set(figures) == {"subscriber", "publisher"}
 
