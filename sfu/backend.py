@@ -92,6 +92,7 @@ class SfuBackend:
         if self.rooms.get(room.name) is room:
             del self.rooms[room.name]
             self.totals.speaker_changes += room.speakers.changes
+            self.totals.data.update(room.data_counts)
             room.log.info("closed")
 
     def participants(self) -> list[Participant]:

@@ -187,6 +187,11 @@ LIMIT_SETTINGS = {
     "candidates": "MAX_CANDIDATES",
     "sdp_chars": "MAX_SDP_CHARS",
     "mlines": "MAX_MLINES",
+    "data_message_bytes": "DATA_MAX_BYTES",
+    "data_rate": "DATA_RATE",
+    "data_burst": "DATA_BURST",
+    "data_byte_rate": "DATA_BYTE_RATE",
+    "data_byte_burst": "DATA_BYTE_BURST",
 }
 
 

@@ -60,8 +60,10 @@ from types import TracebackType
 from typing import Any, cast, get_args
 
 import aiohttp
+import msgspec
 from aiortc import (
     MediaStreamTrack,
+    RTCDataChannel,
     RTCPeerConnection,
     RTCRtpSender,
     RTCRtpTransceiver,
@@ -78,6 +80,7 @@ from .backoff import Backoff
 from .pathwatch import PathWatch
 from .payload import keyframe_check
 from .peerconfig import rtc_configuration
+from .rtc import datachannel as rtc_datachannel
 from .rtc import fastpath, icerestart, liveness
 from .rtc import jitter as rtc_jitter
 from .rtc import receiver as rtc_receiver
@@ -180,11 +183,24 @@ class RemoteTrack:
     muted: bool = False
 
 
+@dataclass(frozen=True)
+class DataMessage:
+    """A data message from another participant (`sender`: its peer_id): `payload` is the JSON
+    value it sent; `to`, the peer ids it sent it to (None: the whole room); `reliable`, which
+    channel it came on."""
+
+    sender: str
+    payload: Any
+    to: list[str] | None
+    reliable: bool
+
+
 @dataclass
 class _Offer:
     transceivers: list[RTCRtpTransceiver]
     tracks: list[MediaStreamTrack]
     ice_role_was_set: bool
+    data_channels: bool = False  # the offer that brought the data channels' m-line
 
 
 class Client:
@@ -205,6 +221,7 @@ class Client:
         backoff: Backoff | None = None,
         heartbeat: float = 10.0,
         dead_path_timeout: float | None = DEAD_PATH_TIMEOUT,
+        data: bool = False,
     ) -> None:
         self.url = url
         # For wss:// with a certificate the system does not trust (a LAN's self-signed one).
@@ -259,6 +276,12 @@ class Client:
         # at each change (clear it to wait for the next).
         self.active_speakers: list[proto.SpeakerInfo] = []
         self.speakers_changed = asyncio.Event()
+        # Data channels: opened with the connection when `data` (see send_data(), data()).
+        self.data_enabled = data
+        self._channels: dict[str, RTCDataChannel] = {}
+        self._channel_open: dict[str, asyncio.Event] = {}
+        self._data_to_offer = False
+        self._data_queue: asyncio.Queue[DataMessage] = asyncio.Queue()
         self._ping_id = 0
         self._closed = False
         self._last_answer: str | None = None  # our latest answer, until the next server offer
@@ -429,6 +452,39 @@ class Client:
         await self._send(proto.Ping(id=self._ping_id))
         await asyncio.wait_for(future, timeout)
         return asyncio.get_running_loop().time() - start
+
+    async def send_data(
+        self,
+        payload: Any,
+        to: Sequence[str] | None = None,
+        reliable: bool = True,
+        timeout: float = 10.0,
+    ) -> None:
+        """Send a JSON value to everyone else in the room, or to the peer ids `to`, on the
+        reliable channel (ordered, retransmitted) or the lossy one (unordered, never resent).
+        Waits for the channel to open (the client must be made with `data=True`). The server
+        refuses what it may not relay with an `error` (see `errors`): data_too_large,
+        data_rate_limited, data_not_allowed."""
+        kind = "reliable" if reliable else "lossy"
+        if not self.data_enabled:
+            raise RuntimeError("data channels are off: make the client with Client(..., data=True)")
+        if kind not in self._channel_open:
+            raise ConnectionError("not connected: no data channel yet")
+        await asyncio.wait_for(self._channel_open[kind].wait(), timeout)
+        message: dict[str, Any] = {"payload": payload}
+        if to is not None:
+            message["to"] = list(to)
+        self._channels[kind].send(msgspec.json.encode(message).decode())
+
+    async def data(self) -> AsyncIterator[DataMessage]:
+        """Data messages from the others as they arrive, both channels (`data=True` only)."""
+        if not self.data_enabled:
+            raise RuntimeError("data channels are off: make the client with Client(..., data=True)")
+        while not self._closed:
+            yield await self._data_queue.get()
+
+    async def next_data(self, timeout: float = 10.0) -> DataMessage:
+        return await asyncio.wait_for(self._data_queue.get(), timeout)
 
     async def mute(self, track: MediaStreamTrack, muted: bool = True) -> None:
         """Mute (or unmute) a track this client publishes: the server stops forwarding it, and
@@ -739,7 +795,7 @@ class Client:
             self._new_peer_connection(msg.ice_servers)
         if not self._welcome.done():
             self._welcome.set_result(msg)
-        if not resumed and self._to_publish:
+        if not resumed and (self._to_publish or self._data_to_offer):
             await self._offer_publications()
         self._maybe_connected()
 
@@ -751,6 +807,31 @@ class Client:
         self.ice_restart = IceRestart(pc, on_done=self._on_ice_restart_done)
         if self.dead_path_timeout is not None:
             self._path_watch = asyncio.ensure_future(self._watch_path(pc, self.dead_path_timeout))
+        if self.data_enabled:  # on each new connection: a fresh rejoin's too
+            self._open_data_channels(pc)
+
+    def _open_data_channels(self, pc: RTCPeerConnection) -> None:
+        """Our two data channels, offered with our first offer (the server never offers data
+        channels: docs/protocol.md, "Data channels"), even if we publish nothing."""
+        self._channels = {
+            "reliable": pc.createDataChannel("reliable"),
+            "lossy": pc.createDataChannel("lossy", ordered=False, maxRetransmits=0),
+        }
+        rtc_datachannel.bundle_data_channels(pc)
+        for kind, channel in self._channels.items():
+            opened = self._channel_open[kind] = asyncio.Event()
+            channel.on("open", opened.set)
+            channel.on("message", partial(self._on_data, kind == "reliable"))
+        self._data_to_offer = True
+
+    def _on_data(self, reliable: bool, message: str | bytes) -> None:
+        try:
+            received = proto.decode_data_received(message)
+            payload = msgspec.json.decode(received.payload)
+        except msgspec.DecodeError as exc:
+            self.log.warning("undecodable data message: %s", exc)
+            return
+        self._data_queue.put_nowait(DataMessage(received.sender, payload, received.to, reliable))
 
     def _servers(self, offered: Sequence[proto.IceServerInfo]) -> list[IceServer]:
         servers = [
@@ -948,9 +1029,9 @@ class Client:
     async def _offer_publications(self) -> None:
         async with self._lock:
             pc = self.pc
-            if pc is None or pc.signalingState != "stable" or not self._to_publish:
+            if pc is None or pc.signalingState != "stable":
                 return  # the exchange in progress ends by calling us again
-            if self.state == ClientState.FAILED:
+            if self.state == ClientState.FAILED or not (self._to_publish or self._data_to_offer):
                 return
             tracks, self._to_publish = self._to_publish, []
             role_was_set = ice_role_set(pc)
@@ -961,7 +1042,8 @@ class Client:
                 # A fresh rejoin publishes the same tracks on a new connection: the old one
                 # must not stop them as it goes.
                 rtc_sender.keep_track(transceiver.sender)
-            self._offer = _Offer(added, tracks, role_was_set)
+            self._offer = _Offer(added, tracks, role_was_set, self._data_to_offer)
+            self._data_to_offer = False
             await pc.setLocalDescription(await create_offer(pc))
             if await self._relay_failed():
                 return
@@ -976,9 +1058,13 @@ class Client:
                 # Glare: the server ignored our offer. Roll back, answer, offer again after.
                 offer, self._offer = self._offer, None
                 await rollback_offer(
-                    pc, offer.transceivers, ice_role_was_set=offer.ice_role_was_set
+                    pc,
+                    offer.transceivers,
+                    ice_role_was_set=offer.ice_role_was_set,
+                    data_channels=offer.data_channels,
                 )
                 self._to_publish = offer.tracks + self._to_publish
+                self._data_to_offer = self._data_to_offer or offer.data_channels
                 self.rollbacks += 1
                 self.log.info("glare: rolled back our offer to answer the server's")
             ice = self.ice_restart

@@ -40,6 +40,7 @@ from prometheus_client.registry import Collector
 
 from signaling.metrics import HubCollector
 
+from .datachannels import KINDS as DATA_CHANNELS
 from .publication import Publication
 from .rtc.candidates import selected_pair_types
 
@@ -95,6 +96,7 @@ class MediaTotals:
         self.ice_restart_failures: Counter[str] = Counter()  # by side
         self.dead_paths = 0  # clients gone silent while connected (sfu.participant)
         self.speaker_changes = 0  # rankings sent by rooms that closed (sfu.speakers)
+        self.data: Counter[tuple[str, str]] = Counter()  # data counts of rooms that closed
         # Out of the room tree, not yet closed: their counts still count. Keyed by id() because
         # the media objects use __slots__ without __weakref__ (and need not be hashable).
         self._leaving: dict[int, MediaObject] = {}
@@ -258,6 +260,19 @@ class SfuCollector(Collector):
             "Clients silent for DEAD_PATH_TIMEOUT while connected (the server restarted ICE)",
             value=totals.dead_paths,
         )
+        data: Counter[tuple[str, str]] = Counter(totals.data)
+        for room in list(backend.rooms.values()):
+            data.update(room.data_counts)
+        for name, doc in (
+            ("received", "Data channel messages participants sent (refused ones included)"),
+            ("refused", "Data channel messages refused: grant, size, rate or shape"),
+            ("delivered", "Data channel messages delivered (one per receiver)"),
+            ("dropped", "Data channel messages not delivered: the receiver's backlog was full"),
+        ):
+            metric = CounterMetricFamily(f"aiosfu_data_messages_{name}", doc, labels=["channel"])
+            for channel in DATA_CHANNELS:
+                metric.add_metric([channel], data[name, channel])
+            yield metric
         yield CounterMetricFamily(
             "aiosfu_active_speaker_changes",
             "Changes of a room's active speakers (each sent to the room as active_speakers)",

@@ -39,11 +39,13 @@ from signaling.backend import (
 from signaling.log import bind
 
 from .config import SfuConfig
+from .datachannels import DataChannels
 from .downlink import Downlink
 from .dynacast import Dynacast
 from .payload import keyframe_check
 from .peerconfig import rtc_configuration
 from .publication import Publication, source_for
+from .rtc import datachannel as rtc_datachannel
 from .rtc import dtls as rtc_dtls
 from .rtc import fastpath, rtcp
 from .rtc import jitter as rtc_jitter
@@ -58,7 +60,7 @@ from .rtc.offer import create_offer
 from .rtc.simulcast import LAYERS, SimulcastNegotiation
 from .rtc.transportcc import accept_transport_cc
 from .rtc.twcc import TransportFeedback
-from .sdpcheck import answer_with_no_m_lines, check_description, drop_empty_bundle
+from .sdpcheck import answer_with_no_m_lines, check_description, drop_empty_bundle, mlines
 from .subscription import ResumePoint, Subscription
 
 if TYPE_CHECKING:
@@ -114,6 +116,14 @@ class Participant:
         self.signals = signals
         self.config = config
         self.log = bind(room.log, peer=peer_id)
+        # The data channels the client opens (sfu.datachannels): relayed through the room.
+        self.data = DataChannels(
+            config.limits,
+            grants,
+            room.data_counts,
+            relay=lambda kind, msg: self.room.relay_data(self, kind, msg),
+            refuse=self.signals.event,
+        )
         self.pc = self._new_peer_connection()
         self.publications: dict[str, Publication] = {}
         self.subscriptions: dict[str, Subscription] = {}  # by publication id
@@ -328,6 +338,7 @@ class Participant:
         self._ingresses.clear()
         self.downlink.close()
         self._dynacast.clear()
+        self.data.close()
         self._to_add.clear()
         self._to_remove.clear()
         await self.ice_restart.abandon()  # its new connection is not the transport's yet
@@ -386,7 +397,7 @@ class Participant:
         self._candidates += 1
 
     async def _set_remote(self, sdp: str, kind: str) -> None:
-        negotiated = [(t.mid, t.kind) for t in self.pc.getTransceivers() if t.mid is not None]
+        negotiated = mlines(self.pc.localDescription)  # the data channels' m-line included
         description = check_description(
             sdp,
             kind,
@@ -402,6 +413,7 @@ class Participant:
         self._awaiting_rebuilt = False
         self._simulcast.remote(sdp, kind)
         self.ice_restart.remote_description(sdp)  # the new credentials' checks, if restarting
+        rtc_datachannel.bundle_data_channels(self.pc)
         for media in description.media:
             stream_and_track = (media.msid or "").split()
             if len(stream_and_track) == 2:
@@ -411,11 +423,19 @@ class Participant:
         for candidate in early:
             await self.pc.addIceCandidate(candidate)
 
-    def _lean_rtcp(self) -> None:
-        # Max-bundle: the first m-line's transport carries everything.
+    def _bundle_transport(self) -> RTCDtlsTransport | None:
+        """Max-bundle: the first m-line's transport carries everything. The data channels' is
+        it when they came first (a client that publishes nothing yet): transceivers made
+        afterwards share it."""
         transceivers = self.pc.getTransceivers()
         if transceivers:
-            dtls = transceivers[0].receiver.transport
+            return transceivers[0].receiver.transport
+        sctp = self.pc.sctp
+        return sctp.transport if sctp is not None else None
+
+    def _lean_rtcp(self) -> None:
+        dtls = self._bundle_transport()
+        if dtls is not None:
             rtc_dtls.prefer_aes_128_gcm(dtls)  # before the handshake: ICE has not even begun
             rtc_dtls.accept_rsa_peers(dtls)  # we are the DTLS client when answering
             rtcp.skip_receiver_reports(dtls)
@@ -713,6 +733,7 @@ class Participant:
         servers = self.config.ice.server_servers(self.id, time.time())
         pc = RTCPeerConnection(rtc_configuration(servers, self.config.ice.mode))
         pc.on("track", self._on_track)
+        pc.on("datachannel", self.data.attach)
         pc.on("connectionstatechange", lambda: self._on_connection_state(pc))
         self.ice_restart = IceRestart(pc, self._on_ice_switched, self._on_ice_restart_done)
         self._connected_once = False  # a connection that never came up is not rebuilt

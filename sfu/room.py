@@ -7,11 +7,13 @@ participant subscribes; when it leaves or unpublishes, they unsubscribe.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from signaling.backend import SpeakersChanged, TrackEnded
 from signaling.log import bind
+from signaling.protocol import DataReceived, DataSend, encode_data
 
 from .speakers import ActiveSpeakers
 
@@ -34,6 +36,8 @@ class Room:
         self.participants: dict[str, Participant] = {}
         self.log = bind(logger, room=name)
         self.speakers = ActiveSpeakers()
+        # Data channel messages (sfu.datachannels): (counter, channel kind) -> count.
+        self.data_counts: Counter[tuple[str, str]] = Counter()
         self._on_empty = on_empty
         # Told of each publication and subscription as it leaves the room (for metrics totals).
         self._on_retire = on_retire
@@ -99,6 +103,21 @@ class Room:
         event = SpeakersChanged(tuple((s.peer_id, s.level) for s in speakers))
         for participant in self.participants.values():
             participant.tell(event)
+
+    def relay_data(self, sender: Participant, kind: str, msg: DataSend) -> None:
+        """Relay a data message from `sender` on the channels of `kind` of those it is for:
+        everyone else in the room, or the peer ids in `msg.to` (those not here are skipped)."""
+        if msg.to is None:
+            targets = [p for p in self.participants.values() if p is not sender]
+        else:
+            found = (self.participants.get(peer_id) for peer_id in dict.fromkeys(msg.to))
+            targets = [p for p in found if p is not None and p is not sender]
+        if not targets:
+            return
+        text = encode_data(DataReceived(sender=sender.id, payload=msg.payload, to=msg.to))
+        message = text.decode()
+        for participant in targets:
+            participant.data.deliver(kind, message)
 
     def publications(self) -> list[Publication]:
         return [pub for p in self.participants.values() for pub in p.publications.values()]

@@ -19,6 +19,7 @@ import re
 import time
 from collections.abc import Sequence
 
+from aiortc import RTCSessionDescription
 from aiortc import sdp as aiortc_sdp
 
 from signaling.backend import NegotiationError
@@ -86,6 +87,14 @@ def check_description(
     if max_tracks:
         _check_tracks(kind, media, max_tracks)
     return description
+
+
+def mlines(description: RTCSessionDescription | None) -> list[tuple[str | None, str]]:
+    """(mid, kind) of each m-line of a description of ours, in order (none without one)."""
+    if description is None:
+        return []
+    parsed = aiortc_sdp.SessionDescription.parse(description.sdp)
+    return [(m.rtp.muxId, m.kind) for m in parsed.media]
 
 
 def drop_empty_bundle(sdp: str) -> str:

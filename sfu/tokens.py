@@ -31,6 +31,9 @@ def add_parser(commands: Any, duration: Callable[[str], float]) -> None:
     token.add_argument("--name", help="display name the others see")
     token.add_argument("--ttl", type=duration, default="1h", help="valid for (default 1h)")
     token.add_argument("--no-publish", action="store_true", help="may not publish")
+    token.add_argument(
+        "--no-data", action="store_true", help="may not send on data channels (receives still)"
+    )
     token.add_argument("--no-subscribe", action="store_true", help="receives nothing")
     token.add_argument("--admin", action="store_true", help="may use the admin HTTP API")
     token.add_argument(
@@ -50,7 +53,12 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         sys.stderr.write(f"aiosfu token: {exc}\n")
         return 2
-    grants = Grants(publish=not args.no_publish, subscribe=not args.no_subscribe, admin=args.admin)
+    grants = Grants(
+        publish=not args.no_publish,
+        subscribe=not args.no_subscribe,
+        data=not args.no_data,
+        admin=args.admin,
+    )
     token = mint(
         secret, room=args.room, identity=args.identity, name=args.name, ttl=args.ttl, grants=grants
     )

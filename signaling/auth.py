@@ -7,7 +7,7 @@ library). Its claims, as LiveKit's access tokens carry them, in our own spelling
      "name": "Alice",                    display name shown to the others (optional)
      "room": "standup",                  the room, or "*" for every room
      "nbf": 1717171717, "exp": 1717175317,
-     "grants": {"publish": true, "subscribe": true, "admin": false}}
+     "grants": {"publish": true, "subscribe": true, "data": true, "admin": false}}
 
 A token for "*" serves any room: bots that join wherever they are sent, operators of the admin
 API. The secret is shared by the server and whatever mints tokens (an application's backend);
@@ -80,7 +80,12 @@ def mint(
         "iat": issued,
         "nbf": issued if not_before is None else int(not_before),
         "exp": issued + int(ttl),
-        "grants": {"publish": grants.publish, "subscribe": grants.subscribe, "admin": grants.admin},
+        "grants": {
+            "publish": grants.publish,
+            "subscribe": grants.subscribe,
+            "data": grants.data,
+            "admin": grants.admin,
+        },
     }
     if name is not None:
         claims["name"] = name
@@ -138,7 +143,7 @@ def _room_token(claims: dict[str, Any]) -> RoomToken:
     if name is not None and not isinstance(name, str):
         raise TokenError("token_invalid", "the room token's `name` must be a string")
     if not isinstance(grants, dict) or not all(
-        isinstance(grants.get(k, False), bool) for k in ("publish", "subscribe", "admin")
+        isinstance(grants.get(k, False), bool) for k in ("publish", "subscribe", "data", "admin")
     ):
         raise TokenError("token_invalid", "the room token's `grants` must map names to booleans")
     return RoomToken(
@@ -148,6 +153,7 @@ def _room_token(claims: dict[str, Any]) -> RoomToken:
         grants=Grants(
             publish=grants.get("publish", True),
             subscribe=grants.get("subscribe", True),
+            data=grants.get("data", True),
             admin=grants.get("admin", False),
         ),
         expires=int(claims["exp"]),

@@ -41,11 +41,14 @@ class Grants:
     """What a participant may do (its room token's grants; all but `admin` without tokens).
 
     Without `publish` the media plane refuses any offer that sends a track (`publish_not_allowed`);
-    without `subscribe` nothing is forwarded to it. `admin` is the hub's alone (its HTTP API).
+    without `subscribe` nothing is forwarded to it; without `data` what it sends on its data
+    channels reaches nobody (`data_not_allowed`; it still receives). `admin` is the hub's alone
+    (its HTTP API).
     """
 
     publish: bool = True
     subscribe: bool = True
+    data: bool = True
     admin: bool = False
 
 
@@ -87,8 +90,18 @@ class SpeakersChanged:
     speakers: tuple[tuple[str, float], ...]
 
 
+@dataclass(frozen=True, slots=True)
+class DataRefused:
+    """A data channel message of this client reached nobody: `code` says why (a protocol error
+    code), `limit` is the limit that refused it (signaling.limits.LIMITS), if one did."""
+
+    code: str
+    message: str
+    limit: str | None = None
+
+
 # What the media plane tells a client about its room, beyond negotiation (PeerSignals.event).
-RoomEvent = PublishedTrack | TrackEnded | SpeakersChanged
+RoomEvent = PublishedTrack | TrackEnded | SpeakersChanged | DataRefused
 
 # A room without tokens: everyone publishes and subscribes.
 ALL_GRANTS = Grants()

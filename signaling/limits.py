@@ -27,6 +27,10 @@ LIMITS = (
     "messages",  # a flood of frames (rate_limited, once per flood)
     "bytes",  # a flood of bytes (rate_limited, once per flood)
     "flood",  # a flood that went on: the socket is closed
+    "data_size",  # a data channel message over the size limit
+    "data_messages",  # a flood of data channel messages (data_rate_limited, once per flood)
+    "data_bytes",  # a flood of data channel bytes (data_rate_limited, once per flood)
+    "data_grant",  # a data channel message from a participant whose token does not grant data
 )
 
 
@@ -58,6 +62,15 @@ class Limits:
     # protocol's own cap. m-lines are never reused, so a long stay in a busy room grows its SDP.
     sdp_chars: int = MAX_SDP_CHARS
     mlines: int = 256
+    # Data channel messages (sfu.datachannels): bytes of one message, and messages and bytes per
+    # second per participant, sustained and in a burst: signaling's rates. aiortc's SCTP is
+    # pure Python: each message costs the server ~0.1 ms to take in, and as much again for
+    # each participant it goes to (README, "Data channels").
+    data_message_bytes: int = 16 * 1024
+    data_rate: float = 50.0
+    data_burst: int = 200
+    data_byte_rate: float = 256 * 1024
+    data_byte_burst: int = 1024 * 1024
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -65,6 +78,10 @@ class Limits:
                 raise ValueError(f"limit {f.name} must be >= 0, not {getattr(self, f.name)}")
         if self.message_rate and self.message_burst < 1:
             raise ValueError("message_burst must be at least 1 when message_rate is set")
+        if self.data_rate and self.data_burst < 1:
+            raise ValueError("data_burst must be at least 1 when data_rate is set")
+        if self.data_byte_rate and self.data_byte_burst < self.data_message_bytes:
+            raise ValueError("data_byte_burst must be at least data_message_bytes")
         if self.flood_frames < 1 or self.flood_seconds <= 0:
             raise ValueError("flood_frames and flood_seconds must be positive")
         if not 0 < self.sdp_chars <= MAX_SDP_CHARS:

@@ -37,6 +37,9 @@ PingId = (
     | None
 )
 MAX_TRACK_ID_CHARS: Final = 256
+# Data messages (on a client's data channels, not this socket): whom one message may name.
+MAX_DATA_TARGETS: Final = 64
+PeerId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 TrackId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TRACK_ID_CHARS)]
 
 IceMode = Literal["all", "stun-only", "turn-only"]
@@ -89,6 +92,11 @@ class ErrorCode(StrEnum):
     REMOVED = "removed"
     ROOM_CLOSED = "room_closed"
     UNKNOWN_TRACK = "unknown_track"
+    # Data channels: a message refused (it reached nobody); the session and channels go on.
+    BAD_DATA = "bad_data"
+    DATA_TOO_LARGE = "data_too_large"
+    DATA_RATE_LIMITED = "data_rate_limited"
+    DATA_NOT_ALLOWED = "data_not_allowed"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -208,6 +216,7 @@ class GrantInfo(msgspec.Struct, kw_only=True):
 
     publish: bool
     subscribe: bool
+    data: bool = True
 
 
 class Welcome(Msg, tag="welcome"):
@@ -327,6 +336,25 @@ class PublishLayers(Msg, tag="publish_layers"):
 
     track: str
     layers: list[LayerName]
+# Data channels (docs/protocol.md, "Data channels"): JSON text messages on a client's `reliable`
+# and `lossy` channels, not on /ws.
+
+
+class DataSend(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What a client sends on a data channel: `payload`, any JSON value, for `to` (peer ids;
+    absent: everyone else in the room)."""
+
+    payload: msgspec.Raw
+    to: Annotated[list[PeerId], msgspec.Meta(max_length=MAX_DATA_TARGETS)] | None = None
+
+
+class DataReceived(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What a client receives on a data channel: who sent `payload` (`sender`), and, for a
+    message sent to chosen participants, whom it was for (`to`)."""
+
+    sender: str
+    payload: msgspec.Raw
+    to: list[str] | None = None
 
 
 class GoingAway(Msg, tag="going_away"):
@@ -427,6 +455,30 @@ def decode_client(frame: str | bytes, *, max_bytes: int | None = None) -> Client
 def decode_server(frame: str | bytes) -> ServerMessage:
     """Decode one server message (for Python clients and tests); raises msgspec errors as-is."""
     return _server_decoder.decode(frame)
+
+
+_data_send_decoder = msgspec.json.Decoder(DataSend)
+_data_received_decoder = msgspec.json.Decoder(DataReceived)
+
+
+def decode_data(message: str | bytes) -> DataSend:
+    """Decode one data channel message from a client; ProtocolError(`bad_data`) if it is not a
+    DataSend (text or binary, as long as it is UTF-8 JSON)."""
+    try:
+        return _data_send_decoder.decode(message)
+    except msgspec.DecodeError as exc:  # ValidationError included
+        raise ProtocolError(ErrorCode.BAD_DATA, f"invalid data message: {exc}") from None
+    except RecursionError:
+        raise ProtocolError(ErrorCode.BAD_DATA, _TOO_DEEP) from None
+
+
+def encode_data(received: DataReceived) -> bytes:
+    return _encoder.encode(received)
+
+
+def decode_data_received(message: str | bytes) -> DataReceived:
+    """Decode one data message from the server (for Python clients); raises msgspec errors."""
+    return _data_received_decoder.decode(message)
 
 
 def _check_size(frame: str, max_bytes: int) -> None:

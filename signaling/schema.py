@@ -1,7 +1,8 @@
 """`python -m signaling.schema` prints the JSON Schema of protocol v1 (docs/protocol.schema.json).
 
 One document for both directions: `$defs.ClientMessage` is what a client may send,
-`$defs.ServerMessage` what the server sends. Keys are sorted so the output is stable to diff.
+`$defs.ServerMessage` what the server sends; `$defs.DataSend` and `$defs.DataReceived` are the
+messages of the data channels. Keys are sorted so the output is stable to diff.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from typing import Any
 
 import msgspec
 
-from signaling.protocol import ClientMessage, ServerMessage
+from signaling.protocol import ClientMessage, DataReceived, DataSend, ServerMessage
 
 
 def generate() -> dict[str, Any]:
-    (client, server), defs = msgspec.json.schema_components(
-        [ClientMessage, ServerMessage], ref_template="#/$defs/{name}"
+    (client, server, _, _), defs = msgspec.json.schema_components(
+        [ClientMessage, ServerMessage, DataSend, DataReceived], ref_template="#/$defs/{name}"
     )
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

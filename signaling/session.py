@@ -32,6 +32,7 @@ from signaling.auth import Admission, TokenError, admit
 from signaling.backend import (
     ALL_GRANTS,
     CandidateInit,
+    DataRefused,
     Grants,
     IceServer,
     MediaBackend,
@@ -211,6 +212,10 @@ class Membership:
         )
 
     def event(self, event: RoomEvent) -> None:
+        if isinstance(event, DataRefused):
+            if self._attached and self.session is not None:  # not while away: said to nobody
+                self.session.data_refused(event)
+            return
         self._signal(_room_message(event))
 
     def publish_layers(self, track: str, layers: list[str]) -> None:
@@ -302,6 +307,13 @@ class Session:
 
     def media_failed(self, membership: Membership, reason: str) -> None:
         self._spawn(self._media_failed(membership, reason))
+
+    def data_refused(self, refused: DataRefused) -> None:
+        """A data channel message refused by the media plane: counted, and the client told."""
+        if refused.limit is not None:
+            self._stats.refused(refused.limit)
+        self.log.debug("data message refused: %s", refused.message)
+        self._send_error(self._known_code(refused.code), refused.message)
 
     async def _read_loop(self) -> None:
         while True:
@@ -744,6 +756,8 @@ def _room_message(event: RoomEvent) -> Msg:
             return TrackUnpublished(peer_id=peer_id, track=track)
         case SpeakersChanged(speakers=speakers):
             return ActiveSpeakers(speakers=[SpeakerInfo(peer_id=p, level=v) for p, v in speakers])
+        case DataRefused():
+            raise AssertionError("a refusal is an error, not a room message")
         case _:
             assert_never(event)
 
@@ -758,4 +772,5 @@ def _membership_grants(membership: Membership) -> GrantInfo | None:
 def _grant_info(admission: Admission) -> GrantInfo | None:
     if admission.identity is None:  # open rooms: everyone may do everything
         return None
-    return GrantInfo(publish=admission.grants.publish, subscribe=admission.grants.subscribe)
+    grants = admission.grants
+    return GrantInfo(publish=grants.publish, subscribe=grants.subscribe, data=grants.data)

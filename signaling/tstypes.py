@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from signaling.protocol import ClientMessage, ServerMessage
+from signaling.protocol import ClientMessage, DataReceived, DataSend, ServerMessage
 
 HEADER = """\
 // Protocol v1 of the aiosfu signaling hub (GET /ws), generated from signaling/protocol.py.
@@ -31,6 +31,8 @@ def _ref_name(ref: str) -> str:
 
 def _type(schema: Schema) -> str:
     """The TypeScript type of one JSON Schema node (the subset msgspec emits)."""
+    if not schema:  # any JSON value (msgspec.Raw)
+        return "unknown"
     if "$ref" in schema:
         return _ref_name(schema["$ref"])
     if "enum" in schema:
@@ -87,8 +89,8 @@ def _declaration(name: str, schema: Schema) -> list[str]:
 
 
 def render() -> str:
-    (client, server), defs = msgspec.json.schema_components(
-        [ClientMessage, ServerMessage], ref_template="#/$defs/{name}"
+    (client, server, _, _), defs = msgspec.json.schema_components(
+        [ClientMessage, ServerMessage, DataSend, DataReceived], ref_template="#/$defs/{name}"
     )
     out = [HEADER]
     for name in sorted(defs):

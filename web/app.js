@@ -54,6 +54,12 @@ const ui = {
   toggleMic: byId("toggle-mic", HTMLButtonElement),
   toggleCam: byId("toggle-cam", HTMLButtonElement),
   toggleStats: byId("toggle-stats", HTMLButtonElement),
+  toggleChat: byId("toggle-chat", HTMLButtonElement),
+  chat: byId("chat", HTMLElement),
+  chatLog: byId("chat-log", HTMLOListElement),
+  chatForm: byId("chat-form", HTMLFormElement),
+  chatInput: byId("chat-input", HTMLInputElement),
+  chatUnread: byId("chat-unread", HTMLElement),
   leave: byId("leave", HTMLButtonElement),
   count: byId("participant-count", HTMLElement),
   recording: byId("recording-badge", HTMLElement),
@@ -354,6 +360,70 @@ async function updateStats() {
     : "ICE —";
 }
 
+// --- chat -----------------------------------------------------------------------------------
+
+const CHAT_MAX_CHARS = 2000;
+let unread = 0;
+
+/**
+ * One message in the chat log. Everything is put in as text (textContent): markup a
+ * participant sends shows as the characters it is made of.
+ * @param {string} who
+ * @param {string} text
+ * @param {{own?: boolean, private?: boolean}} [how]
+ */
+function addChatMessage(who, text, how = {}) {
+  const item = document.createElement("li");
+  item.className = "message";
+  item.classList.toggle("own", Boolean(how.own));
+  item.classList.toggle("private", Boolean(how.private));
+  const meta = document.createElement("div");
+  meta.className = "meta";
+  const name = document.createElement("span");
+  name.className = "who";
+  name.textContent = who;
+  const now = new Date();
+  const time = document.createElement("time");
+  time.dateTime = now.toISOString();
+  time.textContent = now.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  meta.append(name, time);
+  const body = document.createElement("p");
+  body.className = "text";
+  body.textContent = text.slice(0, CHAT_MAX_CHARS);
+  item.append(meta, body);
+  ui.chatLog.append(item);
+  ui.chatLog.scrollTop = ui.chatLog.scrollHeight;
+  if (ui.chat.hidden && !how.own) {
+    unread += 1;
+    showUnread();
+  }
+}
+
+function showUnread() {
+  ui.chatUnread.hidden = unread === 0;
+  ui.chatUnread.textContent = String(unread);
+  ui.toggleChat.setAttribute("aria-label", unread ? `Chat, ${unread} unread` : "Chat");
+}
+
+/** @param {boolean} open */
+function showChat(open) {
+  ui.chat.hidden = !open;
+  ui.toggleChat.setAttribute("aria-pressed", String(open));
+  if (open) {
+    unread = 0;
+    showUnread();
+    ui.chatInput.focus();
+  }
+}
+
+/** @param {import("./sfu-client.js").DataMessage} msg */
+function onData(msg) {
+  const payload = /** @type {{type?: unknown, text?: unknown}} */ (msg.payload);
+  if (payload?.type !== "chat" || typeof payload.text !== "string") return;
+  const who = msg.participant ? participantLabel(msg.participant) : `Guest ${msg.sender.slice(0, 4)}`;
+  addChatMessage(who, payload.text, { private: msg.to !== null });
+}
+
 // --- the call -------------------------------------------------------------------------------
 
 /**
@@ -414,6 +484,7 @@ async function joinRoom(room, name, wanted) {
   session.on("trackremoved", onTrack);
   session.on("trackstate", onTrack);
   session.on("activespeakers", (speakers) => showSpeakers(session, speakers));
+  session.on("data", onData);
   session.on("layerchanged", (remote) => {
     const tile = tiles.get(remote.participant.peerId);
     if (tile && tile.remoteVideo === remote) showLayer(tile);
@@ -456,6 +527,10 @@ function leaveRoom() {
   for (const key of [...tiles.keys()]) removeTile(key);
   stopLocalMedia();
   ui.call.hidden = true;
+  showChat(false);
+  ui.chatLog.replaceChildren();
+  unread = 0;
+  showUnread();
   ui.controls.hidden = true;
   ui.roomInfo.hidden = true;
   ui.recording.hidden = true;
@@ -548,6 +623,19 @@ ui.toggleStats.addEventListener("click", () => {
   ui.toggleStats.setAttribute("aria-pressed", String(!hidden));
 });
 ui.leave.addEventListener("click", leaveRoom);
+ui.toggleChat.addEventListener("click", () => showChat(ui.chat.hidden));
+ui.chatForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = ui.chatInput.value.trim();
+  if (!text || !client) return;
+  if (!client.sendData({ type: "chat", text })) {
+    ui.chatInput.setAttribute("aria-invalid", "true");
+    return; // not connected: the text stays, to be sent again
+  }
+  ui.chatInput.removeAttribute("aria-invalid");
+  addChatMessage("You", text, { own: true });
+  ui.chatInput.value = "";
+});
 ui.enableSound.addEventListener("click", () => {
   for (const tile of tiles.values()) tile.audio?.play().catch(() => {});
   ui.soundBanner.hidden = true;

@@ -22,6 +22,21 @@ export interface Candidate {
   candidate: IceCandidate | null;
 }
 
+/** What a client receives on a data channel: who sent `payload` (`sender`), and, for a
+message sent to chosen participants, whom it was for (`to`). */
+export interface DataReceived {
+  sender: string;
+  payload: unknown;
+  to?: string[] | null;
+}
+
+/** What a client sends on a data channel: `payload`, any JSON value, for `to` (peer ids;
+absent: everyone else in the room). */
+export interface DataSend {
+  payload: unknown;
+  to?: string[] | null;
+}
+
 /** Say what a track you publish is (its msid track id): its source, and whether it starts
 muted. Sent before the offer that publishes it, or at any time after. */
 export interface DescribeTrack {
@@ -40,7 +55,7 @@ export interface Error {
 }
 
 /** Stable error codes; docs/protocol.md says when each is sent. */
-export type ErrorCode = "already_joined" | "bad_candidate" | "bad_json" | "bad_message" | "bad_sdp" | "internal_error" | "join_timeout" | "media_failed" | "no_offer_pending" | "not_joined" | "publish_not_allowed" | "rate_limited" | "removed" | "replaced" | "resume_failed" | "room_closed" | "room_full" | "token_expired" | "token_invalid" | "token_not_yet_valid" | "token_required" | "token_wrong_room" | "too_large" | "too_many_candidates" | "too_many_tracks" | "unknown_track" | "unknown_type";
+export type ErrorCode = "already_joined" | "bad_candidate" | "bad_data" | "bad_json" | "bad_message" | "bad_sdp" | "data_not_allowed" | "data_rate_limited" | "data_too_large" | "internal_error" | "join_timeout" | "media_failed" | "no_offer_pending" | "not_joined" | "publish_not_allowed" | "rate_limited" | "removed" | "replaced" | "resume_failed" | "room_closed" | "room_full" | "token_expired" | "token_invalid" | "token_not_yet_valid" | "token_required" | "token_wrong_room" | "too_large" | "too_many_candidates" | "too_many_tracks" | "unknown_track" | "unknown_type";
 
 /** The server is shutting down (SIGTERM): media goes on until it closes this socket, a few
 seconds from now; a `join` meanwhile is answered with this and the socket closed. Connect
@@ -57,6 +72,7 @@ export interface GoingAway {
 export interface GrantInfo {
   publish: boolean;
   subscribe: boolean;
+  data?: boolean;
 }
 
 /** An ICE candidate, spelled as browsers spell RTCIceCandidateInit. */

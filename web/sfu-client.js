@@ -11,7 +11,9 @@
  *   peer_id, and a forwarded track whose m-line is no longer sending has been removed;
  * - the client is *polite*: when the server's offer crosses ours (the server ignores ours), it rolls
  *   back, answers, and offers again once stable;
- * - candidates trickle both ways; end-of-candidates is `candidate: null`.
+ * - candidates trickle both ways; end-of-candidates is `candidate: null`;
+ * - its data channels (`reliable`, `lossy`) are opened with each connection, before its first
+ *   offer: the client offers them, the server never does.
  *
  * It is the single source of truth for stream lifecycle: every participant has one MediaStream
  * that the client fills and empties, and the client emits participant/track added/removed events.
@@ -37,6 +39,18 @@ import { watchRelay } from "./relay-watch.js";
 /** @typedef {import("./protocol.js").PublishLayers} PublishLayers */
 /** @typedef {import("./protocol.js").GoingAway} GoingAway */
 /** @typedef {import("./protocol.js").Rebuild} Rebuild */
+/** @typedef {import("./protocol.js").DataSend} DataSend */
+/** @typedef {import("./protocol.js").DataReceived} DataReceived */
+
+/**
+ * A data message from another participant.
+ * @typedef {object} DataMessage
+ * @property {string} sender its peer_id
+ * @property {Participant | undefined} participant
+ * @property {unknown} payload the JSON value it sent
+ * @property {string[] | null} to the peer ids it was for (null: the whole room)
+ * @property {boolean} reliable which channel it came on
+ */
 /** @typedef {"l" | "m" | "h"} LayerName */
 /** @typedef {LayerName | "auto"} LayerChoice */
 /** @typedef {NonNullable<import("./protocol.js").Join["role"]>} Role "participant" or "recorder" */
@@ -81,6 +95,7 @@ import { watchRelay } from "./relay-watch.js";
  * @property {RemoteTrack} layerchanged the simulcast layer received, or the one asked for, changed
  * @property {RemoteTrack} trackstate its source or muted state changed (`track_state`)
  * @property {SpeakerInfo[]} activespeakers who speaks now, loudest first (ours included)
+ * @property {DataMessage} data a data message from another participant
  * @property {{code: ErrorCode, message: string}} servererror
  * @property {GoingAway} goingaway the server is shutting down: the client comes back after
  *   `retry_after` seconds (plus jitter), as a fresh session
@@ -439,6 +454,8 @@ export class SfuClient {
     this.trackStates = new Map();
     /** @type {SpeakerInfo[]} who speaks now, loudest first (`active_speakers`) */
     this.activeSpeakers = [];
+    /** @type {Record<"reliable" | "lossy", RTCDataChannel> | null} on the current connection */
+    this._channels = null;
     /** @type {Map<MediaStreamTrack, {source: Source, muted: boolean}>} ours, said again on rejoin */
     this._described = new Map();
     /** @type {Map<MediaStreamTrack, string>} ours: the msid track id the server knows each by */
@@ -571,6 +588,53 @@ export class SfuClient {
     // Not offered yet: the state goes with its track_info, before the offer.
     const id = this._trackIds.get(track);
     if (id) this._send({ type: "mute", track: id, muted });
+  }
+
+  /**
+   * Send a JSON value to everyone else in the room, or to the peer ids `to`, on the reliable
+   * data channel (ordered, retransmitted) or the lossy one (unordered, never resent). Returns
+   * false when the channel is not open (not connected yet, or reconnecting): nothing is sent.
+   * The server refuses what it may not relay with a `servererror` (data_too_large,
+   * data_rate_limited, data_not_allowed).
+   * @param {unknown} payload
+   * @param {{to?: string[] | null, reliable?: boolean}} [options]
+   * @returns {boolean}
+   */
+  sendData(payload, { to = null, reliable = true } = {}) {
+    const channel = this._channels?.[reliable ? "reliable" : "lossy"];
+    if (!channel || channel.readyState !== "open") return false;
+    /** @type {DataSend} */
+    const message = { payload };
+    if (to !== null) message.to = to;
+    channel.send(JSON.stringify(message));
+    return true;
+  }
+
+  /**
+   * Our data channels on a new connection, before its first offer: the client offers them
+   * (the server never offers data channels; docs/protocol.md, "Data channels").
+   * @param {RTCPeerConnection} pc
+   */
+  _openDataChannels(pc) {
+    const channels = {
+      reliable: pc.createDataChannel("reliable"),
+      lossy: pc.createDataChannel("lossy", { ordered: false, maxRetransmits: 0 }),
+    };
+    this._channels = channels;
+    for (const [kind, channel] of Object.entries(channels)) {
+      channel.addEventListener("message", (event) => {
+        if (pc !== this.pc || typeof event.data !== "string") return;
+        /** @type {DataReceived} */
+        const received = JSON.parse(event.data);
+        this._emit("data", {
+          sender: received.sender,
+          participant: this.participants.get(received.sender),
+          payload: received.payload,
+          to: received.to ?? null,
+          reliable: kind === "reliable",
+        });
+      });
+    }
   }
 
   /**
@@ -865,6 +929,7 @@ export class SfuClient {
     this._endOfCandidatesHeld = false;
     this._seenMids.clear();
     this._midOwner.clear();
+    this._channels = null; // they were the connection's
     this._lastBytes.clear();
     this._lastAnswer = null;
   }
@@ -1120,6 +1185,7 @@ export class SfuClient {
   _newPeerConnection() {
     const pc = new RTCPeerConnection(this._configuration ?? undefined);
     this.pc = pc;
+    this._openDataChannels(pc);
     if (this._configuration?.iceTransportPolicy === "relay") {
       // A failed TURN allocation leaves a relay-only connection with no candidate, "new" for
       // ever: end failed, naming TURN. Not retried: every join gets fresh credentials, so a

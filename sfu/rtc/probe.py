@@ -69,6 +69,18 @@ def tap_sender_rtcp(sender: RTCRtpSender, seen: Callable[[Any], None]) -> None:
     sender._handle_rtcp_packet = tapped  # type: ignore[method-assign]
 
 
+def tap_connect(pc: RTCPeerConnection, seen: Callable[[], None]) -> None:
+    """Call `seen` each time the connection's private connect task runs (each description set
+    starts one; sfu.rtc.datachannel one more), before it does its work."""
+    connect: Callable[[], Awaitable[None]] = pc._RTCPeerConnection__connect  # type: ignore[attr-defined]
+
+    async def spy() -> None:
+        seen()
+        await connect()
+
+    pc._RTCPeerConnection__connect = spy  # type: ignore[attr-defined]
+
+
 # --- ICE ----------------------------------------------------------------------------------------
 
 

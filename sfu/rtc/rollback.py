@@ -9,8 +9,8 @@ else uses, and the signaling state goes back to "stable". Removing them rather t
 their mids matters: aiortc binds an incoming m-line to any same-kind transceiver without a mid,
 and would put the server's forwarded track on our publishing transceiver.
 
-Only offers that add transceivers and change nothing else can be rolled back this way, which is
-all the Python client ever offers.
+Only offers that add transceivers (and the data channels' m-line, the first time) and change
+nothing else can be rolled back this way, which is all the Python client ever offers.
 """
 
 from __future__ import annotations
@@ -30,8 +30,14 @@ def ice_role_set(pc: RTCPeerConnection) -> bool:
 
 
 async def rollback_offer(
-    pc: RTCPeerConnection, added: list[RTCRtpTransceiver], *, ice_role_was_set: bool
+    pc: RTCPeerConnection,
+    added: list[RTCRtpTransceiver],
+    *,
+    ice_role_was_set: bool,
+    data_channels: bool = False,
 ) -> None:
+    """`data_channels`: the offer brought the data channels' m-line, which goes too (the
+    channels stay, to be offered again)."""
     if pc.signalingState != "have-local-offer":
         raise RuntimeError(f"nothing to roll back in signaling state {pc.signalingState}")
     transceivers: list[RTCRtpTransceiver] = _pc(pc, "transceivers")
@@ -40,8 +46,13 @@ async def rollback_offer(
             transceivers.remove(transceiver)
         await transceiver.stop()
 
-    still_used = {t.receiver.transport for t in transceivers}
     sctp = _pc(pc, "sctp")
+    if data_channels and sctp is not None:
+        # setLocalDescription(offer) gave it the offer's mid: without one, the next offer
+        # describes it as a new m-line, and the server's offer (which has none) leaves it be.
+        sctp.mid = None
+        pc._RTCPeerConnection__sctp_mline_index = None  # type: ignore[attr-defined]
+    still_used = {t.receiver.transport for t in transceivers}
     if sctp is not None:
         still_used.add(sctp.transport)
     dtls_transports: set[Any] = _pc(pc, "dtlsTransports")

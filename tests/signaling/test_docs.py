@@ -20,6 +20,7 @@ SCHEMA_JSON = DOCS / "protocol.schema.json"
 
 CLIENT_SECTION = "Client → server"
 SERVER_SECTION = "Server → client"
+DATA_SECTION = "Data channels"
 
 
 @dataclass
@@ -65,6 +66,10 @@ EXAMPLES = _examples()
 
 
 def _decode(example: Example) -> msgspec.Struct:
+    if example.section == DATA_SECTION:  # a DataSend or a DataReceived, by its fields
+        if '"sender"' in example.text:
+            return p.decode_data_received(example.text)
+        return p.decode_data(example.text)
     if example.section == CLIENT_SECTION:
         return p.decode_client(example.text)
     if example.section == SERVER_SECTION:
