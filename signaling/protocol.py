@@ -336,6 +336,8 @@ class PublishLayers(Msg, tag="publish_layers"):
 
     track: str
     layers: list[LayerName]
+
+
 # Data channels (docs/protocol.md, "Data channels"): JSON text messages on a client's `reliable`
 # and `lossy` channels, not on /ws.
 

@@ -53,6 +53,7 @@ const ui = {
   icePath: byId("ice-path", HTMLElement),
   toggleMic: byId("toggle-mic", HTMLButtonElement),
   toggleCam: byId("toggle-cam", HTMLButtonElement),
+  shareScreen: byId("share-screen", HTMLButtonElement),
   toggleStats: byId("toggle-stats", HTMLButtonElement),
   toggleChat: byId("toggle-chat", HTMLButtonElement),
   chat: byId("chat", HTMLElement),
@@ -78,6 +79,8 @@ const ui = {
  * @property {HTMLSelectElement} layerSelect
  * @property {RemoteTrack | null} remoteVideo
  * @property {RemoteTrack | null} remoteAudio
+ * @property {MediaStream} stream what its <video> and <audio> play (a remote tile's own)
+ * @property {boolean} screen a shared screen's tile (key `<peer id>/screen`), not a person's
  */
 
 /** @type {Record<string, string>} how the stats overlay names each layer */
@@ -167,9 +170,10 @@ async function startLobbyPreview() {
  * @param {string} label
  * @param {MediaStream} stream
  * @param {boolean} local
+ * @param {boolean} [screen] a shared screen: a large tile, first in the grid
  * @returns {Tile}
  */
-function addTile(key, label, stream, local) {
+function addTile(key, label, stream, local, screen = false) {
   const fragment = /** @type {DocumentFragment} */ (ui.tileTemplate.content.cloneNode(true));
   const root = /** @type {HTMLElement} */ (fragment.querySelector(".tile"));
   /** @type {Tile} */
@@ -184,6 +188,8 @@ function addTile(key, label, stream, local) {
     layerSelect: /** @type {HTMLSelectElement} */ (root.querySelector(".layer-select")),
     remoteVideo: null,
     remoteAudio: null,
+    stream,
+    screen,
   };
   tile.layerSelect.addEventListener("change", () => {
     const remote = tile.remoteVideo;
@@ -191,6 +197,7 @@ function addTile(key, label, stream, local) {
     if (client && remote) client.setLayer(remote, layer);
   });
   root.classList.add(local ? "local" : "remote");
+  root.classList.toggle("screen", screen);
   root.dataset.peerId = key;
   root.tabIndex = 0;
   if (!local) {
@@ -200,7 +207,7 @@ function addTile(key, label, stream, local) {
     root.append(tile.audio);
   }
   tiles.set(key, tile);
-  if (local) ui.grid.prepend(root);
+  if (local || screen) ui.grid.prepend(root);
   else ui.grid.append(root);
   setTileName(tile, label);
   refreshTile(tile, stream);
@@ -230,7 +237,7 @@ function refreshTile(tile, stream) {
   tile.root.classList.toggle("no-video", !video || !video.enabled || muted);
   const audio = tile.root.classList.contains("local") ? localTrack("audio") : null;
   const micOff = tile.remoteAudio ? tile.remoteAudio.muted : audio ? !audio.enabled : false;
-  tile.root.classList.toggle("mic-off", micOff);
+  tile.root.classList.toggle("mic-off", micOff && !tile.screen);
   // A media element holding a stream with no track delays the page's load event for ever.
   attach(tile.video, video ? stream : null);
   if (video) tile.video.play().catch(() => {});
@@ -293,9 +300,49 @@ function removeTile(key) {
 }
 
 function refreshRoomCount() {
-  const others = [...tiles.keys()].filter((k) => k !== "local").length;
+  ui.grid.classList.toggle("has-screen", [...tiles.values()].some((t) => t.screen));
+  const others = [...tiles.values()].filter((t) => !t.screen && t.root.matches(".remote")).length;
   ui.count.textContent = `${others + 1} in the room`;
   ui.emptyNote.hidden = others > 0;
+}
+
+/**
+ * Put exactly these tracks in a tile's stream (its elements keep playing the same stream).
+ * @param {MediaStream} stream
+ * @param {(RemoteTrack | null | undefined)[]} remotes
+ */
+function syncStream(stream, remotes) {
+  const wanted = new Set(remotes.flatMap((r) => (r ? [r.track] : [])));
+  for (const track of stream.getTracks()) if (!wanted.has(track)) stream.removeTrack(track);
+  for (const track of wanted) if (!stream.getTracks().includes(track)) stream.addTrack(track);
+}
+
+/**
+ * A participant's tiles: its camera and microphone in its own tile, its shared screen (and the
+ * screen's sound) in a large one of its own, there while it shares.
+ * @param {Participant} participant
+ */
+function showParticipant(participant) {
+  const tile = tiles.get(participant.peerId);
+  if (tile) {
+    tile.remoteVideo = participant.track("video") ?? null;
+    tile.remoteAudio = participant.track("audio") ?? null;
+    syncStream(tile.stream, [tile.remoteVideo, tile.remoteAudio]);
+    showLayer(tile);
+    refreshTile(tile, tile.stream);
+  }
+  const key = `${participant.peerId}/screen`;
+  const screen = participant.screen("video");
+  if (!screen) {
+    removeTile(key);
+    return;
+  }
+  const label = `${participantLabel(participant)}'s screen`;
+  const shown = tiles.get(key) ?? addTile(key, label, new MediaStream(), false, true);
+  shown.remoteVideo = screen;
+  shown.remoteAudio = participant.screen("audio") ?? null;
+  syncStream(shown.stream, [shown.remoteVideo, shown.remoteAudio]);
+  refreshTile(shown, shown.stream);
 }
 
 /** @param {Participant} participant */
@@ -462,7 +509,7 @@ async function joinRoom(room, name, wanted) {
   };
   session.on("participantjoined", (p) => {
     if (p.role === "recorder") showRecording();
-    else addTile(p.peerId, participantLabel(p), p.stream, false);
+    else addTile(p.peerId, participantLabel(p), new MediaStream(), false);
   });
   session.on("participantupdated", (p) => {
     const tile = tiles.get(p.peerId);
@@ -470,15 +517,11 @@ async function joinRoom(room, name, wanted) {
   });
   session.on("participantleft", ({ participant }) => {
     removeTile(participant.peerId);
+    removeTile(`${participant.peerId}/screen`);
     showRecording();
   });
   const onTrack = (/** @type {{participant: Participant}} */ { participant }) => {
-    const tile = tiles.get(participant.peerId);
-    if (!tile) return;
-    tile.remoteVideo = participant.track("video") ?? null;
-    tile.remoteAudio = participant.track("audio") ?? null;
-    showLayer(tile);
-    refreshTile(tile, participant.stream);
+    showParticipant(participant);
   };
   session.on("trackadded", onTrack);
   session.on("trackremoved", onTrack);
@@ -521,6 +564,7 @@ async function joinRoom(room, name, wanted) {
 }
 
 function leaveRoom() {
+  stopSharing();
   client?.leave();
   client = null;
   clearInterval(statsTimer);
@@ -557,6 +601,9 @@ function updateToggles() {
   };
   show(ui.toggleMic, localTrack("audio"), "Mute", "Unmute");
   show(ui.toggleCam, localTrack("video"), "Stop video", "Start video");
+  ui.shareScreen.setAttribute("aria-pressed", String(screenStream !== null));
+  const label = /** @type {HTMLElement} */ (ui.shareScreen.querySelector(".label"));
+  label.textContent = screenStream ? "Stop sharing" : "Share screen";
 }
 
 /**
@@ -581,6 +628,55 @@ async function toggle(kind) {
   }
   const local = tiles.get("local");
   if (local) refreshTile(local, localStream);
+  updateToggles();
+}
+
+// --- screen share ---------------------------------------------------------------------------
+
+/** @type {MediaStream | null} what we share, while we do */
+let screenStream = null;
+
+async function shareScreen() {
+  const session = client;
+  if (!session) return;
+  if (screenStream) {
+    stopSharing();
+    return;
+  }
+  /** @type {MediaStream} */
+  let stream;
+  try {
+    // Its sound too, when the browser offers it (a tab's, on Chromium).
+    stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: true });
+  } catch (err) {
+    console.warn("aiosfu: no screen to share", err);
+    return; // the user said no: nothing to undo
+  }
+  if (session !== client || screenStream) {
+    for (const track of stream.getTracks()) track.stop();
+    return;
+  }
+  screenStream = stream;
+  for (const track of stream.getTracks()) {
+    if (track.kind === "video") track.contentHint = "detail"; // text stays sharp
+    session.publish(track, track.kind === "video" ? "screen" : "screen_audio");
+    // The browser's own "Stop sharing" ends the track: that ends the share for everyone.
+    track.addEventListener("ended", stopSharing);
+  }
+  addTile("local/screen", "Your screen", stream, true, true);
+  updateToggles();
+}
+
+function stopSharing() {
+  const stream = screenStream;
+  if (!stream) return;
+  screenStream = null;
+  for (const track of stream.getTracks()) {
+    track.removeEventListener("ended", stopSharing);
+    client?.unpublish(track);
+    track.stop();
+  }
+  removeTile("local/screen");
   updateToggles();
 }
 
@@ -618,6 +714,7 @@ ui.joinCam.addEventListener("change", () => {
 
 ui.toggleMic.addEventListener("click", () => void toggle("audio"));
 ui.toggleCam.addEventListener("click", () => void toggle("video"));
+ui.shareScreen.addEventListener("click", () => void shareScreen());
 ui.toggleStats.addEventListener("click", () => {
   const hidden = ui.grid.classList.toggle("hide-stats");
   ui.toggleStats.setAttribute("aria-pressed", String(!hidden));
@@ -689,6 +786,8 @@ function watchOnly() {
 }
 
 function main() {
+  // Phones have no screen to share (no getDisplayMedia): no button then.
+  ui.shareScreen.hidden = !navigator.mediaDevices?.getDisplayMedia;
   const params = new URLSearchParams(location.search);
   const invited = takeToken(params);
   const room = params.get("room") ?? "";

@@ -151,6 +151,16 @@ export class Participant {
   }
 
   /**
+   * Its shared screen (video) or the screen's sound (audio), while it shares.
+   * @param {"audio" | "video"} kind
+   */
+  screen(kind) {
+    const source = kind === "video" ? "screen" : "screen_audio";
+    for (const remote of this.tracks.values()) if (remote.source === source) return remote;
+    return undefined;
+  }
+
+  /**
    * Its camera (video) or microphone (audio): any track of that kind but a screen share's.
    * @param {"audio" | "video"} kind
    */
@@ -574,6 +584,24 @@ export class SfuClient {
   }
 
   /**
+   * Stop publishing a track (a screen share that ended, say): its m-line goes inactive in our
+   * next offer, and the server tells the others it is gone. Its m-line is not used again.
+   * @param {MediaStreamTrack} track
+   */
+  unpublish(track) {
+    const index = this._published.indexOf(track);
+    if (index < 0) return;
+    this._published.splice(index, 1);
+    this._localStream.removeTrack(track);
+    this._described.delete(track);
+    this._trackIds.delete(track);
+    const transceiver = this.pc?.getTransceivers().find((t) => t.sender.track === track);
+    if (!transceiver) return;
+    transceiver.direction = "inactive"; // negotiationneeded: we offer it so
+    void transceiver.sender.replaceTrack(null);
+  }
+
+  /**
    * Mute or unmute a published track: the server stops forwarding it (and tells the others),
    * then forwards again from a keyframe. The track is also disabled here, so that nothing of
    * it leaves this page meanwhile (black frames and silence, which the server drops).
@@ -701,7 +729,7 @@ export class SfuClient {
     for (const s of byId.values()) {
       if (s.type === "inbound-rtp") {
         const remote = this._remote.get(s.mid);
-        if (!remote) continue;
+        if (!remote || remote.source.startsWith("screen")) continue; // a person's media only
         const peerId = remote.participant.peerId;
         const entry = result.peers.get(peerId) ?? {};
         /** @type {InboundStats} */
@@ -1214,7 +1242,9 @@ export class SfuClient {
   _addSender(pc, track) {
     /** @type {RTCRtpTransceiverInit} */
     const init = { direction: "sendonly", streams: [this._localStream] };
-    if (this.simulcast && track.kind === "video") init.sendEncodings = SIMULCAST_ENCODINGS;
+    // A camera only: a screen's small print would be unreadable at a quarter of its size.
+    const camera = this._described.get(track)?.source === "camera";
+    if (this.simulcast && track.kind === "video" && camera) init.sendEncodings = SIMULCAST_ENCODINGS;
     const transceiver = pc.addTransceiver(track, init);
     offerOnlyServerExtensions(transceiver);
   }
