@@ -4,7 +4,7 @@ level in the RFC 6464 extension); the others are told who speaks, and the rankin
 from __future__ import annotations
 
 import asyncio
-import time
+from collections.abc import Callable
 
 from sfu.client import Client
 from sfu.media import ToneTrack
@@ -62,17 +62,53 @@ def test_a_speaker_fades_out_over_quiet_ticks() -> None:
     assert 2 <= quiet_ticks <= 8
 
 
+PACKET = 0.02  # an Opus packet every 20 ms, each with its level
+TONE, SILENCE = 20, 127  # dBov: a voice, and silence
+
+
+class Call:
+    """Two microphones' packets and the room's ticks on a clock of their own: how soon the
+    ranking follows, whatever the load of the machine that runs the test."""
+
+    def __init__(self) -> None:
+        self.speakers, self.now = ActiveSpeakers(), 0.0
+        self.levels = {"a": AudioLevel(), "b": AudioLevel()}
+
+    def until(self, done: Callable[[tuple[str, ...]], bool], a: int, b: int) -> float:
+        """Play a and b at these levels until done(ranking); returns how long it took."""
+        start = self.now
+        while not done(self.speakers.ranking):
+            assert self.now - start < 5.0, f"ranking {self.speakers.ranking}"
+            self.now += PACKET
+            self.levels["a"].add(a)
+            self.levels["b"].add(b)
+            self.speakers.tick(self.now, [(p, level, False) for p, level in self.levels.items()])
+        return self.now - start
+
+
+def test_the_ranking_follows_who_plays_within_a_second() -> None:
+    """The live test's steps (below), timed on the server's own clock."""
+    call = Call()
+    assert call.until(lambda r: r == ("a",), a=TONE, b=SILENCE) <= TICK + PACKET
+    call.until(lambda r: r == (), a=SILENCE, b=SILENCE)
+    assert call.until(lambda r: r[:1] == ("b",), a=SILENCE, b=TONE) < 1.0
+    call.until(lambda r: r == ("b", "a"), a=TONE + 5, b=TONE)  # both, the louder first
+    # b stops: a, quieter, leads within a second (b's release does not hold it back)...
+    assert call.until(lambda r: r[:1] == ("a",), a=TONE + 5, b=SILENCE) < 1.0
+    # ...and b leaves the ranking soon after.
+    assert call.until(lambda r: r == ("a",), a=TONE + 5, b=SILENCE) < 2.0
+
+
 def ranking(client: Client) -> list[str]:
     return [s.peer_id for s in client.active_speakers]
 
 
-async def until_ranked(client: Client, first: str, timeout: float = 5.0) -> float:
-    """Until `first` leads the ranking `client` was sent; returns when (monotonic)."""
+async def until_ranked(client: Client, first: str, timeout: float = 10.0) -> None:
+    """Until `first` leads the ranking `client` was sent."""
     await eventually(
         lambda: "" if ranking(client)[:1] == [first] else f"ranking {ranking(client)}",
         timeout=timeout,
     )
-    return time.monotonic()
 
 
 async def test_the_tone_is_named_and_the_ranking_follows_who_plays(
@@ -101,20 +137,18 @@ async def test_the_tone_is_named_and_the_ranking_follows_who_plays(
     assert ranking(alice) == [alice.peer_id]  # the speaker is told too (a page highlights itself)
     assert 0 < carol.active_speakers[0].level <= 1
 
-    # Silence, then bob plays: named within a second, alice drops out soon after.
+    # Silence, then bob plays: he is named, and alice drops out soon after. (Within a second on
+    # the server's clock: test_the_ranking_follows_who_plays_within_a_second; here, on a shared
+    # machine, the deadlines are generous.)
     alice_tone.playing = False
-    await eventually(lambda: "" if not ranking(carol) else f"ranking {ranking(carol)}", 5)
-    started = time.monotonic()
+    await eventually(lambda: "" if not ranking(carol) else f"ranking {ranking(carol)}", 10)
     bob_tone.playing = True
-    named = await until_ranked(carol, bob.peer_id)
-    assert named - started < 1.0, f"bob named {named - started:.2f}s after he started"
+    await until_ranked(carol, bob.peer_id)
     alice_tone.playing = True  # both: the louder first, both listed
-    await eventually(lambda: "" if len(ranking(carol)) == 2 else f"ranking {ranking(carol)}", 5)
-    started = time.monotonic()
+    await eventually(lambda: "" if len(ranking(carol)) == 2 else f"ranking {ranking(carol)}", 10)
     bob_tone.playing = False
-    named = await until_ranked(carol, alice.peer_id)
-    assert named - started < 1.0, f"alice named {named - started:.2f}s after bob stopped"
-    await eventually(lambda: "" if ranking(carol) == [alice.peer_id] else f"{ranking(carol)}", 5)
+    await until_ranked(carol, alice.peer_id)
+    await eventually(lambda: "" if ranking(carol) == [alice.peer_id] else f"{ranking(carol)}", 10)
     # Five rankings at least: alice, nobody, bob, both (either first), alice alone.
     assert value(await scrape(server), "aiosfu_active_speaker_changes_total") >= 5
 
@@ -125,7 +159,7 @@ async def test_a_muted_microphone_speaks_to_nobody(make_client: MakeClient) -> N
     tone = ToneTrack()
     await alice.publish(tone)
     assert alice.peer_id
-    await until_ranked(carol, alice.peer_id, timeout=10)
+    await until_ranked(carol, alice.peer_id)
     await alice.mute(tone)
     await eventually(lambda: "" if not ranking(carol) else f"ranking {ranking(carol)}", 5)
     await asyncio.sleep(0.5)
