@@ -66,7 +66,7 @@ async def test_the_page_chats_with_bots_and_shows_markup_as_text(
         state = await chat(alice)
         return "" if len(state["messages"]) == 6 else f"chat: {state}"
 
-    await eventually_async(six_shown, timeout=10)
+    await eventually_async(six_shown, timeout=20)
     state = await chat(alice)
     assert [m["text"] for m in state["messages"]] == [f"hello {n}" for n in range(5)] + [MARKUP]
     assert {m["who"] for m in state["messages"]} == {"bob"}
@@ -104,7 +104,7 @@ async def test_the_page_chats_with_bots_and_shows_markup_as_text(
         state = await chat(alice)
         return "" if len(state["messages"]) == 9 else f"chat: {state['messages']}"
 
-    await eventually_async(nine_shown, timeout=10)
+    await eventually_async(nine_shown, timeout=20)
     last = (await chat(alice))["messages"][-2:]
     assert {(m["who"], m["text"], m["private"]) for m in last} == {
         ("carol", "just you", True),
