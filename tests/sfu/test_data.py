@@ -1,6 +1,7 @@
 """Data channels between Python clients through the server: reliable messages to the room and to
-one peer, exactly once and in order, with their sender; lossy ones; and what is refused (too
-large, a flood, no grant, malformed) reaches nobody, and is said to the sender alone."""
+one peer, exactly once and in order, with their sender; lossy ones; what is refused (too large,
+a flood, no grant, malformed) reaches nobody, and is said to the sender alone; and the channels
+across the client's recovery (a resume keeps them, a fresh rejoin opens new ones)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,15 @@ from typing import Any
 
 import pytest
 
-from sfu.client import Client, DataMessage
+from sfu.client import Client, ClientState, DataMessage
 from sfu.media import TestPatternTrack
-from sfu.server import RunningServer
+from sfu.server import RunningServer, ServerConfig
 from signaling.auth import mint
 from signaling.backend import Grants
 from signaling.limits import Limits
 from tests.conftest import LOOPBACK, serving
 from tests.sfu.test_metrics import scrape, value
+from tests.sfu.test_reconnect import FAST, close_server_side
 from tests.util import eventually, eventually_async, recv
 
 RELIABLE = {"channel": "reliable"}
@@ -222,3 +224,55 @@ async def test_data_channels_and_media_negotiate_either_way_round(server: Runnin
     finally:
         for client in (alice, bob, carol):
             await client.close()
+
+
+async def test_data_goes_on_across_a_resume(server: RunningServer) -> None:
+    alice, bob = await connected(server, "resume-data", "alice", "bob", backoff=FAST)
+    try:
+        peer_id, pc = alice.peer_id, alice.pc
+        await close_server_side(server, alice)
+        await alice.wait_state(ClientState.RECONNECTING, timeout=10)
+        await alice.wait_state(ClientState.CONNECTED, timeout=20)
+        assert (alice.peer_id, alice.pc) == (peer_id, pc)  # the same session, the same channels
+        await alice.send_data("after the resume")
+        await bob.send_data("welcome back", to=[peer_id or ""])
+        assert ((await bob.next_data()).sender, (await alice.next_data()).sender) == (
+            peer_id,
+            bob.peer_id,
+        )
+        assert not alice.errors and not bob.errors
+    finally:
+        for client in (alice, bob):
+            await client.close()
+
+
+async def test_a_fresh_rejoin_opens_new_data_channels() -> None:
+    first = await RunningServer(ServerConfig(port=0, ice_addresses=LOOPBACK)).start()
+    second: RunningServer | None = None
+    alice, bob = await connected(first, "rejoin-data", "alice", "bob", backoff=FAST)
+    try:
+        old = alice.peer_id
+        await first.stop()
+        await alice.wait_state(ClientState.RECONNECTING, timeout=10)
+        config = ServerConfig(port=first.port, ice_addresses=LOOPBACK)
+        second = await RunningServer(config).start()
+        server = second
+
+        def both_open() -> str:
+            found = {
+                p.id: sorted(k for k, c in p.data.channels.items() if c.readyState == "open")
+                for p in server.backend.participants()
+            }
+            ready = [c for c in (alice, bob) if found.get(c.peer_id or "") == ["lossy", "reliable"]]
+            return "" if len(ready) == 2 else f"channels open on the new server: {found}"
+
+        await eventually(both_open, timeout=30)
+        assert alice.peer_id != old and alice.rejoins == 1
+        await alice.send_data("after the restart")
+        msg = await bob.next_data(20)
+        assert (msg.sender, msg.payload) == (alice.peer_id, "after the restart")
+    finally:
+        for client in (alice, bob):
+            await client.close()
+        if second is not None:
+            await second.stop()
