@@ -123,7 +123,7 @@ async def test_a_room_in_use_for_the_docs(
     await dana.publish(tone)
     await alice.page.click("#share-screen")
     await bob.page.click("#toggle-chat")
-    await eventually_async(screen_tile_of(bob, ids["Alice"]), timeout=20)
+    await eventually_async(screen_tile_of(bob, ids["Alice"]), timeout=30)
 
     def channels_open() -> str:
         ready = [
@@ -133,7 +133,7 @@ async def test_a_room_in_use_for_the_docs(
         ]
         return "" if len(ready) == 3 else f"data channels open for {ready}"
 
-    await eventually(channels_open, timeout=15)
+    await eventually(channels_open, timeout=30)
     await alice.page.click("#toggle-chat")
     await alice.page.fill("#chat-input", "Sharing the release checklist")
     await alice.page.press("#chat-input", "Enter")
@@ -146,7 +146,7 @@ async def test_a_room_in_use_for_the_docs(
             return f"speaking {speaking}, {lines} chat lines"
         return ""
 
-    await eventually_async(in_use, timeout=15)
+    await eventually_async(in_use, timeout=30)
     await media_flows(bob, {ids["Alice"]: "Alice"}, audio=set())
     ARTIFACTS.mkdir(exist_ok=True)
     # docs/room-in-use.png is this, copied by hand when the page changes.
