@@ -1236,10 +1236,13 @@ export class SfuClient {
   }
 
   /**
+   * Once per connection: a track published while glare's fresh connection answers is added by
+   * publish() and again by the answer's loop (seen: one camera published twice).
    * @param {RTCPeerConnection} pc
    * @param {MediaStreamTrack} track
    */
   _addSender(pc, track) {
+    if (pc.getSenders().some((sender) => sender.track === track)) return;
     /** @type {RTCRtpTransceiverInit} */
     const init = { direction: "sendonly", streams: [this._localStream] };
     // A camera only: a screen's small print would be unreadable at a quarter of its size.
