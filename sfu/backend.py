@@ -73,7 +73,13 @@ class SfuBackend:
             participant.tick(now)
 
     async def join(
-        self, room: str, peer_id: str, signals: PeerSignals, *, grants: Grants = ALL_GRANTS
+        self,
+        room: str,
+        peer_id: str,
+        signals: PeerSignals,
+        *,
+        grants: Grants = ALL_GRANTS,
+        data: bool = False,
     ) -> Participant:
         if self._reporter is None:
             self._reporter = asyncio.ensure_future(self._report_forever())
@@ -83,7 +89,7 @@ class SfuBackend:
         if r is None:
             r = self.rooms[room] = Room(room, self._drop_room, self.totals.retire)
             r.log.info("opened")
-        participant = Participant(r, peer_id, signals, self.config, grants=grants)
+        participant = Participant(r, peer_id, signals, self.config, grants=grants, data=data)
         self.totals.watch(participant)
         r.join(participant)
         return participant

@@ -618,7 +618,12 @@ class Client:
 
     def _join_message(self, resume: str | None = None) -> proto.Join:
         return proto.Join(
-            room=self.room, name=self.name, token=self.token, role=self.role, resume=resume
+            room=self.room,
+            name=self.name,
+            token=self.token,
+            role=self.role,
+            resume=resume,
+            data=self.data_enabled,
         )
 
     async def _send(self, msg: proto.Msg) -> bool:
@@ -811,8 +816,9 @@ class Client:
             self._open_data_channels(pc)
 
     def _open_data_channels(self, pc: RTCPeerConnection) -> None:
-        """Our two data channels, offered with our first offer (the server never offers data
-        channels: docs/protocol.md, "Data channels"), even if we publish nothing."""
+        """Our two data channels, negotiated in the first exchange: our first offer carries
+        them, even if we publish nothing, and so do the server's offers (we join with `data`:
+        docs/protocol.md, "Data channels")."""
         self._channels = {
             "reliable": pc.createDataChannel("reliable"),
             "lossy": pc.createDataChannel("lossy", ordered=False, maxRetransmits=0),
@@ -1087,6 +1093,8 @@ class Client:
             await pc.setLocalDescription(await pc.createAnswer())
             if await self._relay_failed():
                 return
+            if pc.sctp is not None and pc.sctp.mid is not None:
+                self._data_to_offer = False  # the server's offer carried them (join.data)
             self._last_answer = self._describe(pc.localDescription.sdp)
             await self._send(proto.Answer(sdp=self._last_answer))
             await self._send(proto.Candidate(candidate=None))

@@ -109,10 +109,12 @@ class Participant:
         config: SfuConfig,
         *,
         grants: Grants = ALL_GRANTS,
+        data: bool = False,
     ) -> None:
         self.room = room
         self.id = peer_id
         self.grants = grants
+        self.offers_data = data  # the client opens data channels: our offers carry their m-line
         self.signals = signals
         self.config = config
         self.log = bind(room.log, peer=peer_id)
@@ -605,6 +607,8 @@ class Participant:
                 sub.attach(transceiver)
                 self._reused.append(sub)
                 reused += 1
+            if self.offers_data:
+                rtc_datachannel.offer_data_channels(self.pc)
             await self.pc.setLocalDescription(await create_offer(self.pc))
             if self._relay_failed():
                 return

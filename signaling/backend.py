@@ -210,11 +210,11 @@ class MediaBackend(Protocol):
     simulcast: bool
 
     async def join(
-        self, room: str, peer_id: str, signals: PeerSignals, *, grants: Grants
+        self, room: str, peer_id: str, signals: PeerSignals, *, grants: Grants, data: bool = False
     ) -> MediaPeer:
         """Add a participant to a room's media; others start receiving its tracks once it
         publishes, and it receives theirs (the backend offers as soon as there is something),
-        as far as its grants allow."""
+        as far as its grants allow. `data`: it opens data channels (`join.data`)."""
         ...
 
     async def close(self) -> None: ...

@@ -143,6 +143,10 @@ class Join(Msg, tag="join"):
     token: Token | None = None
     resume: Token | None = None
     role: Role = "participant"
+    # The client opens data channels: the server's offers carry their m-line too, so that they
+    # are negotiated in the first exchange whoever offers first (docs/protocol.md, "Data
+    # channels"). Janus's videoroom has the same option.
+    data: bool = False
 
 
 class Offer(Msg, tag="offer"):

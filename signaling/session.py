@@ -513,7 +513,7 @@ class Session:
         )
         try:
             membership.media = await self._backend.join(
-                msg.room, peer_id, membership, grants=admission.grants
+                msg.room, peer_id, membership, grants=admission.grants, data=msg.data
             )
         except BaseException:
             membership.detach()

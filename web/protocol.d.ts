@@ -114,6 +114,7 @@ export interface Join {
   /** at most 4096 characters */
   resume?: string | null;
   role?: "participant" | "recorder";
+  data?: boolean;
 }
 
 /** The simulcast layer the server now forwards on one of your tracks, and what you asked. */

@@ -13,7 +13,9 @@
  *   back, answers, and offers again once stable;
  * - candidates trickle both ways; end-of-candidates is `candidate: null`;
  * - its data channels (`reliable`, `lossy`) are opened with each connection, before its first
- *   offer: the client offers them, the server never does.
+ *   offer, and negotiated in the first exchange: our first offer carries them, and so do the
+ *   server's offers (we join with `data: true`; Chromium never offers them again once it has
+ *   rolled back the offer that carried them first).
  *
  * It is the single source of truth for stream lifecycle: every participant has one MediaStream
  * that the client fills and empties, and the client emits participant/track added/removed events.
@@ -639,8 +641,8 @@ export class SfuClient {
   }
 
   /**
-   * Our data channels on a new connection, before its first offer: the client offers them
-   * (the server never offers data channels; docs/protocol.md, "Data channels").
+   * Our data channels on a new connection, before its first offer or answer: whichever comes
+   * first negotiates them (docs/protocol.md, "Data channels").
    * @param {RTCPeerConnection} pc
    */
   _openDataChannels(pc) {
@@ -821,6 +823,7 @@ export class SfuClient {
             name: this.name,
             token: this.token,
             resume,
+            data: true, // we open data channels: the server's offers carry their m-line too
           });
         },
         (/** @type {Error} */ err) => {
@@ -915,7 +918,8 @@ export class SfuClient {
     if (how.leave) channel.send({ type: "leave" });
     this._resetMedia();
     this._resumeToken = null;
-    channel.send({ type: "join", room: this.room, name: this.name, token: this.token });
+    const { room, name, token } = this;
+    channel.send({ type: "join", room, name, token, data: true });
   }
 
   /** Close the socket and the peer connection, end every remote track and participant. */

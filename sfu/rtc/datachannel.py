@@ -1,4 +1,5 @@
-"""Hooks: a connection whose data channels share its one bundled transport with its tracks.
+"""Hooks: a connection whose data channels share its one bundled transport with its tracks, and
+a server that offers the data channels' m-line itself.
 
 With max-bundle, aiortc gives everything it creates the transport of the first thing created:
 transceivers made after the data channels (`createDataChannel` before any track, or a remote
@@ -19,6 +20,14 @@ Two things in aiortc 1.16 go wrong then, both fixed by `bundle_data_channels(pc)
   RTP is dropped unrouted (seen: one Chromium page in three published, data channels open, not
   one packet received). So once that DTLS transport is `connected`, `__connect()` runs once more;
   what it finds started already it leaves be.
+
+`offer_data_channels(pc)` makes every offer of `pc` carry the data channels' m-line (after the
+tracks', as JSEP orders it) without opening a channel: aiortc offers one only once a channel
+exists (or with `alwaysNegotiateDataChannels`, which puts it first, ahead of the tracks). The
+server does this for a client that opens channels, so that they are negotiated in the first
+exchange whoever offers first: Chromium (156) never offers its data channels again on a
+connection where it rolled back the offer that first carried them (glare), and they stay
+`connecting` for good, even when the remote offers the m-line later.
 """
 
 from __future__ import annotations
@@ -53,3 +62,11 @@ def bundle_data_channels(pc: RTCPeerConnection) -> None:
             task.add_done_callback(_RUNNING.discard)
 
     dtls.on("statechange", on_state)
+
+
+def offer_data_channels(pc: RTCPeerConnection) -> None:
+    """Call before `createOffer` (after adding the offer's transceivers: the SCTP transport is
+    bundled on the first one's); idempotent, and a no-op once the SCTP transport exists."""
+    if pc.sctp is None:
+        pc._RTCPeerConnection__createSctpTransport()  # type: ignore[attr-defined]
+    bundle_data_channels(pc)

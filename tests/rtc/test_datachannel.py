@@ -1,12 +1,13 @@
 """sfu.rtc.datachannel.bundle_data_channels: data channels opened before any track share the one
-transport with the tracks, and the tracks' receivers start whoever started that transport."""
+transport with the tracks, and the tracks' receivers start whoever started that transport;
+offer_data_channels: a server's offer carries the data channels' m-line for the client's."""
 
 from __future__ import annotations
 
 import pytest
 
 from sfu.media import TestPatternTrack
-from sfu.rtc.datachannel import bundle_data_channels
+from sfu.rtc.datachannel import bundle_data_channels, offer_data_channels
 from sfu.rtc.probe import tap_connect
 from tests.rtc.pair import negotiate, new_pc
 from tests.util import eventually
@@ -62,6 +63,49 @@ async def test_aiortc_connects_again_once_the_shared_transport_is_up() -> None:
         await negotiate(client, server)
         await eventually(lambda: "" if "connected" in calls else f"connect ran with {calls}", 10)
         assert calls.count("connected") == 1
+    finally:
+        await client.close()
+        await server.close()
+
+
+@pytest.mark.parametrize("hooked", [True, False])
+async def test_the_server_offers_the_data_channels_line_to_a_client_that_opened_channels(
+    hooked: bool,
+) -> None:
+    # The server's first offer, for a client that said it opens data channels: its video, then
+    # the data channels' m-line (no channel of its own), so that the client's channels open on
+    # its answer, whoever offered first.
+    client, server = new_pc(), new_pc()
+    opened: list[str] = []
+    try:
+        server.on("datachannel", lambda channel: opened.append(channel.label))
+        channel = client.createDataChannel("reliable")
+        bundle_data_channels(client)
+        server.addTransceiver(TestPatternTrack(160, 120), direction="sendonly")
+        if hooked:
+            offer_data_channels(server)
+            offer_data_channels(server)  # idempotent
+        await server.setLocalDescription(await server.createOffer())
+        kinds = [m.split()[0] for m in server.localDescription.sdp.split("m=")[1:]]
+        if not hooked:  # aiortc offers the line only once the server opens a channel itself
+            assert kinds == ["video"]
+            return
+        assert kinds == ["video", "application"]  # JSEP's order: the tracks', then the data's
+        await client.setRemoteDescription(server.localDescription)
+        await client.setLocalDescription(await client.createAnswer())
+        await server.setRemoteDescription(client.localDescription)
+
+        def open_both_ways() -> str:
+            states = (client.connectionState, channel.readyState, opened)
+            return "" if states == ("connected", "open", ["reliable"]) else f"{states}"
+
+        await eventually(open_both_ways, timeout=10)
+        assert server.sctp is not None
+        assert server.sctp.transport is server.getTransceivers()[0].receiver.transport
+        # Later offers keep the line where it is, and the channel stays open.
+        await negotiate(server, client)
+        kinds = [m.split()[0] for m in server.localDescription.sdp.split("m=")[1:]]
+        assert kinds == ["video", "application"] and channel.readyState == "open"
     finally:
         await client.close()
         await server.close()

@@ -116,7 +116,7 @@ class FakeBackend:
         self.offer_on_join = False
 
     async def join(
-        self, room: str, peer_id: str, signals: PeerSignals, *, grants: Grants
+        self, room: str, peer_id: str, signals: PeerSignals, *, grants: Grants, data: bool = False
     ) -> MediaPeer:
         if (exc := self.fail.get("join")) is not None:
             raise exc
