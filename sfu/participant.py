@@ -52,6 +52,7 @@ from .rtc import jitter as rtc_jitter
 from .rtc import receiver as rtc_receiver
 from .rtc import simulcast as rtc_simulcast
 from .rtc.audiolevel import audio_level_id
+from .rtc.candidates import add_remote_candidate
 from .rtc.ice import turn_failure
 from .rtc.icerestart import IceRestart, remote_ufrag
 from .rtc.iceservers import set_ice_servers
@@ -267,7 +268,7 @@ class Participant:
             self._early_candidates.append(parsed)
             return
         self.log.debug("candidate: %s", candidate)
-        await self.pc.addIceCandidate(parsed)
+        await add_remote_candidate(self.pc, parsed)
 
     async def set_layer(self, track: str, layer: str) -> None:
         sub = next((s for s in self.subscriptions.values() if s.track.id == track), None)
@@ -423,7 +424,7 @@ class Participant:
         self._lean_rtcp()
         early, self._early_candidates = self._early_candidates, []
         for candidate in early:
-            await self.pc.addIceCandidate(candidate)
+            await add_remote_candidate(self.pc, candidate)
 
     def _bundle_transport(self) -> RTCDtlsTransport | None:
         """Max-bundle: the first m-line's transport carries everything. The data channels' is
