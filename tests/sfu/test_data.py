@@ -20,6 +20,7 @@ from signaling.backend import Grants
 from signaling.limits import Limits
 from tests.conftest import LOOPBACK, serving
 from tests.sfu.test_metrics import scrape, value
+from tests.sfu.test_rebuild import close_server_side as close_ice_on_the_server
 from tests.sfu.test_reconnect import FAST, close_server_side
 from tests.util import eventually, eventually_async, recv
 
@@ -276,3 +277,31 @@ async def test_a_fresh_rejoin_opens_new_data_channels() -> None:
             await client.close()
         if second is not None:
             await second.stop()
+
+
+async def test_a_rebuilt_connection_opens_new_data_channels(server: RunningServer) -> None:
+    # The server replaces alice's peer connection in the same session (its side of ICE gone):
+    # her client opens new channels on the new connection, and they relay again.
+    alice, bob = await connected(server, "rebuild-data", "alice", "bob", backoff=FAST)
+    try:
+        peer_id, pc = alice.peer_id, alice.pc
+        await close_ice_on_the_server(server, peer_id)
+        await alice.wait_state(ClientState.RECONNECTING, timeout=10)
+        await alice.wait_state(ClientState.CONNECTED, timeout=20)
+        assert alice.peer_id == peer_id and alice.pc is not pc and alice.rebuilds == 1
+        (on_server,) = [p for p in server.backend.participants() if p.id == peer_id]
+
+        def open_again() -> str:
+            kinds = sorted(k for k, c in on_server.data.channels.items() if c.readyState == "open")
+            return "" if kinds == ["lossy", "reliable"] else f"open on the server: {kinds}"
+
+        await eventually(open_again, timeout=20)
+        await alice.send_data("after the rebuild")
+        msg = await bob.next_data(20)
+        assert (msg.sender, msg.payload) == (peer_id, "after the rebuild")
+        await bob.send_data("welcome back", to=[peer_id or ""])
+        assert (await alice.next_data(20)).payload == "welcome back"
+        assert not alice.errors and not bob.errors
+    finally:
+        for client in (alice, bob):
+            await client.close()
