@@ -194,9 +194,10 @@ class Participant:
                 self.glare_ignored += 1
                 self._discarding_candidates = True
                 return
-            if self.ice_restart.is_restart(sdp) and not await self._begin_ice_restart(
-                "client", retire=sdp
-            ):
+            # A connection that never came up has nothing to restart nor rebuild: aiortc
+            # answers with the credentials it has, and its checks go on.
+            restart = self.ice_restart.is_restart(sdp) and self._connected_once
+            if restart and not await self._begin_ice_restart("client", retire=sdp):
                 return  # its connection is being rebuilt: the client offers on the new one
             await self._set_remote(sdp, "offer")
             self._accept_transport_cc()

@@ -150,3 +150,20 @@ async def test_simulcast_offer_gets_a_simulcast_answer(browser: str) -> None:
     finally:
         await peer.close()
     assert backend.rooms == {}
+
+
+async def test_new_ice_credentials_before_the_connection_came_up_are_answered() -> None:
+    """Nothing to restart nor rebuild on a connection that never came up: each offer is
+    answered (a rebuild would drop the first offer's credentials, and every later offer
+    reusing them would go unanswered)."""
+    backend = SfuBackend(SfuConfig(ice_addresses=["127.0.0.1"]))
+    signals = Recorder()
+    peer = await backend.join("browsers", "p1", signals)
+    try:
+        offer = (FIXTURES / "chrome_plain_offer.sdp").read_text()
+        ufrag = offer.split("a=ice-ufrag:", 1)[1].split()[0]
+        for sdp in (offer, offer.replace(ufrag, "zz" + ufrag[2:]), offer):
+            await peer.offer(sdp)
+        assert len(signals.answers) == 3 and signals.rebuilds == [] and signals.failures == []
+    finally:
+        await peer.close()
