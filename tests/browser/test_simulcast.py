@@ -49,12 +49,15 @@ async () => {
 # a shared 2-core machine must be able to tell the layers apart by their size.
 _MAINTAIN_RESOLUTION = """
 async () => {
-  for (const sender of globalThis.sfuClient.pc.getSenders()) {
+  let kept = 0;
+  for (const sender of globalThis.sfuClient?.pc?.getSenders() ?? []) {
     if (sender.track?.kind !== "video") continue;
     const parameters = sender.getParameters();
     parameters.degradationPreference = "maintain-resolution";
     await sender.setParameters(parameters);
+    kept += 1;
   }
+  return kept;
 }
 """
 
@@ -70,7 +73,12 @@ async def publisher_sizes(page: RoomPage) -> dict[str, Size]:
 async def maintain_resolution(page: RoomPage) -> None:
     """Chromium short of CPU scales its camera down, and with it drops its top layers (a 360p
     source makes two): keep the sizes, let the frame rate go."""
-    await page.page.evaluate(_MAINTAIN_RESOLUTION)
+
+    async def kept() -> str:  # once the page has a connection sending its camera
+        count: int = await page.page.evaluate(_MAINTAIN_RESOLUTION)
+        return "" if count else "no video sender yet"
+
+    await eventually_async(kept, timeout=20, interval=0.1)
 
 
 async def three_distinct_layers(page: RoomPage) -> dict[str, tuple[int, int]]:
