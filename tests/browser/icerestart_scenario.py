@@ -152,7 +152,9 @@ async def decoding(page: RoomPage, since: int, timeout: float = 20) -> float:
     """Wait until the page decodes more than `since` frames; when it did (monotonic)."""
 
     async def more() -> str:
-        state = await read(page)
+        state: dict[str, Any] | None = await page.evaluate(READ)
+        if state is None:  # the page loaded; its connection comes with its welcome
+            return f"{page.name} has no connection yet"
         return "" if state["decoded"] > since else f"{page.name} decoded {state['decoded']}"
 
     await eventually_async(more, timeout=timeout, interval=0.02)
