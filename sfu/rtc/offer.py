@@ -10,9 +10,22 @@ extension ID reassignment not supported" and "A BUNDLE group contains a codec co
 bundle-wide maps (extension URI -> id, codec -> payload type); our wrapper around aiortc's
 `create_media_description_for_transceiver` (the function createOffer calls per m-line, after
 its reset) then puts the negotiated values back, and numbers new m-lines from the maps: a URI or
-codec the bundle already has keeps its number; a new one keeps aiortc's number when it is free,
-or gets the lowest free one. Outside `create_offer` (aiortc's own answers) the wrapper does
-nothing.
+codec the bundle already has keeps its number; a new codec keeps aiortc's number when it is
+free, or gets the lowest free one; a new extension URI gets its number in `CROSSING_SAFE_IDS`
+when free, else aiortc's when free, else the lowest free one. Outside `create_offer` (aiortc's
+own answers) the wrapper does nothing.
+
+Why not aiortc's numbers for new URIs (mid=1, abs-send-time=3, audio-level=2): glare. Chromium
+keeps the ids of an offer it rolled back for that offer's mids, and refuses a server offer that
+gives one of those ids to another URI on the same mid ("RTP extension ID reassignment not
+supported (collision on active MID 1, id=3 ...)"). A page whose connection carries only data
+channels offers its microphone on mid 1 (audio-level=1, abs-send-time=2, transport-cc=3,
+mid=4) as we offer a bot's camera on mid 1 (aiortc: abs-send-time=3): the page's session fails.
+Chromium 156 numbers the URIs its page offers (web/sfu-client.js offers only ours) so: audio
+and audio with video audio-level=1, abs-send-time=2, transport-cc=3, mid=4; video alone
+abs-send-time=2, transport-cc=4, mid=9; RIDs 10 and 11 (older Chromium: the first set). Our
+numbers give each URI Chromium's own, and mid one that Chromium gives no other URI in any of
+them (tests/browser/test_glare.py crosses each kind of first media offer with ours).
 """
 
 from __future__ import annotations
@@ -29,6 +42,13 @@ _NEGOTIATED = "_aiosfu_negotiated"
 _BUNDLE = "_aiosfu_bundle"
 _DYNAMIC_PAYLOAD_TYPES = (*range(96, 128), *range(35, 64))  # RFC 5761's safe dynamic ranges
 _EXTENSION_IDS = range(1, 15)  # one-byte header extensions
+CROSSING_SAFE_IDS: dict[str, int] = {  # see the module doc
+    "urn:ietf:params:rtp-hdrext:ssrc-audio-level": 1,
+    "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time": 2,
+    "urn:ietf:params:rtp-hdrext:sdes:mid": 9,
+    "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id": 10,
+    "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id": 11,
+}
 
 CodecKey = tuple[Any, ...]
 
@@ -77,7 +97,10 @@ class BundleNumbers:
             ext_id = self.extension_ids.get(ext.uri)
             if ext_id is None:
                 used = set(self.extension_ids.values())
-                ext_id = ext.id if ext.id not in used else _first_free(_EXTENSION_IDS, used)
+                wanted = (CROSSING_SAFE_IDS.get(ext.uri), ext.id)
+                ext_id = next((i for i in wanted if i is not None and i not in used), None)
+                if ext_id is None:
+                    ext_id = _first_free(_EXTENSION_IDS, used)
                 self.extension_ids[ext.uri] = ext_id
             numbered.append(RTCRtpHeaderExtensionParameters(id=ext_id, uri=ext.uri))
         return numbered
