@@ -127,7 +127,10 @@ async def test_a_three_party_call_records_to_playable_files_in_sync(
     window = [t for t in times["video"] if before - start <= t < after - start]
     recorded_fps = len(window) / (after - before)
     assert recorded_fps == pytest.approx(published_fps, rel=0.2), (recorded_fps, published_fps)
-    assert abs(times["video"][0] - times["audio"][0]) < 0.1, started["Carol"]
+    # Audio and video start together: the pre-roll and pull-back rules leave no half-second blank
+    # (a replayed keyframe, a keyframe asked for). Within 0.2 s: a page held up by load once sent
+    # its first audio 113 ms after its first video, a true offset the file keeps.
+    assert abs(times["video"][0] - times["audio"][0]) < 0.2, started["Carol"]
     print(
         f"Carol: {len(times['video'])} frames in {duration:.2f} s ({recorded_fps:.1f} fps, "
         f"published {published_fps:.1f}); A/V start offset "
